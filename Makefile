@@ -1,0 +1,81 @@
+# catalyst-sentiment: build, run, generate and test.
+#
+#   make run       build and start the server with the embedded defaults
+#   make test      everything CI checks: generated code, lint, Go tests with
+#                  -race, Python tests
+#   make generate  regenerate gen/ from proto/ (the only way gen/ changes)
+#
+# Tools are pinned: Go generators in go.mod, buf/grpcurl/ghz/staticcheck in
+# tools/go.mod, Python packages in python/requirements-dev.txt (installed
+# into .venv, ignored by git).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+GO      ?= go
+TOOL    := $(GO) tool -modfile=tools/go.mod
+VENV    := .venv
+PY      := $(VENV)/bin/python
+BIN     := bin
+PROTOS  := $(shell find proto -name '*.proto')
+
+.PHONY: all build run tools generate test check-generated lint go-test py-test bench bench-ghz venv clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/sentimentd ./cmd/sentimentd
+
+run: build
+	./$(BIN)/sentimentd
+
+# tools builds the pinned grpcurl and ghz into bin/ for debugging and load
+# tests: export PATH="$$PWD/bin:$$PATH".
+tools:
+	$(GO) build -modfile=tools/go.mod -o $(BIN)/ github.com/fullstorydev/grpcurl/cmd/grpcurl github.com/bojand/ghz/cmd/ghz
+
+# venv installs the pinned Python tools and the package itself (editable,
+# so it reads gen/python in place). The stamp re-runs it when a pin changes.
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: python/requirements-dev.txt python/pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r python/requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e ./python
+	touch $@
+
+generate: $(VENV)/.stamp
+	$(TOOL) buf generate
+	rm -rf gen/python/catalyst
+	mkdir -p gen/python
+	$(PY) -m grpc_tools.protoc -I proto --python_out=gen/python --pyi_out=gen/python \
+		--grpc_python_out=gen/python $(PROTOS)
+
+test: check-generated lint go-test py-test
+
+# check-generated fails when gen/ is not exactly what `make generate` makes.
+check-generated: generate
+	git diff --exit-code --stat -- gen/ || { echo "gen/ differs from 'make generate': run it and commit" >&2; exit 1; }
+	test -z "$$(git status --porcelain -- gen/)" || { git status --porcelain -- gen/ >&2; echo "gen/ has files 'make generate' does not track: run it and commit" >&2; exit 1; }
+
+lint:
+	$(TOOL) buf lint
+	$(TOOL) buf format -d --exit-code
+	scripts/buf-breaking.sh
+	test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/') >&2; echo "gofmt needed" >&2; exit 1; }
+	$(GO) vet ./...
+	$(TOOL) staticcheck ./...
+
+go-test:
+	$(GO) test -race -count=1 ./...
+
+py-test: build $(VENV)/.stamp
+	SENTIMENTD_BIN=$(CURDIR)/$(BIN)/sentimentd $(PY) -m pytest -q python/tests
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-ghz:
+	scripts/bench-ghz.sh
+
+clean:
+	rm -rf $(BIN) $(VENV)

@@ -1,0 +1,327 @@
+// Package config is the service's one Config: every setting with its
+// default, its environment name, its flag and its allowed values.
+//
+// main builds a Config once with Load and passes it down; nothing else reads
+// the environment. Precedence is flag, then environment, then default. A bad
+// value stops start-up with one line that names the setting, the value and
+// what is allowed. The environment names the bot's owner already uses (LLM_*,
+// GEMINI_API_KEY, ...) keep working; new settings carry a SENTIMENT_ prefix.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// Secret is a value that must never reach logs, errors, metrics or Stats.
+// Its String and LogValue forms are redacted; call Reveal where the raw value
+// is sent to its owner (an Authorization header, a webhook POST).
+type Secret string
+
+const redacted = "[redacted]"
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return s.String() }
+
+// Reveal returns the raw value.
+func (s Secret) Reveal() string { return string(s) }
+
+// Config holds every setting of the service.
+type Config struct {
+	// GRPCAddr is where the gRPC API listens. Port 0 picks a free port; the
+	// address taken is printed as "LISTENING host:port" on stdout.
+	GRPCAddr    string
+	MetricsAddr string
+	// AuthTokens, when not empty, are the bearer tokens a caller must
+	// present; health checks stay open.
+	AuthTokens []Secret
+	TLSCert    string
+	TLSKey     string
+	// ShutdownGrace bounds how long in-flight calls and streams are given
+	// to finish after SIGINT/SIGTERM.
+	ShutdownGrace time.Duration
+	// BatchConcurrency is how many items of one ClassifyBatch stream are
+	// judged at once; the stream reads no further item until one finishes,
+	// so a fast sender is held by gRPC flow control.
+	BatchConcurrency int
+	LogLevel         string
+	LogFormat        string
+
+	Local     LocalConfig
+	Gemini    CloudConfig
+	Anthropic CloudConfig
+
+	// MinInterval is the least time between two requests to one cloud
+	// provider.
+	MinInterval time.Duration
+	BatchSize   int
+	BatchDelay  time.Duration
+	// MinPrescore is the prefilter threshold: items whose |prescore| is
+	// below it are answered by the lexicon alone.
+	MinPrescore float64
+
+	GPUCleanupInterval time.Duration
+	GPUSysfsRoot       string
+	GPUReader          string
+
+	RedisURL         Secret
+	CacheSimilarity  float64
+	CacheTTL         time.Duration
+	CostAlertDaily   float64
+	CostAlertMonthly float64
+	UsageLogPath     string
+	// DiscordWebhooks maps a channel name (what callers put in
+	// alert.channel) to its webhook URL.
+	DiscordWebhooks map[string]Secret
+}
+
+// LocalConfig is the local model server on the owner's GPU.
+type LocalConfig struct {
+	Enabled bool
+	// API is the wire format: "ollama" (native /api/chat) or "openai"
+	// (/v1/chat/completions: vLLM, llama.cpp server, LM Studio).
+	API           string
+	Endpoint      string
+	Model         string
+	Timeout       time.Duration
+	MaxConcurrent int
+	MaxRetries    int
+	RetryDelay    time.Duration
+	// MaxLength is the longest text, in characters, sent to the local
+	// model; longer items go to the cloud tiers.
+	MaxLength int
+}
+
+// CloudConfig is one cloud provider. The tier is enabled when APIKey is set.
+type CloudConfig struct {
+	APIKey  Secret
+	Model   string
+	BaseURL string
+	// Requests allowed per minute, hour and day; 0 means no limit on that
+	// window.
+	RPM, RPH, RPD int
+}
+
+// Default returns the embedded defaults: in-memory state, the lexicon tier
+// and a local Ollama tier on localhost.
+func Default() Config {
+	return Config{
+		GRPCAddr:         ":50051",
+		MetricsAddr:      ":9090",
+		ShutdownGrace:    10 * time.Second,
+		BatchConcurrency: 16,
+		LogLevel:         "info",
+		LogFormat:        "text",
+		Local: LocalConfig{
+			Enabled:       true,
+			API:           "ollama",
+			Endpoint:      "http://localhost:11434",
+			Model:         "mistral",
+			Timeout:       15 * time.Second,
+			MaxConcurrent: 5,
+			MaxRetries:    3,
+			RetryDelay:    2 * time.Second,
+			MaxLength:     1000,
+		},
+		Gemini: CloudConfig{
+			Model:   "gemini-2.5-flash",
+			BaseURL: "https://generativelanguage.googleapis.com",
+			RPM:     10, RPH: 600, RPD: 1500,
+		},
+		Anthropic: CloudConfig{
+			// Haiku 4.5 accepts a forced tool choice and temperature 0;
+			// the 5.5 generation rejects both.
+			Model:   "claude-haiku-4-5",
+			BaseURL: "https://api.anthropic.com",
+		},
+		MinInterval:        3 * time.Second,
+		BatchSize:          5,
+		BatchDelay:         2 * time.Second,
+		MinPrescore:        0.20,
+		GPUCleanupInterval: 300 * time.Second,
+		GPUSysfsRoot:       "/sys",
+		GPUReader:          "auto",
+		CacheSimilarity:    0.95,
+		CacheTTL:           86400 * time.Second,
+		CostAlertDaily:     5.00,
+		CostAlertMonthly:   50.00,
+	}
+}
+
+// setting ties one Config field to its environment name and flag.
+type setting struct {
+	env   string
+	flag  string
+	usage string
+	value flag.Value
+}
+
+const day = 24 * time.Hour
+
+// settings lists every setting of c. The flag.Value of each writes into c.
+func (c *Config) settings() []setting {
+	return []setting{
+		{"SENTIMENT_GRPC_ADDR", "grpc-addr", "gRPC listen address (host:port; port 0 picks one)", stringValue{p: &c.GRPCAddr}},
+		{"SENTIMENT_METRICS_ADDR", "metrics-addr", "metrics listen address (host:port)", stringValue{p: &c.MetricsAddr}},
+		{"SENTIMENT_AUTH_TOKENS", "auth-tokens", "comma-separated bearer tokens; empty: no auth", secretListValue{&c.AuthTokens}},
+		{"SENTIMENT_TLS_CERT", "tls-cert", "TLS certificate file (PEM); needs -tls-key", stringValue{p: &c.TLSCert}},
+		{"SENTIMENT_TLS_KEY", "tls-key", "TLS private key file (PEM); needs -tls-cert", stringValue{p: &c.TLSKey}},
+		{"SENTIMENT_SHUTDOWN_GRACE", "shutdown-grace", "seconds given to in-flight calls at shutdown", secondsValue{&c.ShutdownGrace, 0, 10 * time.Minute}},
+		{"SENTIMENT_BATCH_CONCURRENCY", "batch-concurrency", "items of one ClassifyBatch stream judged at once", intValue{&c.BatchConcurrency, 1, 1024}},
+		{"SENTIMENT_LOG_LEVEL", "log-level", "log level", stringValue{&c.LogLevel, []string{"debug", "info", "warn", "error"}}},
+		{"SENTIMENT_LOG_FORMAT", "log-format", "log format", stringValue{&c.LogFormat, []string{"text", "json"}}},
+
+		{"LLM_LOCAL_ENABLED", "local-enabled", "use the local model tier (1/0)", boolValue{&c.Local.Enabled}},
+		{"SENTIMENT_LOCAL_API", "local-api", "local model server wire format", stringValue{&c.Local.API, []string{"ollama", "openai"}}},
+		{"LLM_ENDPOINT_URL", "local-endpoint", "local model server base URL (a trailing /api/generate is accepted)", endpointValue{&c.Local.Endpoint}},
+		{"LLM_MODEL_NAME", "local-model", "local model name", stringValue{p: &c.Local.Model}},
+		{"LLM_TIMEOUT_SECS", "local-timeout", "seconds allowed for one local model call", secondsValue{&c.Local.Timeout, 100 * time.Millisecond, 10 * time.Minute}},
+		{"LLM_MAX_CONCURRENT", "local-max-concurrent", "local model calls in flight at most (match the server's parallel slots)", intValue{&c.Local.MaxConcurrent, 1, 64}},
+		{"LLM_MAX_RETRIES", "max-retries", "attempts per tier for high-priority items", intValue{&c.Local.MaxRetries, 0, 10}},
+		{"LLM_RETRY_DELAY", "retry-delay", "base seconds of the retry backoff", secondsValue{&c.Local.RetryDelay, 0, time.Minute}},
+		{"LLM_LOCAL_MAX_LENGTH", "local-max-length", "longest text (characters) sent to the local model", intValue{&c.Local.MaxLength, 1, 100_000}},
+
+		{"GEMINI_API_KEY", "gemini-api-key", "Gemini API key; empty: tier off", secretValue{&c.Gemini.APIKey}},
+		{"SENTIMENT_GEMINI_MODEL", "gemini-model", "Gemini model", stringValue{p: &c.Gemini.Model}},
+		{"SENTIMENT_GEMINI_BASE_URL", "gemini-base-url", "Gemini API base URL", endpointValue{&c.Gemini.BaseURL}},
+		{"LLM_GEMINI_RPM", "gemini-rpm", "Gemini requests per minute (0: no limit)", intValue{&c.Gemini.RPM, 0, 1_000_000}},
+		{"LLM_GEMINI_RPH", "gemini-rph", "Gemini requests per hour (0: no limit)", intValue{&c.Gemini.RPH, 0, 1_000_000}},
+		{"LLM_GEMINI_RPD", "gemini-rpd", "Gemini requests per day (0: no limit)", intValue{&c.Gemini.RPD, 0, 10_000_000}},
+		{"ANTHROPIC_API_KEY", "anthropic-api-key", "Anthropic API key; empty: tier off", secretValue{&c.Anthropic.APIKey}},
+		{"SENTIMENT_ANTHROPIC_MODEL", "anthropic-model", "Anthropic model", stringValue{p: &c.Anthropic.Model}},
+		{"SENTIMENT_ANTHROPIC_BASE_URL", "anthropic-base-url", "Anthropic API base URL", endpointValue{&c.Anthropic.BaseURL}},
+
+		{"LLM_MIN_INTERVAL_SEC", "min-interval", "least seconds between two requests to one cloud provider", secondsValue{&c.MinInterval, 0, time.Hour}},
+		{"LLM_BATCH_SIZE", "batch-size", "items released to the GPU per wave (old pacing)", intValue{&c.BatchSize, 1, 1000}},
+		{"LLM_BATCH_DELAY_SEC", "batch-delay", "seconds between waves (old pacing)", secondsValue{&c.BatchDelay, 0, 10 * time.Minute}},
+		{"LLM_MIN_PRESCALE_SCORE", "min-prescore", "prefilter: |prescore| below this is answered by the lexicon", floatValue{&c.MinPrescore, 0, 1}},
+
+		{"GPU_CLEANUP_INTERVAL_SEC", "gpu-cleanup-interval", "seconds between periodic model unload-reloads (0: off)", secondsValue{&c.GPUCleanupInterval, 0, 7 * day}},
+		{"SENTIMENT_GPU_SYSFS_ROOT", "gpu-sysfs-root", "root of the sysfs tree read for AMD GPUs", stringValue{p: &c.GPUSysfsRoot}},
+		{"SENTIMENT_GPU_READER", "gpu-reader", "VRAM reader", stringValue{&c.GPUReader, []string{"auto", "sysfs", "rocm-smi", "amd-smi", "nvidia-smi", "none"}}},
+
+		{"REDIS_URL", "redis-url", "Redis URL for shared quotas and cache; empty: in memory", secretValue{&c.RedisURL}},
+		{"LLM_CACHE_SIMILARITY", "cache-similarity", "near-duplicate similarity threshold", floatValue{&c.CacheSimilarity, 0.5, 1}},
+		{"LLM_CACHE_TTL", "cache-ttl", "seconds a cached answer is kept", secondsValue{&c.CacheTTL, 0, 30 * day}},
+		{"LLM_COST_ALERT_DAILY", "cost-alert-daily", "USD spent in a day that raises an alert", floatValue{&c.CostAlertDaily, 0, 1e6}},
+		{"LLM_COST_ALERT_MONTHLY", "cost-alert-monthly", "USD spent in a month that raises an alert", floatValue{&c.CostAlertMonthly, 0, 1e7}},
+		{"LLM_USAGE_LOG_PATH", "usage-log-path", "file that receives one JSON line per model call; empty: none", stringValue{p: &c.UsageLogPath}},
+		{"SENTIMENT_DISCORD_WEBHOOKS", "discord-webhooks", "channel=webhook-URL pairs, comma-separated", webhooksValue{&c.DiscordWebhooks}},
+	}
+}
+
+// Load builds the Config from the defaults, then the environment (through
+// getenv), then the command-line arguments (without the program name).
+// Errors are one line naming the setting, the value and what is allowed;
+// flag.ErrHelp is returned as is after usage is written to out.
+func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet("sentimentd", flag.ContinueOnError)
+	// flag writes its own message on a bad flag; ours is the one-line
+	// error below, so its output is discarded until -help asks for usage.
+	fs.SetOutput(io.Discard)
+	settings := c.settings()
+	for _, s := range settings {
+		fs.Var(s.value, s.flag, s.usage+" (env "+s.env+")")
+	}
+	for _, s := range settings {
+		v := getenv(s.env)
+		if v == "" {
+			continue
+		}
+		if err := s.value.Set(v); err != nil {
+			return Config{}, fmt.Errorf("setting %s=%s: %v", s.env, shown(s, v), err)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(out)
+			fmt.Fprintln(out, "Usage of sentimentd (each flag also reads the environment name shown):")
+			fs.PrintDefaults()
+			return Config{}, err
+		}
+		return Config{}, flagError(fs, settings, args, err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q: settings are flags (-name=value) or environment variables", fs.Arg(0))
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// flagError rewrites flag's message into the same one-line form as an
+// environment error. flag stops at the first bad flag, so finding it again
+// means the first setting whose value does not Set.
+func flagError(fs *flag.FlagSet, settings []setting, args []string, err error) error {
+	for _, a := range args {
+		name, val, ok := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !ok {
+			continue
+		}
+		for _, s := range settings {
+			if s.flag != name {
+				continue
+			}
+			if serr := s.value.Set(val); serr != nil {
+				return fmt.Errorf("setting -%s=%s: %v", s.flag, shown(s, val), serr)
+			}
+		}
+	}
+	return fmt.Errorf("%v (run with -help for the settings)", err)
+}
+
+// shown is how a bad value is quoted in an error: secrets are not.
+func shown(s setting, v string) string {
+	switch s.value.(type) {
+	case secretValue, secretListValue, webhooksValue:
+		return redacted
+	}
+	return fmt.Sprintf("%q", v)
+}
+
+// Validate checks what no single setting can check alone.
+func (c *Config) Validate() error {
+	if err := checkAddr("SENTIMENT_GRPC_ADDR", c.GRPCAddr); err != nil {
+		return err
+	}
+	if err := checkAddr("SENTIMENT_METRICS_ADDR", c.MetricsAddr); err != nil {
+		return err
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("setting SENTIMENT_TLS_CERT=%q, SENTIMENT_TLS_KEY=%q: both or neither must be set", c.TLSCert, c.TLSKey)
+	}
+	if c.Local.Enabled && strings.TrimSpace(c.Local.Model) == "" {
+		return fmt.Errorf("setting LLM_MODEL_NAME=%q: must name a model while LLM_LOCAL_ENABLED=1", c.Local.Model)
+	}
+	if c.Gemini.APIKey != "" && strings.TrimSpace(c.Gemini.Model) == "" {
+		return fmt.Errorf("setting SENTIMENT_GEMINI_MODEL=%q: must name a model while GEMINI_API_KEY is set", c.Gemini.Model)
+	}
+	if c.Anthropic.APIKey != "" && strings.TrimSpace(c.Anthropic.Model) == "" {
+		return fmt.Errorf("setting SENTIMENT_ANTHROPIC_MODEL=%q: must name a model while ANTHROPIC_API_KEY is set", c.Anthropic.Model)
+	}
+	if c.GPUSysfsRoot == "" {
+		return fmt.Errorf("setting SENTIMENT_GPU_SYSFS_ROOT=%q: must be a directory path", c.GPUSysfsRoot)
+	}
+	return nil
+}
+
+func checkAddr(name, addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return fmt.Errorf("setting %s=%q: must be host:port, e.g. :50051 or 127.0.0.1:0", name, addr)
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GRPCAddr != ":50051" || c.MetricsAddr != ":9090" || c.Local.Endpoint != "http://localhost:11434" ||
+		c.Local.Model != "mistral" || c.Local.Timeout != 15*time.Second || c.Local.MaxConcurrent != 5 ||
+		c.Local.MaxRetries != 3 || c.Local.RetryDelay != 2*time.Second || !c.Local.Enabled || c.Local.MaxLength != 1000 ||
+		c.Local.API != "ollama" || c.MinInterval != 3*time.Second || c.Gemini.RPM != 10 || c.Gemini.RPH != 600 ||
+		c.Gemini.RPD != 1500 || c.BatchSize != 5 || c.BatchDelay != 2*time.Second || c.MinPrescore != 0.20 ||
+		c.GPUCleanupInterval != 300*time.Second || c.RedisURL != "" || c.CacheSimilarity != 0.95 ||
+		c.CacheTTL != 86400*time.Second || c.CostAlertDaily != 5 || c.CostAlertMonthly != 50 ||
+		c.GPUSysfsRoot != "/sys" || c.GPUReader != "auto" {
+		t.Errorf("defaults differ from DESIGN.md: %+v", c)
+	}
+}
+
+func TestEnvironmentAndFlags(t *testing.T) {
+	e := env(map[string]string{
+		"LLM_ENDPOINT_URL":           "http://gpu-box:11434/api/generate",
+		"LLM_TIMEOUT_SECS":           "7.5",
+		"LLM_LOCAL_ENABLED":          "0",
+		"LLM_MAX_CONCURRENT":         "4",
+		"GEMINI_API_KEY":             "AIza-secret",
+		"LLM_MIN_PRESCALE_SCORE":     "0.35",
+		"SENTIMENT_AUTH_TOKENS":      "a, b,,c",
+		"SENTIMENT_DISCORD_WEBHOOKS": "alerts=https://discord.com/api/webhooks/1/tok,ops=https://discord.com/api/webhooks/2/tok2",
+		"SENTIMENT_GRPC_ADDR":        "127.0.0.1:6000",
+		"LLM_RETRY_DELAY":            "500ms",
+	})
+	c, err := Load([]string{"-grpc-addr=127.0.0.1:7000", "-local-enabled"}, e, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"endpoint base", c.Local.Endpoint, "http://gpu-box:11434"},
+		{"timeout", c.Local.Timeout, 7500 * time.Millisecond},
+		{"flag beats env (bool)", c.Local.Enabled, true},
+		{"flag beats env (addr)", c.GRPCAddr, "127.0.0.1:7000"},
+		{"max concurrent", c.Local.MaxConcurrent, 4},
+		{"gemini key", c.Gemini.APIKey.Reveal(), "AIza-secret"},
+		{"min prescore", c.MinPrescore, 0.35},
+		{"tokens", fmt.Sprint(c.AuthTokens), "[[redacted] [redacted] [redacted]]"},
+		{"token values", c.AuthTokens[2].Reveal(), "c"},
+		{"webhooks", len(c.DiscordWebhooks), 2},
+		{"webhook", c.DiscordWebhooks["ops"].Reveal(), "https://discord.com/api/webhooks/2/tok2"},
+		{"go duration", c.Local.RetryDelay, 500 * time.Millisecond},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestEndpointForms(t *testing.T) {
+	tests := map[string]string{
+		"http://localhost:11434":                        "http://localhost:11434",
+		"http://localhost:11434/":                       "http://localhost:11434",
+		"http://localhost:11434/api/generate":           "http://localhost:11434",
+		"http://localhost:11434/api/chat/":              "http://localhost:11434",
+		"http://vllm:8000/v1":                           "http://vllm:8000",
+		"https://proxy.example/ollama/api/generate?x=1": "https://proxy.example/ollama",
+	}
+	for in, want := range tests {
+		c, err := Load(nil, env(map[string]string{"LLM_ENDPOINT_URL": in}), io.Discard)
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if c.Local.Endpoint != want {
+			t.Errorf("%s -> %s, want %s", in, c.Local.Endpoint, want)
+		}
+	}
+}
+
+func TestBadValuesNameSettingValueAndLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"int range", map[string]string{"LLM_MAX_CONCURRENT": "0"}, nil, `setting LLM_MAX_CONCURRENT="0": must be an integer from 1 to 64`},
+		{"not a number", map[string]string{"LLM_GEMINI_RPM": "ten"}, nil, `setting LLM_GEMINI_RPM="ten": must be an integer from 0 to 1000000`},
+		{"float range", map[string]string{"LLM_MIN_PRESCALE_SCORE": "1.5"}, nil, `setting LLM_MIN_PRESCALE_SCORE="1.5": must be a number from 0 to 1`},
+		{"NaN", map[string]string{"LLM_CACHE_SIMILARITY": "NaN"}, nil, `setting LLM_CACHE_SIMILARITY="NaN": must be a number from 0.5 to 1`},
+		{"seconds", map[string]string{"LLM_TIMEOUT_SECS": "0"}, nil, `setting LLM_TIMEOUT_SECS="0": must be a number of seconds from 0.1 to 600`},
+		{"bool", map[string]string{"LLM_LOCAL_ENABLED": "maybe"}, nil, `setting LLM_LOCAL_ENABLED="maybe": must be 1 or 0`},
+		{"choice", map[string]string{"SENTIMENT_LOCAL_API": "grpc"}, nil, `setting SENTIMENT_LOCAL_API="grpc": must be one of ollama, openai`},
+		{"reader", map[string]string{"SENTIMENT_GPU_READER": "xpu"}, nil, `setting SENTIMENT_GPU_READER="xpu": must be one of auto, sysfs, rocm-smi, amd-smi, nvidia-smi, none`},
+		{"url", map[string]string{"LLM_ENDPOINT_URL": "localhost:11434"}, nil, `setting LLM_ENDPOINT_URL="localhost:11434": must be an http(s) URL`},
+		{"url with credentials", map[string]string{"SENTIMENT_GEMINI_BASE_URL": "https://u:p@x"}, nil, `setting SENTIMENT_GEMINI_BASE_URL="https://u:p@x": must not carry credentials`},
+		{"address", map[string]string{"SENTIMENT_GRPC_ADDR": "50051"}, nil, `setting SENTIMENT_GRPC_ADDR="50051": must be host:port`},
+		{"tls pair", map[string]string{"SENTIMENT_TLS_CERT": "c.pem"}, nil, `SENTIMENT_TLS_KEY="": both or neither must be set`},
+		{"flag", nil, []string{"-local-max-concurrent=99"}, `setting -local-max-concurrent="99": must be an integer from 1 to 64`},
+		{"unknown flag", nil, []string{"-colour=blue"}, `flag provided but not defined: -colour`},
+		{"stray argument", nil, []string{"serve"}, `unexpected argument "serve"`},
+		{"model required", map[string]string{"LLM_MODEL_NAME": " "}, nil, `setting LLM_MODEL_NAME=" ": must name a model while LLM_LOCAL_ENABLED=1`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(tt.args, env(tt.env), io.Discard)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q, want one line containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSecretsNeverShown(t *testing.T) {
+	_, err := Load(nil, env(map[string]string{"SENTIMENT_DISCORD_WEBHOOKS": "alerts=discord.com/api/webhooks/1/hunter2"}), io.Discard)
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), `channel "alerts"`) {
+		t.Errorf("error %q must name the channel and hide the URL", err)
+	}
+
+	c, err := Load(nil, env(map[string]string{"GEMINI_API_KEY": "hunter2", "REDIS_URL": "redis://:hunter2@r:6379"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
+		if strings.Contains(s, "hunter2") {
+			t.Errorf("a secret is printed: %s", s)
+		}
+	}
+
+	var help strings.Builder
+	_, err = Load([]string{"-help"}, env(map[string]string{"ANTHROPIC_API_KEY": "hunter2"}), &help)
+	if !errors.Is(err, flag.ErrHelp) || strings.Contains(help.String(), "hunter2") || !strings.Contains(help.String(), "LLM_MAX_CONCURRENT") {
+		t.Errorf("help (%v) must list the environment names and hide secrets:\n%s", err, help.String())
+	}
+}

@@ -1,0 +1,263 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The types below implement flag.Value for each kind of setting. Each
+// checks its own range in Set, so the same message is given whether the
+// value came from the environment or a flag.
+
+type stringValue struct {
+	p       *string
+	allowed []string // empty: any value
+}
+
+func (v stringValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v stringValue) Set(s string) error {
+	if len(v.allowed) > 0 {
+		for _, a := range v.allowed {
+			if s == a {
+				*v.p = s
+				return nil
+			}
+		}
+		return fmt.Errorf("must be one of %s", strings.Join(v.allowed, ", "))
+	}
+	*v.p = s
+	return nil
+}
+
+// secretValue holds an API key, token or URL with credentials. It never
+// prints its value: flag's -help output and error messages show only
+// whether it is set.
+type secretValue struct{ p *Secret }
+
+func (v secretValue) String() string {
+	if v.p == nil || *v.p == "" {
+		return ""
+	}
+	return redacted
+}
+
+func (v secretValue) Set(s string) error {
+	*v.p = Secret(strings.TrimSpace(s))
+	return nil
+}
+
+type intValue struct {
+	p        *int
+	min, max int
+}
+
+func (v intValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*v.p)
+}
+
+func (v intValue) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < v.min || n > v.max {
+		return fmt.Errorf("must be an integer from %d to %d", v.min, v.max)
+	}
+	*v.p = n
+	return nil
+}
+
+type floatValue struct {
+	p        *float64
+	min, max float64
+}
+
+func (v floatValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v.p, 'g', -1, 64)
+}
+
+func (v floatValue) Set(s string) error {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || f != f || f < v.min || f > v.max {
+		return fmt.Errorf("must be a number from %g to %g", v.min, v.max)
+	}
+	*v.p = f
+	return nil
+}
+
+// secondsValue is a duration written as seconds, as the bot's existing
+// settings are (LLM_TIMEOUT_SECS=15, LLM_RETRY_DELAY=2.0). A Go duration
+// ("1m30s") is accepted too.
+type secondsValue struct {
+	p        *time.Duration
+	min, max time.Duration
+}
+
+func (v secondsValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.FormatFloat(v.p.Seconds(), 'g', -1, 64)
+}
+
+func (v secondsValue) Set(s string) error {
+	s = strings.TrimSpace(s)
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil || f != f {
+			return fmt.Errorf("must be a number of seconds from %g to %g", v.min.Seconds(), v.max.Seconds())
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	if d < v.min || d > v.max {
+		return fmt.Errorf("must be a number of seconds from %g to %g", v.min.Seconds(), v.max.Seconds())
+	}
+	*v.p = d
+	return nil
+}
+
+// boolValue accepts the spellings the bot's .env files use: 1/0,
+// true/false, yes/no, on/off.
+type boolValue struct{ p *bool }
+
+func (v boolValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.FormatBool(*v.p)
+}
+
+func (v boolValue) Set(s string) error {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "true", "yes", "on":
+		*v.p = true
+	case "0", "false", "no", "off":
+		*v.p = false
+	default:
+		return fmt.Errorf("must be 1 or 0 (true/false, yes/no, on/off)")
+	}
+	return nil
+}
+
+// IsBoolFlag lets `-flag` stand for `-flag=true`.
+func (v boolValue) IsBoolFlag() bool { return true }
+
+// secretListValue is a comma-separated list of secrets (auth tokens).
+type secretListValue struct{ p *[]Secret }
+
+func (v secretListValue) String() string {
+	if v.p == nil || len(*v.p) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d tokens, %s", len(*v.p), redacted)
+}
+
+func (v secretListValue) Set(s string) error {
+	var out []Secret
+	for _, t := range splitList(s) {
+		out = append(out, Secret(t))
+	}
+	*v.p = out
+	return nil
+}
+
+// webhooksValue is a comma-separated list of channel=URL pairs. Webhook
+// URLs carry their token, so they are secrets.
+type webhooksValue struct{ p *map[string]Secret }
+
+func (v webhooksValue) String() string {
+	if v.p == nil || len(*v.p) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(*v.p))
+	for name := range *v.p {
+		names = append(names, name+"="+redacted)
+	}
+	return strings.Join(names, ",")
+}
+
+func (v webhooksValue) Set(s string) error {
+	m := map[string]Secret{}
+	for _, pair := range splitList(s) {
+		name, raw, ok := strings.Cut(pair, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			return fmt.Errorf("must be channel=https-URL pairs separated by commas")
+		}
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			// The URL itself is not repeated: it holds the webhook token.
+			return fmt.Errorf("channel %q: must be an http(s) webhook URL", name)
+		}
+		m[name] = Secret(strings.TrimSpace(raw))
+	}
+	*v.p = m
+	return nil
+}
+
+// endpointValue is an http(s) base URL. The owner's old LLM_ENDPOINT_URL
+// ends in /api/generate; the path of a known API route is dropped so the
+// base is what remains.
+type endpointValue struct{ p *string }
+
+func (v endpointValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v endpointValue) Set(s string) error {
+	base, err := baseURL(s)
+	if err != nil {
+		return err
+	}
+	*v.p = base
+	return nil
+}
+
+// knownRoutes are API paths a user may paste as part of an endpoint.
+var knownRoutes = []string{"/api/generate", "/api/chat", "/v1/chat/completions", "/v1"}
+
+func baseURL(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("must be an http(s) URL such as http://localhost:11434")
+	}
+	if u.User != nil {
+		return "", fmt.Errorf("must not carry credentials in the URL")
+	}
+	path := strings.TrimRight(u.Path, "/")
+	for _, r := range knownRoutes {
+		if strings.HasSuffix(path, r) {
+			path = strings.TrimSuffix(path, r)
+			break
+		}
+	}
+	u.Path = path
+	u.RawQuery, u.Fragment = "", ""
+	return u.String(), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}

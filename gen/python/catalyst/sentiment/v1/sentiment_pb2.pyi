@@ -1,0 +1,463 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Label(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LABEL_UNSPECIFIED: _ClassVar[Label]
+    LABEL_BEARISH: _ClassVar[Label]
+    LABEL_NEUTRAL: _ClassVar[Label]
+    LABEL_BULLISH: _ClassVar[Label]
+
+class Tier(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TIER_UNSPECIFIED: _ClassVar[Tier]
+    TIER_LEXICON: _ClassVar[Tier]
+    TIER_LOCAL: _ClassVar[Tier]
+    TIER_GEMINI: _ClassVar[Tier]
+    TIER_ANTHROPIC: _ClassVar[Tier]
+
+class Phase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PHASE_UNSPECIFIED: _ClassVar[Phase]
+    PHASE_PRELIMINARY: _ClassVar[Phase]
+    PHASE_FINAL: _ClassVar[Phase]
+
+class CacheHit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CACHE_HIT_UNSPECIFIED: _ClassVar[CacheHit]
+    CACHE_HIT_MISS: _ClassVar[CacheHit]
+    CACHE_HIT_EXACT: _ClassVar[CacheHit]
+    CACHE_HIT_NEAR: _ClassVar[CacheHit]
+
+class Priority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRIORITY_UNSPECIFIED: _ClassVar[Priority]
+    PRIORITY_LOW: _ClassVar[Priority]
+    PRIORITY_NORMAL: _ClassVar[Priority]
+    PRIORITY_HIGH: _ClassVar[Priority]
+
+class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OUTCOME_UNSPECIFIED: _ClassVar[Outcome]
+    OUTCOME_OK: _ClassVar[Outcome]
+    OUTCOME_ERROR: _ClassVar[Outcome]
+    OUTCOME_BREAKER_OPEN: _ClassVar[Outcome]
+    OUTCOME_RATE_LIMITED: _ClassVar[Outcome]
+    OUTCOME_SKIPPED: _ClassVar[Outcome]
+    OUTCOME_INVALID_ANSWER: _ClassVar[Outcome]
+
+class PressureLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRESSURE_LEVEL_UNSPECIFIED: _ClassVar[PressureLevel]
+    PRESSURE_LEVEL_NORMAL: _ClassVar[PressureLevel]
+    PRESSURE_LEVEL_HIGH: _ClassVar[PressureLevel]
+    PRESSURE_LEVEL_CRITICAL: _ClassVar[PressureLevel]
+
+class BreakerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BREAKER_STATE_UNSPECIFIED: _ClassVar[BreakerState]
+    BREAKER_STATE_CLOSED: _ClassVar[BreakerState]
+    BREAKER_STATE_HALF_OPEN: _ClassVar[BreakerState]
+    BREAKER_STATE_OPEN: _ClassVar[BreakerState]
+LABEL_UNSPECIFIED: Label
+LABEL_BEARISH: Label
+LABEL_NEUTRAL: Label
+LABEL_BULLISH: Label
+TIER_UNSPECIFIED: Tier
+TIER_LEXICON: Tier
+TIER_LOCAL: Tier
+TIER_GEMINI: Tier
+TIER_ANTHROPIC: Tier
+PHASE_UNSPECIFIED: Phase
+PHASE_PRELIMINARY: Phase
+PHASE_FINAL: Phase
+CACHE_HIT_UNSPECIFIED: CacheHit
+CACHE_HIT_MISS: CacheHit
+CACHE_HIT_EXACT: CacheHit
+CACHE_HIT_NEAR: CacheHit
+PRIORITY_UNSPECIFIED: Priority
+PRIORITY_LOW: Priority
+PRIORITY_NORMAL: Priority
+PRIORITY_HIGH: Priority
+OUTCOME_UNSPECIFIED: Outcome
+OUTCOME_OK: Outcome
+OUTCOME_ERROR: Outcome
+OUTCOME_BREAKER_OPEN: Outcome
+OUTCOME_RATE_LIMITED: Outcome
+OUTCOME_SKIPPED: Outcome
+OUTCOME_INVALID_ANSWER: Outcome
+PRESSURE_LEVEL_UNSPECIFIED: PressureLevel
+PRESSURE_LEVEL_NORMAL: PressureLevel
+PRESSURE_LEVEL_HIGH: PressureLevel
+PRESSURE_LEVEL_CRITICAL: PressureLevel
+BREAKER_STATE_UNSPECIFIED: BreakerState
+BREAKER_STATE_CLOSED: BreakerState
+BREAKER_STATE_HALF_OPEN: BreakerState
+BREAKER_STATE_OPEN: BreakerState
+
+class NewsItem(_message.Message):
+    __slots__ = ("id", "ticker", "title", "summary", "source", "published_at", "url")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TICKER_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    ticker: str
+    title: str
+    summary: str
+    source: str
+    published_at: _timestamp_pb2.Timestamp
+    url: str
+    def __init__(self, id: _Optional[str] = ..., ticker: _Optional[str] = ..., title: _Optional[str] = ..., summary: _Optional[str] = ..., source: _Optional[str] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., url: _Optional[str] = ...) -> None: ...
+
+class AlertOptions(_message.Message):
+    __slots__ = ("channel", "last_price", "change_pct")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    LAST_PRICE_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_PCT_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    last_price: float
+    change_pct: float
+    def __init__(self, channel: _Optional[str] = ..., last_price: _Optional[float] = ..., change_pct: _Optional[float] = ...) -> None: ...
+
+class ClassifyOptions(_message.Message):
+    __slots__ = ("priority", "skip_cache", "min_prescore", "allowed_tiers", "require_llm", "alert")
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SKIP_CACHE_FIELD_NUMBER: _ClassVar[int]
+    MIN_PRESCORE_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_TIERS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_LLM_FIELD_NUMBER: _ClassVar[int]
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    priority: Priority
+    skip_cache: bool
+    min_prescore: float
+    allowed_tiers: _containers.RepeatedScalarFieldContainer[Tier]
+    require_llm: bool
+    alert: AlertOptions
+    def __init__(self, priority: _Optional[_Union[Priority, str]] = ..., skip_cache: _Optional[bool] = ..., min_prescore: _Optional[float] = ..., allowed_tiers: _Optional[_Iterable[_Union[Tier, str]]] = ..., require_llm: _Optional[bool] = ..., alert: _Optional[_Union[AlertOptions, _Mapping]] = ...) -> None: ...
+
+class ClassifyRequest(_message.Message):
+    __slots__ = ("item", "options")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    item: NewsItem
+    options: ClassifyOptions
+    def __init__(self, item: _Optional[_Union[NewsItem, _Mapping]] = ..., options: _Optional[_Union[ClassifyOptions, _Mapping]] = ...) -> None: ...
+
+class KeywordHit(_message.Message):
+    __slots__ = ("phrase", "weight")
+    PHRASE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    phrase: str
+    weight: float
+    def __init__(self, phrase: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class Prescore(_message.Message):
+    __slots__ = ("compound", "keyword_score", "score", "hits")
+    COMPOUND_FIELD_NUMBER: _ClassVar[int]
+    KEYWORD_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    compound: float
+    keyword_score: float
+    score: float
+    hits: _containers.RepeatedCompositeFieldContainer[KeywordHit]
+    def __init__(self, compound: _Optional[float] = ..., keyword_score: _Optional[float] = ..., score: _Optional[float] = ..., hits: _Optional[_Iterable[_Union[KeywordHit, _Mapping]]] = ...) -> None: ...
+
+class TierAttempt(_message.Message):
+    __slots__ = ("tier", "model", "outcome", "attempts", "latency", "detail")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    tier: Tier
+    model: str
+    outcome: Outcome
+    attempts: int
+    latency: _duration_pb2.Duration
+    detail: str
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., model: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., attempts: _Optional[int] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class Provenance(_message.Message):
+    __slots__ = ("tier", "model", "cache_hit", "attempts", "tiers", "degraded", "reason", "prefiltered", "latency", "tokens_in", "tokens_out", "cost_usd", "prompt_version")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PREFILTERED_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_IN_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_OUT_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    tier: Tier
+    model: str
+    cache_hit: CacheHit
+    attempts: int
+    tiers: _containers.RepeatedCompositeFieldContainer[TierAttempt]
+    degraded: bool
+    reason: str
+    prefiltered: bool
+    latency: _duration_pb2.Duration
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    prompt_version: str
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., model: _Optional[str] = ..., cache_hit: _Optional[_Union[CacheHit, str]] = ..., attempts: _Optional[int] = ..., tiers: _Optional[_Iterable[_Union[TierAttempt, _Mapping]]] = ..., degraded: _Optional[bool] = ..., reason: _Optional[str] = ..., prefiltered: _Optional[bool] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_usd: _Optional[float] = ..., prompt_version: _Optional[str] = ...) -> None: ...
+
+class ClassifyResponse(_message.Message):
+    __slots__ = ("id", "label", "score", "confidence", "rationale", "prescore", "provenance", "phase")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    RATIONALE_FIELD_NUMBER: _ClassVar[int]
+    PRESCORE_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    label: Label
+    score: float
+    confidence: float
+    rationale: str
+    prescore: Prescore
+    provenance: Provenance
+    phase: Phase
+    def __init__(self, id: _Optional[str] = ..., label: _Optional[_Union[Label, str]] = ..., score: _Optional[float] = ..., confidence: _Optional[float] = ..., rationale: _Optional[str] = ..., prescore: _Optional[_Union[Prescore, _Mapping]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., phase: _Optional[_Union[Phase, str]] = ...) -> None: ...
+
+class ClassifyBatchRequest(_message.Message):
+    __slots__ = ("item", "options", "preliminary")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    PRELIMINARY_FIELD_NUMBER: _ClassVar[int]
+    item: NewsItem
+    options: ClassifyOptions
+    preliminary: bool
+    def __init__(self, item: _Optional[_Union[NewsItem, _Mapping]] = ..., options: _Optional[_Union[ClassifyOptions, _Mapping]] = ..., preliminary: _Optional[bool] = ...) -> None: ...
+
+class ItemError(_message.Message):
+    __slots__ = ("code", "message", "field")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    field: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
+
+class ClassifyBatchResponse(_message.Message):
+    __slots__ = ("id", "result", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    result: ClassifyResponse
+    error: ItemError
+    def __init__(self, id: _Optional[str] = ..., result: _Optional[_Union[ClassifyResponse, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
+
+class GPUStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GPUDevice(_message.Message):
+    __slots__ = ("index", "name", "vendor", "vram_total_bytes", "vram_used_bytes", "vram_free_bytes", "busy_percent", "temperature_celsius", "source", "integrated")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    VRAM_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    VRAM_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    VRAM_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BUSY_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_CELSIUS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    INTEGRATED_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    name: str
+    vendor: str
+    vram_total_bytes: int
+    vram_used_bytes: int
+    vram_free_bytes: int
+    busy_percent: float
+    temperature_celsius: float
+    source: str
+    integrated: bool
+    def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., vendor: _Optional[str] = ..., vram_total_bytes: _Optional[int] = ..., vram_used_bytes: _Optional[int] = ..., vram_free_bytes: _Optional[int] = ..., busy_percent: _Optional[float] = ..., temperature_celsius: _Optional[float] = ..., source: _Optional[str] = ..., integrated: _Optional[bool] = ...) -> None: ...
+
+class ModelState(_message.Message):
+    __slots__ = ("name", "loaded", "vram_bytes", "warm", "warmup_latency", "expires_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LOADED_FIELD_NUMBER: _ClassVar[int]
+    VRAM_BYTES_FIELD_NUMBER: _ClassVar[int]
+    WARM_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_LATENCY_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    loaded: bool
+    vram_bytes: int
+    warm: bool
+    warmup_latency: _duration_pb2.Duration
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., vram_bytes: _Optional[int] = ..., warm: _Optional[bool] = ..., warmup_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GPUStatusResponse(_message.Message):
+    __slots__ = ("devices", "reader", "reader_error", "pressure", "model", "last_cleanup_at", "last_cleanup_reason", "cleanups", "local_admitting", "gate_reason", "observed_at")
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    READER_FIELD_NUMBER: _ClassVar[int]
+    READER_ERROR_FIELD_NUMBER: _ClassVar[int]
+    PRESSURE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LAST_CLEANUP_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_CLEANUP_REASON_FIELD_NUMBER: _ClassVar[int]
+    CLEANUPS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_ADMITTING_FIELD_NUMBER: _ClassVar[int]
+    GATE_REASON_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_AT_FIELD_NUMBER: _ClassVar[int]
+    devices: _containers.RepeatedCompositeFieldContainer[GPUDevice]
+    reader: str
+    reader_error: str
+    pressure: PressureLevel
+    model: ModelState
+    last_cleanup_at: _timestamp_pb2.Timestamp
+    last_cleanup_reason: str
+    cleanups: int
+    local_admitting: bool
+    gate_reason: str
+    observed_at: _timestamp_pb2.Timestamp
+    def __init__(self, devices: _Optional[_Iterable[_Union[GPUDevice, _Mapping]]] = ..., reader: _Optional[str] = ..., reader_error: _Optional[str] = ..., pressure: _Optional[_Union[PressureLevel, str]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ..., last_cleanup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_cleanup_reason: _Optional[str] = ..., cleanups: _Optional[int] = ..., local_admitting: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class QuotaWindow(_message.Message):
+    __slots__ = ("window", "used", "limit", "resets_at", "shared")
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    RESETS_AT_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    window: str
+    used: int
+    limit: int
+    resets_at: _timestamp_pb2.Timestamp
+    shared: bool
+    def __init__(self, window: _Optional[str] = ..., used: _Optional[int] = ..., limit: _Optional[int] = ..., resets_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., shared: _Optional[bool] = ...) -> None: ...
+
+class TierStats(_message.Message):
+    __slots__ = ("tier", "enabled", "model", "breaker_state", "consecutive_failures", "quotas", "errors_last_hour", "answered")
+    class ErrorsLastHourEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    BREAKER_STATE_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_LAST_HOUR_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    tier: Tier
+    enabled: bool
+    model: str
+    breaker_state: BreakerState
+    consecutive_failures: int
+    quotas: _containers.RepeatedCompositeFieldContainer[QuotaWindow]
+    errors_last_hour: _containers.ScalarMap[str, int]
+    answered: int
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., enabled: _Optional[bool] = ..., model: _Optional[str] = ..., breaker_state: _Optional[_Union[BreakerState, str]] = ..., consecutive_failures: _Optional[int] = ..., quotas: _Optional[_Iterable[_Union[QuotaWindow, _Mapping]]] = ..., errors_last_hour: _Optional[_Mapping[str, int]] = ..., answered: _Optional[int] = ...) -> None: ...
+
+class RequestStats(_message.Message):
+    __slots__ = ("classify_calls", "batch_streams", "batch_items", "invalid", "degraded", "failed", "open_streams")
+    CLASSIFY_CALLS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_STREAMS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    INVALID_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    OPEN_STREAMS_FIELD_NUMBER: _ClassVar[int]
+    classify_calls: int
+    batch_streams: int
+    batch_items: int
+    invalid: int
+    degraded: int
+    failed: int
+    open_streams: int
+    def __init__(self, classify_calls: _Optional[int] = ..., batch_streams: _Optional[int] = ..., batch_items: _Optional[int] = ..., invalid: _Optional[int] = ..., degraded: _Optional[int] = ..., failed: _Optional[int] = ..., open_streams: _Optional[int] = ...) -> None: ...
+
+class CacheStats(_message.Message):
+    __slots__ = ("backend", "exact_hits", "near_hits", "misses", "shared_in_flight")
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    EXACT_HITS_FIELD_NUMBER: _ClassVar[int]
+    NEAR_HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    SHARED_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    backend: str
+    exact_hits: int
+    near_hits: int
+    misses: int
+    shared_in_flight: int
+    def __init__(self, backend: _Optional[str] = ..., exact_hits: _Optional[int] = ..., near_hits: _Optional[int] = ..., misses: _Optional[int] = ..., shared_in_flight: _Optional[int] = ...) -> None: ...
+
+class PrefilterStats(_message.Message):
+    __slots__ = ("seen", "sent_on", "skipped")
+    SEEN_FIELD_NUMBER: _ClassVar[int]
+    SENT_ON_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    seen: int
+    sent_on: int
+    skipped: int
+    def __init__(self, seen: _Optional[int] = ..., sent_on: _Optional[int] = ..., skipped: _Optional[int] = ...) -> None: ...
+
+class CostStats(_message.Message):
+    __slots__ = ("today_usd", "month_usd", "daily_alert_usd", "monthly_alert_usd")
+    TODAY_USD_FIELD_NUMBER: _ClassVar[int]
+    MONTH_USD_FIELD_NUMBER: _ClassVar[int]
+    DAILY_ALERT_USD_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_ALERT_USD_FIELD_NUMBER: _ClassVar[int]
+    today_usd: float
+    month_usd: float
+    daily_alert_usd: float
+    monthly_alert_usd: float
+    def __init__(self, today_usd: _Optional[float] = ..., month_usd: _Optional[float] = ..., daily_alert_usd: _Optional[float] = ..., monthly_alert_usd: _Optional[float] = ...) -> None: ...
+
+class StatsResponse(_message.Message):
+    __slots__ = ("started_at", "uptime", "requests", "tiers", "cache", "prefilter", "cost", "version")
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
+    PREFILTER_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    started_at: _timestamp_pb2.Timestamp
+    uptime: _duration_pb2.Duration
+    requests: RequestStats
+    tiers: _containers.RepeatedCompositeFieldContainer[TierStats]
+    cache: CacheStats
+    prefilter: PrefilterStats
+    cost: CostStats
+    version: str
+    def __init__(self, started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., requests: _Optional[_Union[RequestStats, _Mapping]] = ..., tiers: _Optional[_Iterable[_Union[TierStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., prefilter: _Optional[_Union[PrefilterStats, _Mapping]] = ..., cost: _Optional[_Union[CostStats, _Mapping]] = ..., version: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,208 @@
+"""Fixtures: the real sentimentd binary on a loopback port.
+
+The Python package is tested against the built server, not a mock, so the
+stubs, the client and the server's behaviour are checked together. One server
+is shared by the whole session (start-up is the slow part); a second one, with
+auth tokens, serves the auth tests.
+
+The binary is ``$SENTIMENTD_BIN`` when set (``make py-test`` builds it first),
+else built here with ``go build`` into a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, Mapping
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: Seconds to wait for the build and for the LISTENING line.
+BUILD_TIMEOUT = 600
+START_TIMEOUT = 30
+
+#: Settings the tests' servers must not inherit from the developer's shell:
+#: real model keys, remote caches, webhooks, TLS or auth would make answers
+#: depend on the machine (and could cost money or post to Discord).
+_SCRUBBED_ENV = (
+    "GEMINI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "REDIS_URL",
+    "LLM_USAGE_LOG_PATH",
+    "SENTIMENT_AUTH_TOKENS",
+    "SENTIMENT_TLS_CERT",
+    "SENTIMENT_TLS_KEY",
+    "SENTIMENT_DISCORD_WEBHOOKS",
+    "SENTIMENT_GPU_READER",
+)
+
+AUTH_TOKENS = ("tok-a", "tok-b")
+
+
+@dataclass
+class Server:
+    """A running sentimentd: where it listens and where its stderr goes."""
+
+    addr: str
+    proc: subprocess.Popen
+    stderr_path: Path
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def sentimentd_bin(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Path of the server binary: $SENTIMENTD_BIN, or a fresh ``go build``."""
+    env_bin = os.environ.get("SENTIMENTD_BIN")
+    if env_bin:
+        if not os.access(env_bin, os.X_OK):
+            pytest.fail(f"SENTIMENTD_BIN={env_bin!r} is not an executable file")
+        return env_bin
+    go = shutil.which("go")
+    if go is None:
+        pytest.fail("SENTIMENTD_BIN is unset and `go` is not on PATH to build it")
+    out = tmp_path_factory.mktemp("bin") / "sentimentd"
+    try:
+        build = subprocess.run(
+            [go, "build", "-o", str(out), "./cmd/sentimentd"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"go build ./cmd/sentimentd took over {BUILD_TIMEOUT}s")
+    if build.returncode != 0:
+        pytest.fail(
+            f"go build ./cmd/sentimentd failed ({build.returncode}):\n"
+            f"{build.stdout}{build.stderr}"
+        )
+    return str(out)
+
+
+def _start_server(
+    binary: str, workdir: Path, name: str, extra_env: Mapping[str, str]
+) -> Server:
+    env: Dict[str, str] = dict(os.environ)
+    for key in _SCRUBBED_ENV:
+        env.pop(key, None)
+    empty_sysfs = workdir / "sysfs"
+    empty_sysfs.mkdir(exist_ok=True)
+    env.update(
+        {
+            "SENTIMENT_GRPC_ADDR": "127.0.0.1:0",
+            # Two servers run at once: neither may take the default :9090.
+            "SENTIMENT_METRICS_ADDR": "127.0.0.1:0",
+            # No Ollama here: the lexicon answers, at once and the same on
+            # every machine, instead of waiting out retries to a dead port.
+            "LLM_LOCAL_ENABLED": "0",
+            # A GPU on the developer's machine must not change gpu_status().
+            "SENTIMENT_GPU_SYSFS_ROOT": str(empty_sysfs),
+        }
+    )
+    env.update(extra_env)
+
+    stderr_path = workdir / f"{name}.stderr"
+    # stderr to a file, not a pipe: a chatty server must never block on a
+    # full pipe, and the file is there to quote when something fails.
+    with open(stderr_path, "wb") as stderr_file:
+        proc = subprocess.Popen(
+            [binary],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+        )
+    server = Server(addr="", proc=proc, stderr_path=stderr_path)
+
+    lines: "queue.Queue[bytes]" = queue.Queue()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def read_stdout() -> None:
+        # First line to the fixture, the rest drained so the server never
+        # blocks writing to stdout.
+        lines.put(stdout.readline())
+        for _ in iter(stdout.readline, b""):
+            pass
+
+    threading.Thread(target=read_stdout, name=f"{name}-stdout", daemon=True).start()
+
+    def fail(why: str) -> None:
+        _stop(server)
+        pytest.fail(
+            f"{name}: {why}\n--- {binary} stderr ---\n{server.stderr()}",
+            pytrace=False,
+        )
+
+    try:
+        first = lines.get(timeout=START_TIMEOUT).decode(errors="replace").strip()
+    except queue.Empty:
+        fail(f"no LISTENING line on stdout within {START_TIMEOUT}s")
+        raise AssertionError("unreachable")
+    if not first:
+        fail(f"server exited (status {proc.wait()}) before printing LISTENING")
+    word, _, addr = first.partition(" ")
+    if word != "LISTENING" or not addr:
+        fail(f"first stdout line is {first!r}, want 'LISTENING host:port'")
+    server.addr = addr.strip()
+    return server
+
+
+def _stop(server: Server) -> None:
+    proc = server.proc
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def server(
+    sentimentd_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The shared server, without auth."""
+    srv = _start_server(
+        sentimentd_bin, tmp_path_factory.mktemp("sentimentd"), "sentimentd", {}
+    )
+    try:
+        yield srv
+    finally:
+        _stop(srv)
+
+
+@pytest.fixture(scope="session")
+def addr(server: Server) -> str:
+    """``host:port`` of the shared server."""
+    return server.addr
+
+
+@pytest.fixture(scope="session")
+def auth_addr(
+    sentimentd_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """``host:port`` of a server that wants one of AUTH_TOKENS on every call."""
+    srv = _start_server(
+        sentimentd_bin,
+        tmp_path_factory.mktemp("sentimentd-auth"),
+        "sentimentd-auth",
+        {"SENTIMENT_AUTH_TOKENS": ",".join(AUTH_TOKENS)},
+    )
+    try:
+        yield srv.addr
+    finally:
+        _stop(srv)

@@ -1,0 +1,197 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+)
+
+// ClassifyBatch judges a stream of items concurrently and streams each
+// result back as it finishes.
+//
+// Invariants: every accepted item (a valid item read from the stream) is
+// answered exactly once, by a result or an error entry; at most
+// BatchConcurrency items are judged at once and no further item is read
+// until one finishes, so a fast sender is held by gRPC flow control rather
+// than buffered here; a bad item is an error entry and the stream goes on;
+// when the client cancels, work in flight is cancelled with it.
+func (s *Server) ClassifyBatch(stream grpc.BidiStreamingServer[pb.ClassifyBatchRequest, pb.ClassifyBatchResponse]) error {
+	s.stats.batchStreams.Add(1)
+	s.stats.openStreams.Add(1)
+	defer s.stats.openStreams.Add(-1)
+
+	b := &batch{
+		srv:      s,
+		stream:   stream,
+		slots:    make(chan struct{}, s.cfg.BatchConcurrency),
+		inFlight: make(map[string]struct{}),
+	}
+	// Recv blocks and cannot be selected on, so one goroutine reads ahead
+	// by at most one message. It ends when Recv fails, which it does once
+	// the handler returns and gRPC cancels the stream.
+	msgs := make(chan recvResult)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			select {
+			case msgs <- recvResult{req, err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	endErr := b.run(msgs)
+	b.wg.Wait()
+	if endErr == nil {
+		endErr = b.sendErr
+	}
+	return endErr
+}
+
+type recvResult struct {
+	req *pb.ClassifyBatchRequest
+	err error
+}
+
+// batch is the state of one ClassifyBatch stream.
+type batch struct {
+	srv    *Server
+	stream grpc.BidiStreamingServer[pb.ClassifyBatchRequest, pb.ClassifyBatchResponse]
+	slots  chan struct{}
+	wg     sync.WaitGroup
+
+	idMu     sync.Mutex
+	inFlight map[string]struct{} // ids being judged
+
+	sendMu  sync.Mutex // gRPC allows one sender at a time
+	sendErr error
+}
+
+// run reads and dispatches items until the client closes its side, the
+// stream ends or the server drains. It returns the status the stream ends
+// with; items already dispatched are still answered before it is sent.
+func (b *batch) run(msgs <-chan recvResult) error {
+	ctx := b.stream.Context()
+	for {
+		// Take a slot before reading, so an item read is an item started.
+		select {
+		case b.slots <- struct{}{}:
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-b.srv.draining:
+			return errDraining
+		}
+		var m recvResult
+		select {
+		case m = <-msgs:
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-b.srv.draining:
+			return errDraining
+		}
+		if errors.Is(m.err, io.EOF) {
+			return nil
+		}
+		if m.err != nil {
+			return m.err
+		}
+		b.srv.stats.batchItems.Add(1)
+		if !b.accept(m.req) {
+			<-b.slots
+			continue
+		}
+		b.wg.Add(1)
+		go b.judge(m.req)
+	}
+}
+
+var errDraining = status.Error(codes.Unavailable, "server is shutting down: items answered so far were accepted, the rest were not; send them again to another server")
+
+// accept validates an item and claims its id; a rejected item gets its
+// error entry here.
+func (b *batch) accept(req *pb.ClassifyBatchRequest) bool {
+	id := req.GetItem().GetId()
+	if ferr := validateBatchItem(req); ferr != nil {
+		b.srv.stats.invalid.Add(1)
+		b.send(&pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Error{Error: ferr.itemError()}})
+		return false
+	}
+	b.idMu.Lock()
+	_, dup := b.inFlight[id]
+	if !dup {
+		b.inFlight[id] = struct{}{}
+	}
+	b.idMu.Unlock()
+	if dup {
+		b.srv.stats.invalid.Add(1)
+		ferr := &fieldError{"item.id", fmt.Sprintf("%q is already being judged on this stream; ids must be unique among items in flight", id)}
+		b.send(&pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Error{Error: ferr.itemError()}})
+		return false
+	}
+	return true
+}
+
+// judge answers one accepted item: its preliminary result when asked for,
+// then exactly one final result or error entry.
+func (b *batch) judge(req *pb.ClassifyBatchRequest) {
+	id := req.GetItem().GetId()
+	var final *pb.ClassifyBatchResponse
+	defer func() {
+		if p := recover(); p != nil {
+			b.srv.log.Error("panic judging batch item", "panic", fmt.Sprint(p), "request_id", requestID(b.stream.Context()), "stack", string(stack()))
+			final = itemErr(id, status.New(codes.Internal, "internal error"))
+		}
+		// The id is released before the final answer goes out, so a
+		// client that resends an id once it has its answer is never
+		// refused as a duplicate.
+		b.idMu.Lock()
+		delete(b.inFlight, id)
+		b.idMu.Unlock()
+		b.send(final)
+		<-b.slots
+		b.wg.Done()
+	}()
+
+	if req.GetPreliminary() {
+		b.send(&pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Result{Result: b.srv.preliminary(req.GetItem())}})
+	}
+	resp, err := b.srv.judge(b.stream.Context(), req.GetItem(), req.GetOptions())
+	if err != nil {
+		b.srv.stats.failed.Add(1)
+		final = itemErr(id, status.Convert(err))
+		return
+	}
+	final = &pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Result{Result: resp}}
+}
+
+func itemErr(id string, st *status.Status) *pb.ClassifyBatchResponse {
+	return &pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Error{
+		Error: &pb.ItemError{Code: int32(st.Code()), Message: st.Message()},
+	}}
+}
+
+// send writes one response. After the first failure (the client went
+// away) nothing more is sent.
+func (b *batch) send(r *pb.ClassifyBatchResponse) {
+	b.sendMu.Lock()
+	defer b.sendMu.Unlock()
+	if b.sendErr != nil {
+		return
+	}
+	if err := b.stream.Send(r); err != nil {
+		b.sendErr = err
+	}
+}

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+)
+
+// requestIDHeader carries a caller's request id in, and ours back out in
+// the response header, so one id ties the bot's log to ours.
+const requestIDHeader = "x-request-id"
+
+type requestIDKey struct{}
+
+// withRequestID takes the caller's x-request-id (when sane) or makes one,
+// and echoes it in the response header.
+func withRequestID(ctx context.Context) context.Context {
+	id := ""
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(requestIDHeader); len(v) > 0 && len(v[0]) <= 128 && checkText("", v[0], 128, true) == nil {
+			id = v[0]
+		}
+	}
+	if id == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func unaryRequestID(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return h(withRequestID(ctx), req)
+}
+
+func streamRequestID(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return h(srv, &ctxStream{ServerStream: ss, ctx: withRequestID(ss.Context())})
+}
+
+// ctxStream gives a handler a stream whose Context carries more values.
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *ctxStream) Context() context.Context { return s.ctx }
+
+// logOptions log one line per RPC when it finishes (info, or warn/error by
+// code), with the request id. Fields that are the same on every line of a
+// gRPC-only server are left out: each costs time on every call.
+func logOptions() []logging.Option {
+	return []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithDisableLoggingFields(logging.SystemTag[0], logging.ComponentFieldKey),
+		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+			return logging.Fields{"request_id", requestID(ctx)}
+		}),
+	}
+}
+
+// slogAdapter lets the middleware log through our slog.Logger.
+func slogAdapter(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}
+
+func unaryLogging(l *slog.Logger) grpc.UnaryServerInterceptor {
+	return logging.UnaryServerInterceptor(slogAdapter(l), logOptions()...)
+}
+
+func streamLogging(l *slog.Logger) grpc.StreamServerInterceptor {
+	return logging.StreamServerInterceptor(slogAdapter(l), logOptions()...)
+}
+
+// unaryValidation rejects bad unary requests before they reach a handler.
+// Batch items are checked one by one in ClassifyBatch, where a bad item is
+// an error entry and not the end of the stream.
+func (s *Server) unaryValidation(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if r, ok := req.(*pb.ClassifyRequest); ok {
+		if ferr := validateClassify(r); ferr != nil {
+			s.stats.invalid.Add(1)
+			return nil, ferr.status().Err()
+		}
+	}
+	return h(ctx, req)
+}
+
+func stack() []byte { return debug.Stack() }

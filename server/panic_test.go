@@ -1,0 +1,118 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/catalystbot/sentiment/config"
+	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/lexicon"
+)
+
+// lockedBuffer collects log output written from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// faultyScorer panics, as a bug in the request path would.
+type faultyScorer struct{}
+
+func (faultyScorer) Score(string) lexicon.Prescore { panic("scorer fault") }
+
+// TestPanicsBecomeInternal makes judging panic and checks
+// that the caller gets INTERNAL with no trace of our insides, the batch
+// stream goes on, and the stack reaches our log.
+func TestPanicsBecomeInternal(t *testing.T) {
+	scorer, err := lexicon.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	cfg := config.Default()
+	s, err := New(cfg, scorer, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.scorer = faultyScorer{}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(lis) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	}()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pb.NewSentimentServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	_, err = client.Classify(ctx, &pb.ClassifyRequest{Item: &pb.NewsItem{Title: "Acme beats estimates"}})
+	if st := status.Convert(err); st.Code() != codes.Internal || st.Message() != "internal error" {
+		t.Fatalf("Classify: %v, want INTERNAL \"internal error\" and nothing more", err)
+	}
+
+	stream, err := client.ClassifyBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"p1", "p2"} {
+		if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: id, Title: "Acme beats estimates"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	answered := map[string]bool{}
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("stream ended with %v, want it to answer both items", err)
+		}
+		if e := resp.GetError(); e.GetCode() != int32(codes.Internal) || e.GetMessage() != "internal error" {
+			t.Errorf("%s: %v, want an INTERNAL error entry", resp.GetId(), resp)
+		}
+		answered[resp.GetId()] = true
+	}
+	if !answered["p1"] || !answered["p2"] {
+		t.Errorf("answered %v, want p1 and p2", answered)
+	}
+	if !strings.Contains(logs.String(), "scorer fault") || !strings.Contains(logs.String(), "goroutine") {
+		t.Error("the panic's stack did not reach the log")
+	}
+}

@@ -1,0 +1,199 @@
+// Package server adapts the gRPC contract to the service's parts: it
+// validates requests, runs the request path and converts answers to the
+// generated types, which stop here. It also owns the gRPC server itself:
+// interceptors (request id, logging, panic recovery, auth, validation),
+// health, reflection, TLS and graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/catalystbot/sentiment/config"
+	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/lexicon"
+)
+
+// Version is reported by Stats; main may set it at link time.
+var Version = "dev"
+
+// Server is the SentimentService and the gRPC server that carries it.
+type Server struct {
+	pb.UnimplementedSentimentServiceServer
+
+	cfg    config.Config
+	log    *slog.Logger
+	scorer Prescorer
+	now    func() time.Time
+
+	grpc   *grpc.Server
+	health *health.Server
+	stats  counters
+
+	started time.Time
+	// draining is closed when shutdown begins: batch streams stop reading
+	// new items, answer the ones they accepted and end.
+	draining  chan struct{}
+	drainOnce sync.Once
+}
+
+// Prescorer reads the sentiment of a text in microseconds; the lexicon
+// package provides it.
+type Prescorer interface {
+	Score(text string) lexicon.Prescore
+}
+
+// Option changes how New builds a Server; tests use them.
+type Option func(*Server)
+
+// WithClock replaces the wall clock used for latencies and uptime.
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// New builds the server from a validated Config.
+func New(cfg config.Config, scorer Prescorer, log *slog.Logger, opts ...Option) (*Server, error) {
+	if scorer == nil {
+		return nil, errors.New("server: a lexicon scorer is required")
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		scorer:   scorer,
+		now:      time.Now,
+		health:   health.NewServer(),
+		draining: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.started = s.now()
+
+	gopts, err := s.serverOptions()
+	if err != nil {
+		return nil, err
+	}
+	s.grpc = grpc.NewServer(gopts...)
+	pb.RegisterSentimentServiceServer(s.grpc, s)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(pb.SentimentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	return s, nil
+}
+
+// serverOptions builds the interceptor chains and transport credentials.
+// Order, outermost first: request id (so every log line has one), logging
+// (so it sees the final code, INTERNAL after a panic included), recovery,
+// auth, validation.
+func (s *Server) serverOptions() ([]grpc.ServerOption, error) {
+	recoveryOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		// The stack goes to our log only; the caller learns nothing of our
+		// insides.
+		s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "request_id", requestID(ctx), "stack", string(stack()))
+		return status.Error(codes.Internal, "internal error")
+	})
+	unary := []grpc.UnaryServerInterceptor{
+		unaryRequestID,
+		unaryLogging(s.log),
+		recovery.UnaryServerInterceptor(recoveryOpt),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		streamRequestID,
+		streamLogging(s.log),
+		recovery.StreamServerInterceptor(recoveryOpt),
+	}
+	if len(s.cfg.AuthTokens) > 0 {
+		check := bearerCheck(s.cfg.AuthTokens)
+		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(check), selector.MatchFunc(needsAuth)))
+		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(check), selector.MatchFunc(needsAuth)))
+	}
+	unary = append(unary, s.unaryValidation)
+
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+		grpc.ForceServerCodecV2(newUTF8Codec()),
+	}
+	if s.cfg.TLSCert != "" {
+		creds, err := credentials.NewServerTLSFromFile(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("loading TLS certificate %s and key %s: %w", s.cfg.TLSCert, s.cfg.TLSKey, err)
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	return opts, nil
+}
+
+// needsAuth leaves health checks open: load balancers and supervisors
+// probe without credentials.
+func needsAuth(_ context.Context, c interceptors.CallMeta) bool {
+	return c.Service != healthpb.Health_ServiceDesc.ServiceName
+}
+
+// bearerCheck accepts a call whose "authorization: Bearer <token>" names
+// one of the tokens. Tokens are compared in constant time and never logged.
+func bearerCheck(tokens []config.Secret) auth.AuthFunc {
+	want := make([][]byte, len(tokens))
+	for i, t := range tokens {
+		want[i] = []byte(t.Reveal())
+	}
+	return func(ctx context.Context) (context.Context, error) {
+		got, err := auth.AuthFromMD(ctx, "bearer")
+		if err != nil {
+			return nil, status.Error(codes.Unauthenticated, "a bearer token is required: send metadata \"authorization: Bearer <token>\"")
+		}
+		ok := 0
+		for _, w := range want {
+			ok |= subtle.ConstantTimeCompare([]byte(got), w)
+		}
+		if ok != 1 {
+			return nil, status.Error(codes.Unauthenticated, "the bearer token is not valid")
+		}
+		return ctx, nil
+	}
+}
+
+// Serve answers calls on lis until Shutdown.
+func (s *Server) Serve(lis net.Listener) error {
+	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serving gRPC on %s: %w", lis.Addr(), err)
+	}
+	return nil
+}
+
+// Shutdown stops taking calls, lets in-flight calls and streams finish
+// until ctx is done, then cuts what is left. Health turns NOT_SERVING first
+// so load balancers stop sending work.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.health.Shutdown()
+	s.drainOnce.Do(func() { close(s.draining) })
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("shutdown grace ran out; cutting remaining calls")
+		s.grpc.Stop()
+		<-done
+	}
+}

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"sync/atomic"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+)
+
+// counters are the request counters Stats reports. Atomics, not a mutex:
+// they sit on every call's path.
+type counters struct {
+	classifyCalls atomic.Uint64
+	batchStreams  atomic.Uint64
+	batchItems    atomic.Uint64
+	invalid       atomic.Uint64
+	failed        atomic.Uint64
+	degraded      atomic.Uint64
+	openStreams   atomic.Int64
+	// answered counts final answers by the tier that gave them, indexed
+	// by pb.Tier.
+	answered [pb.Tier_TIER_ANTHROPIC + 1]atomic.Uint64
+}
+
+// GPUStatus reports the local model's GPU. No VRAM reader is part of this
+// build yet, and the answer says so rather than reporting zeros.
+func (s *Server) GPUStatus(context.Context, *pb.GPUStatusRequest) (*pb.GPUStatusResponse, error) {
+	return &pb.GPUStatusResponse{
+		Reader:         "none",
+		ReaderError:    "no GPU reader is configured: this build has no VRAM readers yet (SENTIMENT_GPU_READER=" + s.cfg.GPUReader + " is not acted on)",
+		Pressure:       pb.PressureLevel_PRESSURE_LEVEL_UNSPECIFIED,
+		LocalAdmitting: false,
+		GateReason:     "no local model tier in this build",
+		ObservedAt:     timestamppb.New(s.now()),
+	}, nil
+}
+
+// Stats reports what the service has done since it started.
+func (s *Server) Stats(context.Context, *pb.StatsRequest) (*pb.StatsResponse, error) {
+	now := s.now()
+	c := &s.stats
+	return &pb.StatsResponse{
+		StartedAt: timestamppb.New(s.started),
+		Uptime:    durationpb.New(now.Sub(s.started)),
+		Version:   Version,
+		Requests: &pb.RequestStats{
+			ClassifyCalls: c.classifyCalls.Load(),
+			BatchStreams:  c.batchStreams.Load(),
+			BatchItems:    c.batchItems.Load(),
+			Invalid:       c.invalid.Load(),
+			Failed:        c.failed.Load(),
+			Degraded:      c.degraded.Load(),
+			OpenStreams:   uint64(max(c.openStreams.Load(), 0)),
+		},
+		Tiers: []*pb.TierStats{{
+			Tier:         pb.Tier_TIER_LEXICON,
+			Enabled:      true,
+			Model:        "lexicon",
+			BreakerState: pb.BreakerState_BREAKER_STATE_CLOSED,
+			Answered:     c.answered[pb.Tier_TIER_LEXICON].Load(),
+		}},
+		Cost: &pb.CostStats{
+			DailyAlertUsd:   s.cfg.CostAlertDaily,
+			MonthlyAlertUsd: s.cfg.CostAlertMonthly,
+		},
+	}, nil
+}
