@@ -7,10 +7,16 @@ import (
 	"testing"
 )
 
-// qualityFile is the labelled set of financial sentences the repo keeps for
-// measuring judgement quality (label<TAB>sentence; positive, negative or
-// neutral). It is measured, never tuned on sentence by sentence.
-const qualityFile = "testdata/financial_sentences.tsv"
+// qualitySets are the labelled sets of financial sentences the repo keeps
+// for measuring judgement quality (label<TAB>sentence; positive, negative
+// or neutral). The first was written before the finance rules were tuned
+// and its totals steered a few weights; the hold-out was written blind
+// after tuning and has never steered anything. Neither is tuned on
+// sentence by sentence.
+var qualitySets = []string{
+	"testdata/financial_sentences.tsv",
+	"testdata/financial_holdout.tsv",
+}
 
 // Targets from DESIGN.md, "Judgement quality".
 const (
@@ -26,7 +32,7 @@ type labelled struct {
 	text  string
 }
 
-func loadQualitySet(t *testing.T) []labelled {
+func loadQualitySet(t *testing.T, qualityFile string) []labelled {
 	t.Helper()
 	f, err := os.Open(qualityFile)
 	if err != nil {
@@ -108,7 +114,14 @@ func measure(set []labelled, score func(string) float64, band float64) qualityFi
 }
 
 func TestQualityOnFinancialSentences(t *testing.T) {
-	set := loadQualitySet(t)
+	for _, path := range qualitySets {
+		t.Run(strings.TrimSuffix(strings.TrimPrefix(path, "testdata/"), ".tsv"), func(t *testing.T) {
+			checkQuality(t, loadQualitySet(t, path))
+		})
+	}
+}
+
+func checkQuality(t *testing.T, set []labelled) {
 	plain, err := NewPlain()
 	if err != nil {
 		t.Fatal(err)
