@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strings"
 	"time"
@@ -63,6 +64,21 @@ type Config struct {
 	Gemini    CloudConfig
 	Anthropic CloudConfig
 
+	// DefaultDeadline bounds a call that arrives without a deadline.
+	DefaultDeadline time.Duration
+	// CloudTimeout caps one attempt at a cloud tier.
+	CloudTimeout time.Duration
+	// MinTierTime is the least time left before the deadline for a tier,
+	// or one more attempt, to be tried.
+	MinTierTime time.Duration
+	// MaxBackoff caps one wait between retries.
+	MaxBackoff time.Duration
+	Breaker    BreakerConfig
+	// Seed is sent to providers that take one, so answers repeat.
+	Seed int
+	// Prices are list prices per model in USD per million tokens.
+	Prices map[string]Price
+
 	// MinInterval is the least time between two requests to one cloud
 	// provider.
 	MinInterval time.Duration
@@ -102,6 +118,25 @@ type LocalConfig struct {
 	// MaxLength is the longest text, in characters, sent to the local
 	// model; longer items go to the cloud tiers.
 	MaxLength int
+	// KeepAlive is Ollama's keep_alive on every request: how long the model
+	// stays loaded after it ("30m"; "-1m" forever; "0" unloads).
+	KeepAlive string
+	// NumCtx is the context window asked of Ollama; requests and warm-up
+	// must agree or Ollama reloads the model.
+	NumCtx int
+}
+
+// BreakerConfig sets each tier's circuit breaker.
+type BreakerConfig struct {
+	Failures          int
+	Cooldown          time.Duration
+	HalfOpenSuccesses int
+}
+
+// Price is a model's list price in USD per million tokens.
+type Price struct {
+	InputPerM  float64
+	OutputPerM float64
 }
 
 // CloudConfig is one cloud provider. The tier is enabled when APIKey is set.
@@ -134,6 +169,8 @@ func Default() Config {
 			MaxRetries:    3,
 			RetryDelay:    2 * time.Second,
 			MaxLength:     1000,
+			KeepAlive:     "30m",
+			NumCtx:        2048,
 		},
 		Gemini: CloudConfig{
 			Model:   "gemini-2.5-flash",
@@ -146,6 +183,13 @@ func Default() Config {
 			Model:   "claude-haiku-4-5",
 			BaseURL: "https://api.anthropic.com",
 		},
+		DefaultDeadline:    30 * time.Second,
+		CloudTimeout:       20 * time.Second,
+		MinTierTime:        250 * time.Millisecond,
+		MaxBackoff:         30 * time.Second,
+		Breaker:            BreakerConfig{Failures: 5, Cooldown: 30 * time.Second, HalfOpenSuccesses: 2},
+		Seed:               42,
+		Prices:             defaultPrices(),
 		MinInterval:        3 * time.Second,
 		BatchSize:          5,
 		BatchDelay:         2 * time.Second,
@@ -157,6 +201,20 @@ func Default() Config {
 		CacheTTL:           86400 * time.Second,
 		CostAlertDaily:     5.00,
 		CostAlertMonthly:   50.00,
+	}
+}
+
+// defaultPrices are list prices (USD per million tokens) of the models the
+// defaults name and of their neighbours, as published in late 2026. Local
+// models cost nothing. SENTIMENT_PRICES adds to or overrides them.
+func defaultPrices() map[string]Price {
+	return map[string]Price{
+		"gemini-2.5-flash":      {0.30, 2.50},
+		"gemini-2.5-flash-lite": {0.10, 0.40},
+		"claude-haiku-4-5":      {1.00, 5.00},
+		"claude-haiku-5-5":      {0.10, 0.50},
+		"claude-sonnet-5":       {2.00, 10.00},
+		"claude-sonnet-5-5":     {2.00, 10.00},
 	}
 }
 
@@ -192,6 +250,17 @@ func (c *Config) settings() []setting {
 		{"LLM_MAX_RETRIES", "max-retries", "attempts per tier for high-priority items", intValue{&c.Local.MaxRetries, 0, 10}},
 		{"LLM_RETRY_DELAY", "retry-delay", "base seconds of the retry backoff", secondsValue{&c.Local.RetryDelay, 0, time.Minute}},
 		{"LLM_LOCAL_MAX_LENGTH", "local-max-length", "longest text (characters) sent to the local model", intValue{&c.Local.MaxLength, 1, 100_000}},
+		{"SENTIMENT_LOCAL_KEEP_ALIVE", "local-keep-alive", "Ollama keep_alive on each request (Go duration; negative: forever)", durationStringValue{&c.Local.KeepAlive}},
+		{"SENTIMENT_LOCAL_NUM_CTX", "local-num-ctx", "context window (tokens) asked of Ollama", intValue{&c.Local.NumCtx, 256, 1 << 20}},
+		{"SENTIMENT_DEFAULT_DEADLINE", "default-deadline", "seconds allowed to a call that brings no deadline", secondsValue{&c.DefaultDeadline, time.Second, 10 * time.Minute}},
+		{"SENTIMENT_CLOUD_TIMEOUT", "cloud-timeout", "seconds allowed for one cloud model call", secondsValue{&c.CloudTimeout, 100 * time.Millisecond, 10 * time.Minute}},
+		{"SENTIMENT_MIN_TIER_TIME", "min-tier-time", "least seconds left before the deadline to try a tier or a retry", secondsValue{&c.MinTierTime, 0, time.Minute}},
+		{"SENTIMENT_MAX_BACKOFF", "max-backoff", "longest wait in seconds between two attempts", secondsValue{&c.MaxBackoff, 0, 10 * time.Minute}},
+		{"SENTIMENT_BREAKER_FAILURES", "breaker-failures", "failures in a row that open a tier's breaker", intValue{&c.Breaker.Failures, 1, 1000}},
+		{"SENTIMENT_BREAKER_COOLDOWN", "breaker-cooldown", "seconds an open breaker waits before probing the tier", secondsValue{&c.Breaker.Cooldown, 100 * time.Millisecond, time.Hour}},
+		{"SENTIMENT_BREAKER_HALF_OPEN", "breaker-half-open", "probes allowed half-open, and successes that close the breaker", intValue{&c.Breaker.HalfOpenSuccesses, 1, 100}},
+		{"SENTIMENT_SEED", "seed", "sampling seed sent to models that take one", intValue{&c.Seed, 0, math.MaxInt32}},
+		{"SENTIMENT_PRICES", "prices", "model=input/output USD per million tokens, comma-separated; merged over the built-in table", pricesValue{&c.Prices}},
 
 		{"GEMINI_API_KEY", "gemini-api-key", "Gemini API key; empty: tier off", secretValue{&c.Gemini.APIKey}},
 		{"SENTIMENT_GEMINI_MODEL", "gemini-model", "Gemini model", stringValue{p: &c.Gemini.Model}},

@@ -43,6 +43,8 @@ func TestEnvironmentAndFlags(t *testing.T) {
 		"SENTIMENT_DISCORD_WEBHOOKS": "alerts=https://discord.com/api/webhooks/1/tok,ops=https://discord.com/api/webhooks/2/tok2",
 		"SENTIMENT_GRPC_ADDR":        "127.0.0.1:6000",
 		"LLM_RETRY_DELAY":            "500ms",
+		"SENTIMENT_PRICES":           "my-local=0/0, gemini-2.5-flash=0.5/3",
+		"SENTIMENT_LOCAL_KEEP_ALIVE": "-1m",
 	})
 	c, err := Load([]string{"-grpc-addr=127.0.0.1:7000", "-local-enabled"}, e, io.Discard)
 	if err != nil {
@@ -64,6 +66,10 @@ func TestEnvironmentAndFlags(t *testing.T) {
 		{"webhooks", len(c.DiscordWebhooks), 2},
 		{"webhook", c.DiscordWebhooks["ops"].Reveal(), "https://discord.com/api/webhooks/2/tok2"},
 		{"go duration", c.Local.RetryDelay, 500 * time.Millisecond},
+		{"price added", len(c.Prices), 7},
+		{"price overridden", c.Prices["gemini-2.5-flash"], Price{0.5, 3}},
+		{"price kept", c.Prices["claude-haiku-4-5"], Price{1, 5}},
+		{"keep alive", c.Local.KeepAlive, "-1m"},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -116,6 +122,9 @@ func TestBadValuesNameSettingValueAndLimit(t *testing.T) {
 		{"unknown flag", nil, []string{"-colour=blue"}, `flag provided but not defined: -colour`},
 		{"stray argument", nil, []string{"serve"}, `unexpected argument "serve"`},
 		{"model required", map[string]string{"LLM_MODEL_NAME": " "}, nil, `setting LLM_MODEL_NAME=" ": must name a model while LLM_LOCAL_ENABLED=1`},
+		{"keep alive", map[string]string{"SENTIMENT_LOCAL_KEEP_ALIVE": "-1"}, nil, `setting SENTIMENT_LOCAL_KEEP_ALIVE="-1": must be a duration such as 30m`},
+		{"prices", map[string]string{"SENTIMENT_PRICES": "m=1"}, nil, `setting SENTIMENT_PRICES="m=1": must be model=input/output pairs`},
+		{"breaker", map[string]string{"SENTIMENT_BREAKER_FAILURES": "0"}, nil, `setting SENTIMENT_BREAKER_FAILURES="0": must be an integer from 1 to 1000`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

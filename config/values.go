@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -260,4 +261,60 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// durationStringValue is a Go duration kept as text, for upstreams that
+// take the duration as a string (Ollama's keep_alive).
+type durationStringValue struct{ p *string }
+
+func (v durationStringValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v durationStringValue) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if s != "0" {
+		if _, err := time.ParseDuration(s); err != nil {
+			return fmt.Errorf("must be a duration such as 30m, 24h, -1m (forever) or 0 (unload at once)")
+		}
+	}
+	*v.p = s
+	return nil
+}
+
+// pricesValue merges model=input/output pairs over the built-in table.
+type pricesValue struct{ p *map[string]Price }
+
+func (v pricesValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	names := make([]string, 0, len(*v.p))
+	for m, p := range *v.p {
+		names = append(names, fmt.Sprintf("%s=%g/%g", m, p.InputPerM, p.OutputPerM))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
+}
+
+func (v pricesValue) Set(s string) error {
+	m := map[string]Price{}
+	for k, p := range *v.p {
+		m[k] = p
+	}
+	for _, pair := range splitList(s) {
+		model, prices, ok := strings.Cut(pair, "=")
+		in, out, ok2 := strings.Cut(prices, "/")
+		fin, err1 := strconv.ParseFloat(strings.TrimSpace(in), 64)
+		fout, err2 := strconv.ParseFloat(strings.TrimSpace(out), 64)
+		if !ok || !ok2 || strings.TrimSpace(model) == "" || err1 != nil || err2 != nil || fin < 0 || fout < 0 || fin != fin || fout != fout {
+			return fmt.Errorf("must be model=input/output pairs in USD per million tokens, e.g. gemini-2.5-flash=0.30/2.50")
+		}
+		m[strings.TrimSpace(model)] = Price{fin, fout}
+	}
+	*v.p = m
+	return nil
 }

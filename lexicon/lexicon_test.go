@@ -232,3 +232,22 @@ func TestConcurrentScore(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestExplain(t *testing.T) {
+	tests := []struct {
+		p    Prescore
+		want string
+	}{
+		{Prescore{Score: 0.4185, Compound: -0.3182, Hits: []Hit{{"fda approval", 0.8}}},
+			`lexicon: score +0.42 (sentiment words -0.32, financial keywords: "fda approval" +0.80)`},
+		{Prescore{Score: -0.001, Compound: -0.001},
+			`lexicon: score +0.00 (sentiment words +0.00, no financial keywords)`},
+		{Prescore{Score: -0.6, Compound: 0, Hits: []Hit{{"cuts guidance", -0.7}, {"misses estimates", -0.6}}},
+			`lexicon: score -0.60 (sentiment words +0.00, financial keywords: "cuts guidance" -0.70, "misses estimates" -0.60)`},
+	}
+	for _, tt := range tests {
+		if got := tt.p.Explain(); got != tt.want {
+			t.Errorf("Explain() = %s\nwant        %s", got, tt.want)
+		}
+	}
+}

@@ -36,8 +36,9 @@ bench() {
     -d "$req" -n "$n" -c "$c" --connections 2 --format summary "$1" | grep -E 'Requests/sec|Average|Fastest|Slowest|95 %|99 %|\[OK\]|Error'
 }
 
-# Default log level: one line per RPC, as in production.
-start sentimentd env SENTIMENT_GRPC_ADDR=127.0.0.1:0 ${SENTIMENTD_ENV:-} "$tmp/sentimentd"
+# Default log level: one line per RPC, as in production; no model tier, so
+# Classify is answered by the lexicon, as echod's baseline answer was.
+start sentimentd env SENTIMENT_GRPC_ADDR=127.0.0.1:0 LLM_LOCAL_ENABLED=0 ${SENTIMENTD_ENV:-} "$tmp/sentimentd"
 svc=$addr
 start echod "$tmp/echod" -addr 127.0.0.1:0 -d "$req"
 echo_addr=$addr

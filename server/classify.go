@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -11,6 +9,7 @@ import (
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/router"
 )
 
 // Classify judges one item. Validation has already run (unaryValidation).
@@ -25,34 +24,57 @@ func (s *Server) Classify(ctx context.Context, req *pb.ClassifyRequest) (*pb.Cla
 }
 
 // judge runs the request path for one valid item and returns its final
-// answer. Today the lexicon is the only tier; the router slots in here.
+// answer: prescore, then the router, which answers from a model or, when
+// none could, from the lexicon marked degraded.
 func (s *Server) judge(ctx context.Context, item *pb.NewsItem, opts *pb.ClassifyOptions) (*pb.ClassifyResponse, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		// Every upstream call needs a bound; a caller that sets none gets
+		// the configured one.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.DefaultDeadline)
+		defer cancel()
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, status.FromContextError(err).Err()
 	}
 	start := s.now()
 	pre := s.scorer.Score(itemText(item))
-	if opts.GetRequireLlm() {
-		return nil, status.Error(codes.Unavailable, "require_llm: "+noModelReason)
+	res := s.router.Judge(ctx, router.Request{
+		Item:     router.Item{Ticker: item.GetTicker(), Title: item.GetTitle(), Summary: item.GetSummary()},
+		Prescore: pre,
+		Priority: priorityOf(opts.GetPriority()),
+		Allowed:  tiersOf(opts.GetAllowedTiers()),
+	})
+	if res.Degraded {
+		if opts.GetRequireLlm() {
+			return nil, status.Error(codes.Unavailable, "require_llm: "+res.Reason)
+		}
+		s.stats.degraded.Add(1)
 	}
-	resp := lexiconAnswer(item, pre, pb.Phase_PHASE_FINAL)
-	resp.Provenance.Degraded = true
-	resp.Provenance.Reason = noModelReason
+	s.stats.answered[tierOf(res.Tier)].Add(1)
+	resp := answerOf(item, pre, res)
 	resp.Provenance.Latency = durationpb.New(s.now().Sub(start))
-	s.stats.answered[pb.Tier_TIER_LEXICON].Add(1)
-	s.stats.degraded.Add(1)
 	return resp, nil
 }
-
-// noModelReason says why a final answer is the lexicon's: no model tier is
-// part of this build yet, so every final answer is degraded and a caller
-// that requires a model is refused.
-const noModelReason = "no language-model tier could judge the item: none is available in this build; the lexicon answered"
 
 // preliminary is the lexicon's answer sent ahead of the final one.
 func (s *Server) preliminary(item *pb.NewsItem) *pb.ClassifyResponse {
 	start := s.now()
-	resp := lexiconAnswer(item, s.scorer.Score(itemText(item)), pb.Phase_PHASE_PRELIMINARY)
+	p := s.scorer.Score(itemText(item))
+	resp := &pb.ClassifyResponse{
+		Id:         item.GetId(),
+		Label:      labelOf(p.Label()),
+		Score:      p.Score,
+		Confidence: p.Confidence(),
+		Rationale:  p.Explain(),
+		Prescore:   prescoreOf(p),
+		Phase:      pb.Phase_PHASE_PRELIMINARY,
+		Provenance: &pb.Provenance{
+			Tier:  pb.Tier_TIER_LEXICON,
+			Model: "lexicon",
+			Tiers: []*pb.TierAttempt{{Tier: pb.Tier_TIER_LEXICON, Model: "lexicon", Outcome: pb.Outcome_OUTCOME_OK}},
+		},
+	}
 	resp.Provenance.Latency = durationpb.New(s.now().Sub(start))
 	return resp
 }
@@ -65,25 +87,42 @@ func itemText(item *pb.NewsItem) string {
 	return item.GetTitle() + ". " + item.GetSummary()
 }
 
-// lexiconAnswer turns a prescore into an answer from the lexicon tier.
-func lexiconAnswer(item *pb.NewsItem, p lexicon.Prescore, phase pb.Phase) *pb.ClassifyResponse {
+// answerOf converts the router's result to the final answer.
+func answerOf(item *pb.NewsItem, pre lexicon.Prescore, res router.Result) *pb.ClassifyResponse {
+	prov := &pb.Provenance{
+		Tier:          tierOf(res.Tier),
+		Model:         res.Model,
+		Attempts:      int32(res.Calls),
+		Degraded:      res.Degraded,
+		Reason:        res.Reason,
+		TokensIn:      res.Usage.TokensIn,
+		TokensOut:     res.Usage.TokensOut,
+		CostUsd:       res.CostUSD,
+		PromptVersion: res.PromptVersion,
+		Tiers:         make([]*pb.TierAttempt, 0, len(res.Tried)+1),
+	}
+	for _, a := range res.Tried {
+		prov.Tiers = append(prov.Tiers, &pb.TierAttempt{
+			Tier:     tierOf(a.Tier),
+			Model:    a.Model,
+			Outcome:  outcomeOf(a.Outcome),
+			Attempts: int32(a.Calls),
+			Latency:  durationpb.New(a.Latency),
+			Detail:   a.Detail,
+		})
+	}
+	if res.Degraded {
+		prov.Tiers = append(prov.Tiers, &pb.TierAttempt{Tier: pb.Tier_TIER_LEXICON, Model: "lexicon", Outcome: pb.Outcome_OUTCOME_OK})
+	}
 	return &pb.ClassifyResponse{
 		Id:         item.GetId(),
-		Label:      labelOf(p.Label()),
-		Score:      p.Score,
-		Confidence: p.Confidence(),
-		Rationale:  rationale(p),
-		Prescore:   prescoreOf(p),
-		Phase:      phase,
-		Provenance: &pb.Provenance{
-			Tier:  pb.Tier_TIER_LEXICON,
-			Model: "lexicon",
-			Tiers: []*pb.TierAttempt{{
-				Tier:    pb.Tier_TIER_LEXICON,
-				Model:   "lexicon",
-				Outcome: pb.Outcome_OUTCOME_OK,
-			}},
-		},
+		Label:      labelOf(res.Answer.Label),
+		Score:      res.Answer.Score,
+		Confidence: res.Answer.Confidence,
+		Rationale:  res.Answer.Rationale,
+		Prescore:   prescoreOf(pre),
+		Phase:      pb.Phase_PHASE_FINAL,
+		Provenance: prov,
 	}
 }
 
@@ -98,6 +137,73 @@ func labelOf(l lexicon.Label) pb.Label {
 	}
 }
 
+func tierOf(t router.Tier) pb.Tier {
+	switch t {
+	case router.TierLocal:
+		return pb.Tier_TIER_LOCAL
+	case router.TierGemini:
+		return pb.Tier_TIER_GEMINI
+	case router.TierAnthropic:
+		return pb.Tier_TIER_ANTHROPIC
+	default:
+		return pb.Tier_TIER_LEXICON
+	}
+}
+
+// tiersOf maps the allowed tiers of the options; the lexicon is always
+// allowed and not a router tier.
+func tiersOf(ts []pb.Tier) []router.Tier {
+	if len(ts) == 0 {
+		return nil
+	}
+	out := make([]router.Tier, 0, len(ts))
+	for _, t := range ts {
+		switch t {
+		case pb.Tier_TIER_LOCAL:
+			out = append(out, router.TierLocal)
+		case pb.Tier_TIER_GEMINI:
+			out = append(out, router.TierGemini)
+		case pb.Tier_TIER_ANTHROPIC:
+			out = append(out, router.TierAnthropic)
+		}
+	}
+	if len(out) == 0 {
+		// Only TIER_LEXICON was allowed: no model tier may be used.
+		out = append(out, router.TierLexicon)
+	}
+	return out
+}
+
+func priorityOf(p pb.Priority) router.Priority {
+	switch p {
+	case pb.Priority_PRIORITY_HIGH:
+		return router.PriorityHigh
+	case pb.Priority_PRIORITY_LOW:
+		return router.PriorityLow
+	default:
+		return router.PriorityNormal
+	}
+}
+
+func outcomeOf(o router.Outcome) pb.Outcome {
+	switch o {
+	case router.OutcomeOK:
+		return pb.Outcome_OUTCOME_OK
+	case router.OutcomeError:
+		return pb.Outcome_OUTCOME_ERROR
+	case router.OutcomeBreakerOpen:
+		return pb.Outcome_OUTCOME_BREAKER_OPEN
+	case router.OutcomeRateLimited:
+		return pb.Outcome_OUTCOME_RATE_LIMITED
+	case router.OutcomeSkipped:
+		return pb.Outcome_OUTCOME_SKIPPED
+	case router.OutcomeInvalidAnswer:
+		return pb.Outcome_OUTCOME_INVALID_ANSWER
+	default:
+		return pb.Outcome_OUTCOME_UNSPECIFIED
+	}
+}
+
 func prescoreOf(p lexicon.Prescore) *pb.Prescore {
 	out := &pb.Prescore{Compound: p.Compound, KeywordScore: p.Keyword, Score: p.Score}
 	if len(p.Hits) > 0 {
@@ -107,23 +213,4 @@ func prescoreOf(p lexicon.Prescore) *pb.Prescore {
 		}
 	}
 	return out
-}
-
-// rationale says in words why the lexicon decided as it did.
-func rationale(p lexicon.Prescore) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "lexicon: score %+.2f (sentiment words %+.2f", p.Score, p.Compound)
-	if len(p.Hits) == 0 {
-		b.WriteString(", no financial keywords)")
-		return b.String()
-	}
-	b.WriteString(", financial keywords:")
-	for i, h := range p.Hits {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, " %q %+.2f", h.Phrase, h.Weight)
-	}
-	b.WriteByte(')')
-	return b.String()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/router"
 )
 
 // lockedBuffer collects log output written from several goroutines.
@@ -54,7 +55,13 @@ func TestPanicsBecomeInternal(t *testing.T) {
 	}
 	logs := &lockedBuffer{}
 	cfg := config.Default()
-	s, err := New(cfg, scorer, slog.New(slog.NewTextHandler(logs, nil)))
+	cfg.Local.Enabled = false
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	rt, err := router.FromConfig(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, scorer, rt, log)
 	if err != nil {
 		t.Fatal(err)
 	}

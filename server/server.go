@@ -30,6 +30,7 @@ import (
 	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/router"
 )
 
 // Version is reported by Stats; main may set it at link time.
@@ -42,6 +43,7 @@ type Server struct {
 	cfg    config.Config
 	log    *slog.Logger
 	scorer Prescorer
+	router Router
 	now    func() time.Time
 
 	grpc   *grpc.Server
@@ -61,6 +63,14 @@ type Prescorer interface {
 	Score(text string) lexicon.Prescore
 }
 
+// Router judges an item with the language-model tiers; the router package
+// provides it. It always answers: degraded with the lexicon's answer when no
+// model could.
+type Router interface {
+	Judge(ctx context.Context, req router.Request) router.Result
+	Stats() []router.TierStats
+}
+
 // Option changes how New builds a Server; tests use them.
 type Option func(*Server)
 
@@ -68,14 +78,15 @@ type Option func(*Server)
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
 // New builds the server from a validated Config.
-func New(cfg config.Config, scorer Prescorer, log *slog.Logger, opts ...Option) (*Server, error) {
-	if scorer == nil {
-		return nil, errors.New("server: a lexicon scorer is required")
+func New(cfg config.Config, scorer Prescorer, rt Router, log *slog.Logger, opts ...Option) (*Server, error) {
+	if scorer == nil || rt == nil {
+		return nil, errors.New("server: a lexicon scorer and a router are required")
 	}
 	s := &Server{
 		cfg:      cfg,
 		log:      log,
 		scorer:   scorer,
+		router:   rt,
 		now:      time.Now,
 		health:   health.NewServer(),
 		draining: make(chan struct{}),

@@ -31,6 +31,7 @@ import (
 	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/server"
 )
 
@@ -48,10 +49,13 @@ type testServer struct {
 	done   chan error
 }
 
+// testConfig has no model tier enabled: answers come from the lexicon,
+// whatever runs on the machine's Ollama port.
 func testConfig() config.Config {
 	cfg := config.Default()
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.ShutdownGrace = 5 * time.Second
+	cfg.Local.Enabled = false
 	return cfg
 }
 
@@ -67,7 +71,11 @@ func startB(t testing.TB, cfg config.Config, opts ...server.Option) *testServer 
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(cfg, scorer, log, opts...)
+	rt, err := router.FromConfig(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, scorer, rt, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,13 +135,19 @@ func TestClassifyAnswersFromLexicon(t *testing.T) {
 				t.Errorf("id %q phase %v, want n1 and PHASE_FINAL", resp.GetId(), resp.GetPhase())
 			}
 			p := resp.GetProvenance()
-			if p.GetTier() != pb.Tier_TIER_LEXICON || len(p.GetTiers()) != 1 || p.GetTiers()[0].GetOutcome() != pb.Outcome_OUTCOME_OK {
-				t.Errorf("provenance = %v, want the lexicon tier with outcome OK", p)
+			tiers := p.GetTiers()
+			if p.GetTier() != pb.Tier_TIER_LEXICON || len(tiers) != 4 || tiers[3].GetTier() != pb.Tier_TIER_LEXICON || tiers[3].GetOutcome() != pb.Outcome_OUTCOME_OK {
+				t.Fatalf("provenance = %v, want the three model tiers skipped, then the lexicon with outcome OK", p)
+			}
+			for _, a := range tiers[:3] {
+				if a.GetOutcome() != pb.Outcome_OUTCOME_SKIPPED || !strings.HasPrefix(a.GetDetail(), "disabled: ") || a.GetAttempts() != 0 {
+					t.Errorf("tier %v: %v, want skipped as disabled with no call", a.GetTier(), a)
+				}
 			}
 			if p.GetLatency() == nil {
 				t.Error("provenance has no latency")
 			}
-			if !p.GetDegraded() || !strings.Contains(p.GetReason(), "no language-model tier") {
+			if !p.GetDegraded() || !strings.Contains(p.GetReason(), "no language model could judge the item: local: skipped (disabled: LLM_LOCAL_ENABLED=0)") {
 				t.Errorf("degraded %v reason %q, want a degraded answer that says no model tier could judge it", p.GetDegraded(), p.GetReason())
 			}
 			if resp.GetPrescore() == nil || resp.GetPrescore().GetScore() != resp.GetScore() {
@@ -313,7 +327,12 @@ func TestBadTLSFilesStopStartup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := server.New(cfg, scorer, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "missing.pem") {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rt, err := router.FromConfig(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.New(cfg, scorer, rt, log); err == nil || !strings.Contains(err.Error(), "missing.pem") {
 		t.Fatalf("New with missing TLS files: %v, want an error naming the file", err)
 	}
 }
@@ -355,8 +374,14 @@ func TestStatsCountRequests(t *testing.T) {
 	if got.GetUptime().AsDuration() != 90*time.Second || !got.GetStartedAt().AsTime().Equal(startedAt) {
 		t.Errorf("started %v uptime %v, want %v and 90s", got.GetStartedAt().AsTime(), got.GetUptime().AsDuration(), startedAt)
 	}
-	if len(got.GetTiers()) != 1 || got.GetTiers()[0].GetAnswered() != 3 {
-		t.Errorf("tiers = %v, want the lexicon with 3 answered", got.GetTiers())
+	tiers := got.GetTiers()
+	if len(tiers) != 4 || tiers[0].GetTier() != pb.Tier_TIER_LEXICON || tiers[0].GetAnswered() != 3 {
+		t.Fatalf("tiers = %v, want the lexicon with 3 answered, then the three model tiers", tiers)
+	}
+	for i, want := range []pb.Tier{pb.Tier_TIER_LOCAL, pb.Tier_TIER_GEMINI, pb.Tier_TIER_ANTHROPIC} {
+		if tt := tiers[i+1]; tt.GetTier() != want || tt.GetEnabled() || tt.GetBreakerState() != pb.BreakerState_BREAKER_STATE_CLOSED {
+			t.Errorf("tier %d = %v, want %v disabled with a closed breaker", i+1, tt, want)
+		}
 	}
 }
 

@@ -55,16 +55,49 @@ func (s *Server) Stats(context.Context, *pb.StatsRequest) (*pb.StatsResponse, er
 			Degraded:      c.degraded.Load(),
 			OpenStreams:   uint64(max(c.openStreams.Load(), 0)),
 		},
-		Tiers: []*pb.TierStats{{
-			Tier:         pb.Tier_TIER_LEXICON,
-			Enabled:      true,
-			Model:        "lexicon",
-			BreakerState: pb.BreakerState_BREAKER_STATE_CLOSED,
-			Answered:     c.answered[pb.Tier_TIER_LEXICON].Load(),
-		}},
+		Tiers: s.tierStats(),
 		Cost: &pb.CostStats{
 			DailyAlertUsd:   s.cfg.CostAlertDaily,
 			MonthlyAlertUsd: s.cfg.CostAlertMonthly,
 		},
 	}, nil
+}
+
+// tierStats lists the lexicon, which never fails, then each model tier in
+// policy order.
+func (s *Server) tierStats() []*pb.TierStats {
+	rs := s.router.Stats()
+	out := make([]*pb.TierStats, 0, len(rs)+1)
+	out = append(out, &pb.TierStats{
+		Tier:         pb.Tier_TIER_LEXICON,
+		Enabled:      true,
+		Model:        "lexicon",
+		BreakerState: pb.BreakerState_BREAKER_STATE_CLOSED,
+		Answered:     s.stats.answered[pb.Tier_TIER_LEXICON].Load(),
+	})
+	for _, t := range rs {
+		out = append(out, &pb.TierStats{
+			Tier:                tierOf(t.Tier),
+			Enabled:             t.Enabled,
+			Model:               t.Model,
+			BreakerState:        breakerOf(t.Breaker),
+			ConsecutiveFailures: t.ConsecutiveFailures,
+			ErrorsLastHour:      t.ErrorsLastHour,
+			Answered:            t.Answered,
+			BreakerTransitions:  t.BreakerTransitions,
+		})
+	}
+	return out
+}
+
+func breakerOf(state string) pb.BreakerState {
+	switch state {
+	case "closed":
+		return pb.BreakerState_BREAKER_STATE_CLOSED
+	case "half-open":
+		return pb.BreakerState_BREAKER_STATE_HALF_OPEN
+	case "open":
+		return pb.BreakerState_BREAKER_STATE_OPEN
+	}
+	return pb.BreakerState_BREAKER_STATE_UNSPECIFIED
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/server"
 )
 
@@ -72,7 +73,14 @@ func realAnswer(req *pb.ClassifyRequest) (*pb.ClassifyResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := server.New(config.Default(), scorer, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg := config.Default()
+	cfg.Local.Enabled = false // the benchmark measures the lexicon path
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rt, err := router.FromConfig(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.New(cfg, scorer, rt, log)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/catalystbot/sentiment/config"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/server"
 )
 
@@ -44,7 +45,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Error("loading the lexicon", "err", err)
 		return 1
 	}
-	srv, err := server.New(cfg, scorer, log)
+	rt, err := router.FromConfig(cfg, log)
+	if err != nil {
+		log.Error("building the router", "err", err)
+		return 1
+	}
+	srv, err := server.New(cfg, scorer, rt, log)
 	if err != nil {
 		log.Error("building the server", "err", err)
 		return 1

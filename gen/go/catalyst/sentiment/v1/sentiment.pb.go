@@ -1964,9 +1964,11 @@ type TierStats struct {
 	// Errors in the last hour by type ("timeout", "http_500", ...).
 	ErrorsLastHour map[string]uint64 `protobuf:"bytes,7,rep,name=errors_last_hour,json=errorsLastHour,proto3" json:"errors_last_hour,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Items this tier answered since start.
-	Answered      uint64 `protobuf:"varint,8,opt,name=answered,proto3" json:"answered,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Answered uint64 `protobuf:"varint,8,opt,name=answered,proto3" json:"answered,omitempty"`
+	// Breaker state changes since start.
+	BreakerTransitions uint64 `protobuf:"varint,9,opt,name=breaker_transitions,json=breakerTransitions,proto3" json:"breaker_transitions,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *TierStats) Reset() {
@@ -2051,6 +2053,13 @@ func (x *TierStats) GetErrorsLastHour() map[string]uint64 {
 func (x *TierStats) GetAnswered() uint64 {
 	if x != nil {
 		return x.Answered
+	}
+	return 0
+}
+
+func (x *TierStats) GetBreakerTransitions() uint64 {
+	if x != nil {
+		return x.BreakerTransitions
 	}
 	return 0
 }
@@ -2595,7 +2604,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x04used\x18\x02 \x01(\x04R\x04used\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x04R\x05limit\x127\n" +
 	"\tresets_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bresetsAt\x12\x16\n" +
-	"\x06shared\x18\x05 \x01(\bR\x06shared\"\xe4\x03\n" +
+	"\x06shared\x18\x05 \x01(\bR\x06shared\"\x95\x04\n" +
 	"\tTierStats\x12/\n" +
 	"\x04tier\x18\x01 \x01(\x0e2\x1b.catalyst.sentiment.v1.TierR\x04tier\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12\x14\n" +
@@ -2604,7 +2613,8 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x14consecutive_failures\x18\x05 \x01(\rR\x13consecutiveFailures\x12:\n" +
 	"\x06quotas\x18\x06 \x03(\v2\".catalyst.sentiment.v1.QuotaWindowR\x06quotas\x12^\n" +
 	"\x10errors_last_hour\x18\a \x03(\v24.catalyst.sentiment.v1.TierStats.ErrorsLastHourEntryR\x0eerrorsLastHour\x12\x1a\n" +
-	"\banswered\x18\b \x01(\x04R\banswered\x1aA\n" +
+	"\banswered\x18\b \x01(\x04R\banswered\x12/\n" +
+	"\x13breaker_transitions\x18\t \x01(\x04R\x12breakerTransitions\x1aA\n" +
 	"\x13ErrorsLastHourEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xec\x01\n" +

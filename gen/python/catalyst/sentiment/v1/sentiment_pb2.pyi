@@ -362,7 +362,7 @@ class QuotaWindow(_message.Message):
     def __init__(self, window: _Optional[str] = ..., used: _Optional[int] = ..., limit: _Optional[int] = ..., resets_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., shared: _Optional[bool] = ...) -> None: ...
 
 class TierStats(_message.Message):
-    __slots__ = ("tier", "enabled", "model", "breaker_state", "consecutive_failures", "quotas", "errors_last_hour", "answered")
+    __slots__ = ("tier", "enabled", "model", "breaker_state", "consecutive_failures", "quotas", "errors_last_hour", "answered", "breaker_transitions")
     class ErrorsLastHourEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -378,6 +378,7 @@ class TierStats(_message.Message):
     QUOTAS_FIELD_NUMBER: _ClassVar[int]
     ERRORS_LAST_HOUR_FIELD_NUMBER: _ClassVar[int]
     ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    BREAKER_TRANSITIONS_FIELD_NUMBER: _ClassVar[int]
     tier: Tier
     enabled: bool
     model: str
@@ -386,7 +387,8 @@ class TierStats(_message.Message):
     quotas: _containers.RepeatedCompositeFieldContainer[QuotaWindow]
     errors_last_hour: _containers.ScalarMap[str, int]
     answered: int
-    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., enabled: _Optional[bool] = ..., model: _Optional[str] = ..., breaker_state: _Optional[_Union[BreakerState, str]] = ..., consecutive_failures: _Optional[int] = ..., quotas: _Optional[_Iterable[_Union[QuotaWindow, _Mapping]]] = ..., errors_last_hour: _Optional[_Mapping[str, int]] = ..., answered: _Optional[int] = ...) -> None: ...
+    breaker_transitions: int
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., enabled: _Optional[bool] = ..., model: _Optional[str] = ..., breaker_state: _Optional[_Union[BreakerState, str]] = ..., consecutive_failures: _Optional[int] = ..., quotas: _Optional[_Iterable[_Union[QuotaWindow, _Mapping]]] = ..., errors_last_hour: _Optional[_Mapping[str, int]] = ..., answered: _Optional[int] = ..., breaker_transitions: _Optional[int] = ...) -> None: ...
 
 class RequestStats(_message.Message):
     __slots__ = ("classify_calls", "batch_streams", "batch_items", "invalid", "degraded", "failed", "open_streams")

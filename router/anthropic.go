@@ -1,0 +1,153 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/catalystbot/sentiment/config"
+)
+
+// AnthropicConfig is the Anthropic Messages API.
+type AnthropicConfig struct {
+	// BaseURL is the root, e.g. https://api.anthropic.com.
+	BaseURL string
+	Model   string
+	APIKey  config.Secret
+	// MaxTokens caps the output; 0 means 400, plenty for the answer.
+	MaxTokens int
+}
+
+// Anthropic judges through POST /v1/messages with a forced tool whose input
+// schema is the answer schema: the tool's input is the answer.
+type Anthropic struct {
+	cfg AnthropicConfig
+	hc  *http.Client
+	url string
+}
+
+// NewAnthropic returns the client; hc should come from NewHTTPClient.
+func NewAnthropic(cfg AnthropicConfig, hc *http.Client) *Anthropic {
+	if cfg.MaxTokens <= 0 {
+		cfg.MaxTokens = maxAnswerTokens
+	}
+	return &Anthropic{cfg: cfg, hc: hc, url: strings.TrimRight(cfg.BaseURL, "/") + "/v1/messages"}
+}
+
+const (
+	anthropicOp      = "anthropic messages"
+	anthropicVersion = "2023-06-01"
+)
+
+type anthropicTool struct {
+	Name        string         `json:"name"`
+	Description string         `json:"description"`
+	InputSchema map[string]any `json:"input_schema"`
+}
+
+type anthropicToolChoice struct {
+	Type string `json:"type"`
+	Name string `json:"name"`
+}
+
+type anthropicRequest struct {
+	Model       string              `json:"model"`
+	MaxTokens   int                 `json:"max_tokens"`
+	System      string              `json:"system"`
+	Messages    []ollamaMessage     `json:"messages"`
+	Temperature float64             `json:"temperature"`
+	Tools       []anthropicTool     `json:"tools"`
+	ToolChoice  anthropicToolChoice `json:"tool_choice"`
+}
+
+type anthropicResponse struct {
+	Content []struct {
+		Type  string          `json:"type"`
+		Name  string          `json:"name"`
+		Input json.RawMessage `json:"input"`
+		Text  string          `json:"text"`
+	} `json:"content"`
+	StopReason string `json:"stop_reason"`
+	Usage      struct {
+		InputTokens  int64 `json:"input_tokens"`
+		OutputTokens int64 `json:"output_tokens"`
+	} `json:"usage"`
+}
+
+// Judge implements Provider. The answer is the input of the tool_use block,
+// chosen by type and name, never by position: models that think put a
+// thinking block first. Without one (a model that ignored the forced tool)
+// the text blocks are tried as a model text.
+func (a *Anthropic) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
+	key := a.cfg.APIKey.Reveal()
+	hdr := http.Header{"Anthropic-Version": {anthropicVersion}}
+	if key != "" {
+		hdr.Set("X-Api-Key", key)
+	}
+	body, err := postJSON(ctx, a.hc, httpCall{
+		op:     anthropicOp,
+		url:    a.url,
+		header: hdr,
+		body: anthropicRequest{
+			Model:       a.cfg.Model,
+			MaxTokens:   a.cfg.MaxTokens,
+			System:      p.System,
+			Messages:    []ollamaMessage{{Role: "user", Content: p.User}},
+			Temperature: 0,
+			Tools: []anthropicTool{{
+				Name:        answerToolName,
+				Description: "Record the judgement of the news item.",
+				InputSchema: answerSchema(),
+			}},
+			ToolChoice: anthropicToolChoice{Type: "tool", Name: answerToolName},
+		},
+		secrets:   []string{key},
+		errorBody: anthropicErrorBody,
+	})
+	if err != nil {
+		return Answer{}, Usage{}, wrapOp(anthropicOp, err, key)
+	}
+	var r anthropicResponse
+	if err := decodeBody(body, &r); err != nil {
+		return Answer{}, Usage{}, wrapOp(anthropicOp, err, key)
+	}
+	usage := Usage{TokensIn: r.Usage.InputTokens, TokensOut: r.Usage.OutputTokens}
+	if r.StopReason == "refusal" {
+		return Answer{}, usage, wrapOp(anthropicOp, &Error{Kind: KindRefused, Message: "stop_reason refusal"}, key)
+	}
+	var text strings.Builder
+	for _, b := range r.Content {
+		switch {
+		case b.Type == "tool_use" && b.Name == answerToolName:
+			ans, err := parseAnswer(string(b.Input))
+			return ans, usage, wrapOp(anthropicOp, err, key)
+		case b.Type == "text":
+			text.WriteString(b.Text)
+		}
+	}
+	if strings.TrimSpace(text.String()) == "" {
+		return Answer{}, usage, wrapOp(anthropicOp, invalidAnswer("no tool_use block (stop_reason %s)", r.StopReason), key)
+	}
+	ans, err := parseAnswer(text.String())
+	return ans, usage, wrapOp(anthropicOp, err, key)
+}
+
+// anthropicErrorBody reads {"type":"error","error":{type,message}}. The
+// status decides retrying (429, 500, 529 overloaded: yes; 4xx: no) and the
+// retry-after header the wait; the body adds the error type to the message.
+func anthropicErrorBody(e *Error, body []byte) {
+	var b struct {
+		Error struct {
+			Type    string `json:"type"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &b) != nil || (b.Error.Type == "" && b.Error.Message == "") {
+		return
+	}
+	e.Message = b.Error.Message
+	if b.Error.Type != "" {
+		e.Message = b.Error.Type + ": " + b.Error.Message
+	}
+}

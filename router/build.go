@@ -1,0 +1,64 @@
+package router
+
+import (
+	"log/slog"
+
+	"github.com/catalystbot/sentiment/config"
+)
+
+// cloudConnsPerHost bounds the connections kept to one cloud API; their
+// quotas, not our sockets, are what limits throughput there.
+const cloudConnsPerHost = 16
+
+// FromConfig builds the router the configuration describes: the local
+// tier (Ollama's native API, or an OpenAI-compatible server) when
+// LLM_LOCAL_ENABLED, Gemini and Anthropic when their keys are set. Each
+// upstream gets its own HTTP client, shared by all its requests.
+func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, error) {
+	local := TierConfig{Tier: TierLocal, Model: c.Local.Model, Timeout: c.Local.Timeout, MaxChars: c.Local.MaxLength,
+		Price: price(c, c.Local.Model)}
+	switch {
+	case !c.Local.Enabled:
+		local.DisabledReason = "disabled: LLM_LOCAL_ENABLED=0"
+	case c.Local.API == "openai":
+		local.Provider = NewOpenAI(OpenAIConfig{BaseURL: c.Local.Endpoint, Model: c.Local.Model, Seed: c.Seed},
+			NewHTTPClient(c.Local.MaxConcurrent))
+	default:
+		local.Provider = NewOllama(OllamaConfig{BaseURL: c.Local.Endpoint, Model: c.Local.Model,
+			KeepAlive: c.Local.KeepAlive, NumCtx: c.Local.NumCtx, Seed: c.Seed}, NewHTTPClient(c.Local.MaxConcurrent))
+	}
+
+	gemini := TierConfig{Tier: TierGemini, Model: c.Gemini.Model, Timeout: c.CloudTimeout, Price: price(c, c.Gemini.Model)}
+	if c.Gemini.APIKey == "" {
+		gemini.DisabledReason = "disabled: GEMINI_API_KEY is not set"
+	} else {
+		gemini.Provider = NewGemini(GeminiConfig{BaseURL: c.Gemini.BaseURL, Model: c.Gemini.Model, APIKey: c.Gemini.APIKey, Seed: c.Seed},
+			NewHTTPClient(cloudConnsPerHost))
+	}
+
+	anthropic := TierConfig{Tier: TierAnthropic, Model: c.Anthropic.Model, Timeout: c.CloudTimeout, Price: price(c, c.Anthropic.Model)}
+	if c.Anthropic.APIKey == "" {
+		anthropic.DisabledReason = "disabled: ANTHROPIC_API_KEY is not set"
+	} else {
+		anthropic.Provider = NewAnthropic(AnthropicConfig{BaseURL: c.Anthropic.BaseURL, Model: c.Anthropic.Model,
+			APIKey: c.Anthropic.APIKey}, NewHTTPClient(cloudConnsPerHost))
+	}
+
+	return New(Config{
+		Tiers:       []TierConfig{local, gemini, anthropic},
+		MaxRetries:  c.Local.MaxRetries,
+		RetryDelay:  c.Local.RetryDelay,
+		MaxBackoff:  c.MaxBackoff,
+		MinTierTime: c.MinTierTime,
+		Breaker: BreakerConfig{
+			Failures:          uint32(c.Breaker.Failures),
+			Cooldown:          c.Breaker.Cooldown,
+			HalfOpenSuccesses: uint32(c.Breaker.HalfOpenSuccesses),
+		},
+	}, log, opts...)
+}
+
+func price(c config.Config, model string) Price {
+	p := c.Prices[model]
+	return Price{InputPerM: p.InputPerM, OutputPerM: p.OutputPerM}
+}

@@ -1,0 +1,321 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Transport settings shared by the upstream clients.
+const (
+	// maxResponseBody caps what is read of any upstream response. An answer
+	// is a few KiB; a bigger body is a broken or hostile server, and reading
+	// it whole would let one tie up memory.
+	maxResponseBody = 1 << 20
+	// maxErrorMessage caps the upstream's error text kept in Error.Message.
+	maxErrorMessage = 300
+	dialTimeout     = 5 * time.Second
+	tlsTimeout      = 5 * time.Second
+	idleConnTimeout = 90 * time.Second
+)
+
+// NewHTTPClient returns the client for one upstream. Each upstream gets its
+// own so that its connection pool is sized for it and one slow provider
+// cannot hold the connections of another.
+//
+// Connections are kept alive and up to maxConnsPerHost are kept idle, so
+// that a burst of calls does not pay a TCP and TLS handshake each.
+// maxConnsPerHost also caps the connections open at once (0: no cap); the
+// router shapes concurrency itself, the cap only backs it up. Dial and TLS
+// handshake have their own short timeouts because a server that cannot even
+// be reached should fail fast, while the call as a whole has no
+// Client.Timeout: the request's ctx carries the attempt's deadline.
+func NewHTTPClient(maxConnsPerHost int) *http.Client {
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	idle := maxConnsPerHost
+	if idle <= 0 {
+		idle = 16
+	}
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           dialer.DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          max(100, idle),
+			MaxIdleConnsPerHost:   idle,
+			MaxConnsPerHost:       max(0, maxConnsPerHost),
+			IdleConnTimeout:       idleConnTimeout,
+			TLSHandshakeTimeout:   tlsTimeout,
+			ExpectContinueTimeout: time.Second,
+		},
+	}
+}
+
+// httpCall is one JSON POST to an upstream.
+type httpCall struct {
+	// op names the call in errors: "gemini generateContent".
+	op     string
+	url    string
+	header http.Header
+	body   any
+	// secrets are scrubbed from every error message, in case an upstream
+	// or a proxy echoes a key back.
+	secrets []string
+	// errorBody reads the format's error body into e: Message, and any
+	// change of Retryable or RetryAfter the body justifies. It is called
+	// for non-2xx responses after the status and header rules have set
+	// e's defaults; body may be truncated or not JSON at all.
+	errorBody func(e *Error, body []byte)
+	// now is the clock for an HTTP-date Retry-After; nil is time.Now.
+	now func() time.Time
+}
+
+// postJSON sends r and returns the 2xx response body, read through the size
+// limit. Every failure is an *Error:
+//
+//   - the ctx's deadline passed (sending, waiting or reading): KindTimeout,
+//     retryable; the ctx was canceled: KindCanceled, not retryable;
+//   - any other transport failure (refused, reset, EOF, DNS, TLS):
+//     KindConnection, retryable;
+//   - a non-2xx status: KindHTTP, see httpError;
+//   - a body over the limit: KindBadResponse, retryable.
+func postJSON(ctx context.Context, hc *http.Client, r httpCall) ([]byte, error) {
+	payload, err := json.Marshal(r.body)
+	if err != nil {
+		// Our own request types always marshal; this is a programming error.
+		return nil, &Error{Kind: KindBadResponse, Message: "encoding request", Err: err}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(payload))
+	if err != nil {
+		return nil, &Error{Kind: KindConnection, Message: "building request", Err: stripURL(err)}
+	}
+	for k, vs := range r.header {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, transportError(ctx, err, r.secrets)
+	}
+	defer resp.Body.Close()
+
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
+	tooBig := len(body) > maxResponseBody
+	if tooBig {
+		body = body[:maxResponseBody]
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// A cut-off error body still says enough to classify the status.
+		return nil, httpError(resp, body, r)
+	}
+	if err != nil {
+		return nil, transportError(ctx, err, r.secrets)
+	}
+	if tooBig {
+		return nil, &Error{Kind: KindBadResponse, Retryable: true,
+			Message: fmt.Sprintf("response body over %d bytes", maxResponseBody)}
+	}
+	return body, nil
+}
+
+// transportError classifies a failure to send or to read. The ctx decides
+// first: once it is done, whatever the transport reports is a consequence.
+func transportError(ctx context.Context, err error, secrets []string) *Error {
+	err = stripURL(err)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			return &Error{Kind: KindTimeout, Retryable: true, Err: ctxErr}
+		}
+		return &Error{Kind: KindCanceled, Err: ctxErr}
+	}
+	return &Error{Kind: KindConnection, Retryable: true, Err: scrubErr(err, secrets)}
+}
+
+// stripURL drops the *url.Error layer, whose message holds the full
+// request URL: a key in a query string (which we never send, but a
+// configured base URL might carry one) must not reach an error.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// httpError builds the *Error of a non-2xx response. Retryable follows the
+// official SDKs' policy: 408, 409, 429 and every 5xx (529, Anthropic's
+// overload, included) are worth another try; other 4xx are the request's
+// fault and would fail again. An x-should-retry header overrides the
+// status rule; then the format's errorBody may refine it from the body (an
+// exhausted billing quota is not retryable whatever the status says).
+func httpError(resp *http.Response, body []byte, r httpCall) *Error {
+	e := &Error{Kind: KindHTTP, Status: resp.StatusCode}
+	switch s := resp.StatusCode; {
+	case s == http.StatusRequestTimeout, s == http.StatusConflict, s == http.StatusTooManyRequests, s >= 500:
+		e.Retryable = true
+	}
+	switch strings.ToLower(strings.TrimSpace(resp.Header.Get("x-should-retry"))) {
+	case "true":
+		e.Retryable = true
+	case "false":
+		e.Retryable = false
+	}
+	now := time.Now
+	if r.now != nil {
+		now = r.now
+	}
+	e.RetryAfter = retryAfter(resp.Header, now())
+	if r.errorBody != nil {
+		r.errorBody(e, body)
+	}
+	if e.Message == "" {
+		e.Message = plainMessage(body)
+	}
+	e.Message = scrub(clip(e.Message), r.secrets)
+	return e
+}
+
+// retryAfter reads the server's requested wait: retry-after-ms first
+// (milliseconds, sent by OpenAI and Anthropic), then Retry-After in
+// seconds (possibly fractional) or as an HTTP-date. Missing, malformed or
+// past values are 0.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("retry-after-ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < math.MaxInt64/1e6 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s > 0 && s < math.MaxInt64/1e9 {
+			return time.Duration(s * float64(time.Second))
+		}
+		return 0
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// plainMessage is the message of an error body that no format parser
+// understood (a proxy's HTML page, a plain-text 502): its first non-empty
+// line.
+func plainMessage(body []byte) string {
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			return line
+		}
+	}
+	return ""
+}
+
+// clip trims an error message and cuts it to maxErrorMessage bytes on a
+// rune boundary.
+func clip(s string) string {
+	s = strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD"))
+	if len(s) <= maxErrorMessage {
+		return s
+	}
+	cut := maxErrorMessage
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// scrub replaces each secret in s.
+func scrub(s string, secrets []string) string {
+	for _, k := range secrets {
+		if k != "" {
+			s = strings.ReplaceAll(s, k, "[redacted]")
+		}
+	}
+	return s
+}
+
+// scrubErr returns err unchanged unless its message holds a secret, in
+// which case the message is replaced by a scrubbed copy (losing the chain,
+// which is the price of never leaking the key).
+func scrubErr(err error, secrets []string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if clean := scrub(msg, secrets); clean != msg {
+		return errors.New(clean)
+	}
+	return err
+}
+
+// badResponse is a 2xx body that is not the wire format.
+func badResponse(format string, args ...any) *Error {
+	return &Error{Kind: KindBadResponse, Retryable: true, Message: fmt.Sprintf(format, args...)}
+}
+
+// decodeBody unmarshals a 2xx body into v, or reports it as KindBadResponse.
+func decodeBody(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return &Error{Kind: KindBadResponse, Retryable: true,
+			Message: "decoding response " + snippet(string(body)), Err: err}
+	}
+	return nil
+}
+
+// flexString decodes a JSON string or number as a string: the error
+// "code" is a string at OpenAI and an int at vLLM and llama.cpp.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case string(b) == "null":
+		*f = ""
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+	default:
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return err
+		}
+		*f = flexString(n.String())
+	}
+	return nil
+}
+
+// wrapOp prefixes a client's failure with the call it was making, keeping
+// the *Error reachable through errors.As, and scrubs the secrets from it
+// wherever it was built (an answer snippet, a decode error).
+func wrapOp(op string, err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		e.Message = scrub(e.Message, secrets)
+		e.Err = scrubErr(e.Err, secrets)
+	}
+	return fmt.Errorf("%s: %w", op, scrubErr(err, secrets))
+}

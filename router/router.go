@@ -1,0 +1,472 @@
+// Package router judges a news item with language models, tier by tier in
+// policy order (local, then Gemini, then Anthropic), and never fails the
+// caller: when every model tier fails or is skipped the answer is the
+// lexicon's, marked degraded with the reason.
+//
+// Each tier has a circuit breaker (sony/gobreaker) that opens after
+// consecutive failures and lets a probe through after a cool-down, so a
+// tier that failed comes back by itself. Retries use exponential backoff
+// with full jitter, honour server-given delays, and never outlive the
+// caller's deadline: every attempt's deadline is cut from what is left,
+// and a tier is skipped when too little is left to try it.
+//
+// The wire formats live a file each (ollama.go, openai.go, gemini.go,
+// anthropic.go) behind the small Provider interface.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/catalystbot/sentiment/lexicon"
+)
+
+// Tier is who answers.
+type Tier int
+
+// Tiers, in policy order after the lexicon.
+const (
+	TierLexicon Tier = iota
+	TierLocal
+	TierGemini
+	TierAnthropic
+)
+
+func (t Tier) String() string {
+	switch t {
+	case TierLexicon:
+		return "lexicon"
+	case TierLocal:
+		return "local"
+	case TierGemini:
+		return "gemini"
+	case TierAnthropic:
+		return "anthropic"
+	}
+	return fmt.Sprintf("Tier(%d)", int(t))
+}
+
+// Outcome is what happened when a tier was considered.
+type Outcome int
+
+// Outcomes of a tier.
+const (
+	OutcomeOK Outcome = iota + 1
+	OutcomeError
+	OutcomeBreakerOpen
+	OutcomeRateLimited
+	OutcomeSkipped
+	OutcomeInvalidAnswer
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeOK:
+		return "ok"
+	case OutcomeError:
+		return "error"
+	case OutcomeBreakerOpen:
+		return "breaker open"
+	case OutcomeRateLimited:
+		return "rate limited"
+	case OutcomeSkipped:
+		return "skipped"
+	case OutcomeInvalidAnswer:
+		return "invalid answer"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Priority decides how many attempts a tier gets.
+type Priority int
+
+// Priorities; the zero value is normal.
+const (
+	PriorityNormal Priority = iota
+	PriorityLow
+	PriorityHigh
+)
+
+// Price is a model's list price in USD per million tokens.
+type Price struct {
+	InputPerM  float64
+	OutputPerM float64
+}
+
+// TierConfig is one tier in policy order.
+type TierConfig struct {
+	Tier  Tier
+	Model string
+	// Provider is nil for a tier that is not enabled; DisabledReason then
+	// says why, and provenance reports the tier as skipped with it.
+	Provider       Provider
+	DisabledReason string
+	// Timeout caps one attempt; the caller's remaining deadline may cut it
+	// shorter.
+	Timeout time.Duration
+	// MaxChars, when > 0, is the longest text (title and summary, in
+	// characters) the tier is given; longer items skip it.
+	MaxChars int
+	Price    Price
+}
+
+// BreakerConfig sets every tier's circuit breaker.
+type BreakerConfig struct {
+	// Failures in a row that open the breaker.
+	Failures uint32
+	// Cooldown is how long an open breaker refuses calls before letting
+	// probes through (half-open).
+	Cooldown time.Duration
+	// HalfOpenSuccesses is how many probes may run while half-open, and
+	// how many must succeed in a row to close the breaker again.
+	HalfOpenSuccesses uint32
+}
+
+// Config is the router's policy.
+type Config struct {
+	Tiers []TierConfig
+	// MaxRetries is the number of attempts a tier gets for a high-priority
+	// item (at least 1); other items get at most two (one retry).
+	MaxRetries int
+	// RetryDelay is the base of the exponential backoff; MaxBackoff caps
+	// one wait.
+	RetryDelay time.Duration
+	MaxBackoff time.Duration
+	// MinTierTime is the least time left before the deadline for a tier, or
+	// a further attempt, to be tried at all.
+	MinTierTime time.Duration
+	Breaker     BreakerConfig
+}
+
+// Router runs the tier policy. It is safe for concurrent use.
+type Router struct {
+	cfg      Config
+	tiers    []*tier
+	prompter *Prompter
+	log      *slog.Logger
+	now      func() time.Time
+	jitter   func() float64
+}
+
+type tier struct {
+	TierConfig
+	breaker     *gobreaker.CircuitBreaker[call]
+	errs        *errWindow
+	answered    atomic.Uint64
+	transitions atomic.Uint64
+}
+
+// call is what one successful attempt returns through the breaker.
+type call struct {
+	answer Answer
+	usage  Usage
+}
+
+// Option adjusts a Router; tests use them.
+type Option func(*Router)
+
+// WithJitter replaces the source of backoff jitter (values in [0, 1)).
+func WithJitter(f func() float64) Option { return func(r *Router) { r.jitter = f } }
+
+// New builds a Router.
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Router, error) {
+	p, err := NewPrompter()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxRetries < 1 {
+		cfg.MaxRetries = 1
+	}
+	if cfg.Breaker.Failures < 1 {
+		cfg.Breaker.Failures = 1
+	}
+	r := &Router{cfg: cfg, prompter: p, log: log, now: time.Now, jitter: rand.Float64}
+	for _, o := range opts {
+		o(r)
+	}
+	for _, tc := range cfg.Tiers {
+		t := &tier{TierConfig: tc, errs: newErrWindow(r.now)}
+		t.breaker = gobreaker.NewCircuitBreaker[call](gobreaker.Settings{
+			Name:        tc.Tier.String(),
+			MaxRequests: cfg.Breaker.HalfOpenSuccesses,
+			Timeout:     cfg.Breaker.Cooldown,
+			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.Breaker.Failures },
+			IsExcluded:  notTiersFault,
+			OnStateChange: func(name string, from, to gobreaker.State) {
+				t.transitions.Add(1)
+				r.log.Warn("breaker state changed", "tier", name, "from", from.String(), "to", to.String())
+			},
+		})
+		r.tiers = append(r.tiers, t)
+	}
+	return r, nil
+}
+
+// Request is one item to judge.
+type Request struct {
+	Item     Item
+	Prescore lexicon.Prescore
+	Priority Priority
+	// Allowed limits the model tiers; empty allows all.
+	Allowed []Tier
+}
+
+// Attempt is one tier's part in an answer.
+type Attempt struct {
+	Tier    Tier
+	Model   string
+	Outcome Outcome
+	Calls   int
+	Latency time.Duration
+	Detail  string
+}
+
+// Result is the router's answer. It always holds an answer: a model's, or
+// the lexicon's with Degraded set.
+type Result struct {
+	Answer        Answer
+	Tier          Tier
+	Model         string
+	Degraded      bool
+	Reason        string
+	Calls         int
+	Tried         []Attempt
+	Usage         Usage
+	CostUSD       float64
+	PromptVersion string
+}
+
+// Judge asks the tiers in order until one answers. It returns when an
+// answer is found, every tier has failed or been skipped, or ctx ends; in
+// the last two cases the answer is the lexicon's, degraded.
+func (r *Router) Judge(ctx context.Context, req Request) Result {
+	res := Result{PromptVersion: r.prompter.version}
+	prompt, err := r.prompter.Render(req.Item)
+	if err != nil {
+		return r.degrade(res, req, "rendering the prompt: "+err.Error())
+	}
+	chars := utf8.RuneCountInString(req.Item.Title) + utf8.RuneCountInString(req.Item.Summary)
+	for i, t := range r.tiers {
+		start := r.now()
+		skip := func(outcome Outcome, detail string) {
+			res.Tried = append(res.Tried, Attempt{Tier: t.Tier, Model: t.Model, Outcome: outcome, Detail: detail})
+		}
+		switch left, ok := r.remaining(ctx); {
+		case t.Provider == nil:
+			skip(OutcomeSkipped, t.DisabledReason)
+			continue
+		case !allowed(t.Tier, req.Allowed):
+			skip(OutcomeSkipped, "not in allowed_tiers")
+			continue
+		case t.MaxChars > 0 && chars > t.MaxChars:
+			skip(OutcomeSkipped, fmt.Sprintf("text of %d characters is over its limit of %d", chars, t.MaxChars))
+			continue
+		case ctx.Err() != nil:
+			skip(OutcomeSkipped, "the call ended: "+ctx.Err().Error())
+			continue
+		case ok && left < r.cfg.MinTierTime:
+			skip(OutcomeSkipped, fmt.Sprintf("only %s left before the deadline", left.Round(time.Millisecond)))
+			continue
+		}
+		a, ans, usage := r.try(ctx, t, prompt, req.Priority, r.reserveAfter(i, req))
+		a.Latency = r.now().Sub(start)
+		res.Tried = append(res.Tried, a)
+		res.Calls += a.Calls
+		res.Usage.TokensIn += usage.TokensIn
+		res.Usage.TokensOut += usage.TokensOut
+		res.CostUSD += cost(t.Price, usage)
+		if a.Outcome == OutcomeOK {
+			t.answered.Add(1)
+			res.Answer, res.Tier, res.Model = ans, t.Tier, t.Model
+			return res
+		}
+	}
+	return r.degrade(res, req, "")
+}
+
+// degrade fills res with the lexicon's answer and says why.
+func (r *Router) degrade(res Result, req Request, why string) Result {
+	p := req.Prescore
+	res.Answer = Answer{Label: p.Label(), Score: p.Score, Confidence: p.Confidence(), Rationale: p.Explain()}
+	res.Tier, res.Model, res.Degraded = TierLexicon, "lexicon", true
+	if why == "" {
+		parts := make([]string, 0, len(res.Tried))
+		for _, a := range res.Tried {
+			s := a.Tier.String() + ": " + a.Outcome.String()
+			if a.Detail != "" {
+				s += " (" + a.Detail + ")"
+			}
+			parts = append(parts, s)
+		}
+		if len(parts) == 0 {
+			parts = append(parts, "no model tier is configured")
+		}
+		why = "no language model could judge the item: " + strings.Join(parts, "; ")
+	}
+	res.Reason = why
+	return res
+}
+
+// try runs one tier's attempts: retries with backoff on retryable
+// failures, never past the caller's deadline. reserve is time to leave for
+// the tiers after this one.
+func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority, reserve time.Duration) (Attempt, Answer, Usage) {
+	a := Attempt{Tier: t.Tier, Model: t.Model}
+	var usage Usage
+	attempts := r.attempts(prio)
+	invalid := 0
+	for n := 1; ; n++ {
+		timeout := t.Timeout
+		if left, ok := r.remaining(ctx); ok {
+			// Leave the later tiers their share, but never starve this
+			// attempt below the minimum a tier needs.
+			timeout = min(timeout, max(left-reserve, min(left, r.cfg.MinTierTime)))
+		}
+		c, err := t.breaker.Execute(func() (call, error) {
+			actx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			ans, u, err := t.Provider.Judge(actx, prompt)
+			if err != nil {
+				return call{usage: u}, classify(ctx, err, timeout < t.Timeout)
+			}
+			return call{answer: ans, usage: u}, nil
+		})
+		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+			if a.Calls == 0 {
+				a.Outcome, a.Detail = OutcomeBreakerOpen, "breaker "+t.breaker.State().String()
+			}
+			return a, Answer{}, usage
+		}
+		a.Calls++
+		usage.TokensIn += c.usage.TokensIn
+		usage.TokensOut += c.usage.TokensOut
+		if err == nil {
+			a.Outcome, a.Detail = OutcomeOK, ""
+			return a, c.answer, usage
+		}
+		e := asError(err)
+		t.errs.add(e.Type())
+		a.Outcome, a.Detail = OutcomeError, e.Error()
+		if e.Kind == KindInvalidAnswer {
+			a.Outcome = OutcomeInvalidAnswer
+			invalid++
+		}
+		r.log.DebugContext(ctx, "tier attempt failed", "tier", t.Tier.String(), "attempt", n, "err", e.Error())
+		if !e.Retryable || invalid >= 2 || n >= attempts || ctx.Err() != nil {
+			return a, Answer{}, usage
+		}
+		wait := r.backoff(n, e.RetryAfter)
+		if left, ok := r.remaining(ctx); ok && wait+r.cfg.MinTierTime > left-reserve {
+			a.Detail += fmt.Sprintf("; no retry: a %s wait leaves too little of the deadline", wait.Round(time.Millisecond))
+			return a, Answer{}, usage
+		}
+		if !sleep(ctx, wait) {
+			return a, Answer{}, usage
+		}
+	}
+}
+
+// attempts is how many calls a tier may get for an item.
+func (r *Router) attempts(p Priority) int {
+	if p == PriorityHigh {
+		return r.cfg.MaxRetries
+	}
+	return min(2, r.cfg.MaxRetries)
+}
+
+// backoff is the wait before attempt n+1: full jitter over an exponential
+// ceiling, or the server's requested delay when that is longer.
+func (r *Router) backoff(n int, retryAfter time.Duration) time.Duration {
+	ceiling := float64(r.cfg.RetryDelay) * math.Pow(2, float64(n-1))
+	if r.cfg.MaxBackoff > 0 {
+		ceiling = min(ceiling, float64(r.cfg.MaxBackoff))
+	}
+	return max(time.Duration(r.jitter()*ceiling), retryAfter)
+}
+
+// reserveAfter is the time to keep for the enabled, allowed tiers after
+// tier i, so that a hanging local server cannot eat a cloud tier's chance.
+func (r *Router) reserveAfter(i int, req Request) time.Duration {
+	var d time.Duration
+	for _, t := range r.tiers[i+1:] {
+		if t.Provider != nil && allowed(t.Tier, req.Allowed) {
+			d += r.cfg.MinTierTime
+		}
+	}
+	return d
+}
+
+func (r *Router) remaining(ctx context.Context) (time.Duration, bool) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0, false
+	}
+	return dl.Sub(r.now()), true
+}
+
+func allowed(t Tier, list []Tier) bool {
+	if len(list) == 0 {
+		return true
+	}
+	for _, a := range list {
+		if a == t {
+			return true
+		}
+	}
+	return false
+}
+
+func cost(p Price, u Usage) float64 {
+	return (float64(u.TokensIn)*p.InputPerM + float64(u.TokensOut)*p.OutputPerM) / 1e6
+}
+
+// sleep waits d or until ctx ends; it reports whether the wait completed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// excluded marks a failure that says nothing about the tier's health: the
+// caller went away, or the caller's deadline cut the attempt shorter than
+// the tier's own timeout. The breaker neither counts nor forgives it.
+type excluded struct{ err *Error }
+
+func (e excluded) Error() string { return e.err.Error() }
+func (e excluded) Unwrap() error { return e.err }
+
+func notTiersFault(err error) bool {
+	var x excluded
+	return errors.As(err, &x)
+}
+
+// classify turns a provider error into *Error, marking the ones the
+// breaker must not count.
+func classify(parent context.Context, err error, cutShort bool) error {
+	e := asError(err)
+	if parent.Err() != nil && (e.Kind == KindCanceled || e.Kind == KindTimeout) {
+		return excluded{err: e}
+	}
+	if e.Kind == KindCanceled || (e.Kind == KindTimeout && cutShort) {
+		return excluded{err: e}
+	}
+	return e
+}

@@ -1,0 +1,108 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/catalystbot/sentiment/config"
+	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/internal/upstreamtest"
+)
+
+// TestTieredAnswers drives the whole request path against fake upstreams
+// speaking each provider's wire format: local failing, then every tier
+// failing, then local back, all without a restart.
+func TestTieredAnswers(t *testing.T) {
+	local := upstreamtest.New(t, upstreamtest.Ollama)
+	gemini := upstreamtest.New(t, upstreamtest.Gemini)
+	anthropic := upstreamtest.New(t, upstreamtest.Anthropic)
+	cfg := testConfig()
+	cfg.Local.Enabled, cfg.Local.Endpoint, cfg.Local.RetryDelay = true, local.URL, 0
+	cfg.Gemini.APIKey, cfg.Gemini.BaseURL = config.Secret("gemini-secret-key"), gemini.URL
+	cfg.Anthropic.APIKey, cfg.Anthropic.BaseURL = config.Secret("anthropic-secret-key"), anthropic.URL
+	cfg.Breaker.Failures = 50 // breaker transitions have their own tests
+	ts := start(t, cfg)
+	gemini.RequireKey("gemini-secret-key")
+	anthropic.RequireKey("anthropic-secret-key")
+	req := &pb.ClassifyRequest{Item: &pb.NewsItem{Id: "n1", Ticker: "ACME", Title: "Acme raises full-year guidance"}}
+
+	// The local server fails every call: Gemini answers.
+	local.SetDefault(upstreamtest.OllamaRunnerTerminated())
+	resp, err := ts.client.Classify(ctxT(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.GetProvenance()
+	if p.GetTier() != pb.Tier_TIER_GEMINI || p.GetDegraded() || resp.GetLabel() != pb.Label_LABEL_BULLISH {
+		t.Fatalf("answer %v, want Gemini's bullish answer", resp)
+	}
+	tiers := p.GetTiers()
+	if len(tiers) != 2 || tiers[0].GetTier() != pb.Tier_TIER_LOCAL || tiers[0].GetOutcome() != pb.Outcome_OUTCOME_ERROR ||
+		tiers[0].GetAttempts() != 2 || !strings.Contains(tiers[0].GetDetail(), "llama runner process has terminated") ||
+		tiers[1].GetOutcome() != pb.Outcome_OUTCOME_OK || tiers[1].GetModel() != "gemini-2.5-flash" {
+		t.Fatalf("tiers %v, want local failing twice, then gemini OK", tiers)
+	}
+	if p.GetAttempts() != 3 || p.GetTokensIn() != upstreamtest.TokensIn || p.GetCostUsd() <= 0 || p.GetPromptVersion() != "v1" {
+		t.Errorf("provenance %v, want 3 attempts, Gemini's tokens, a cost and the prompt version", p)
+	}
+	if resp.GetPrescore().GetScore() == 0 || resp.GetRationale() == "" {
+		t.Errorf("answer %v lacks the prescore or the model's rationale", resp)
+	}
+
+	// Every tier fails: the lexicon answers, degraded, with the reasons.
+	gemini.SetDefault(upstreamtest.GeminiUnavailable())
+	anthropic.SetDefault(upstreamtest.AnthropicOverloaded())
+	resp, err = ts.client.Classify(ctxT(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = resp.GetProvenance()
+	if p.GetTier() != pb.Tier_TIER_LEXICON || !p.GetDegraded() || resp.GetLabel() != pb.Label_LABEL_BULLISH {
+		t.Fatalf("answer %v, want the lexicon's, degraded", resp)
+	}
+	for _, want := range []string{"local: error (http 500: llama runner process has terminated", "gemini: error (http 503: UNAVAILABLE", "anthropic: error (http 529: overloaded_error"} {
+		if !strings.Contains(p.GetReason(), want) {
+			t.Errorf("reason %q does not contain %q", p.GetReason(), want)
+		}
+	}
+	if strings.Contains(p.GetReason(), "secret-key") {
+		t.Errorf("reason %q shows an API key", p.GetReason())
+	}
+
+	// The caller who requires a model gets UNAVAILABLE with the same reason.
+	_, err = ts.client.Classify(ctxT(t), &pb.ClassifyRequest{Item: req.GetItem(), Options: &pb.ClassifyOptions{RequireLlm: true}})
+	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "gemini: error") {
+		t.Fatalf("require_llm: %v, want UNAVAILABLE with the reasons", err)
+	}
+
+	// The local server recovers: it serves again, no restart needed.
+	local.SetDefault(upstreamtest.Answer(upstreamtest.BearishJSON))
+	resp, err = ts.client.Classify(ctxT(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetProvenance().GetTier() != pb.Tier_TIER_LOCAL || resp.GetLabel() != pb.Label_LABEL_BEARISH {
+		t.Fatalf("after recovery: %v, want the local tier's bearish answer", resp)
+	}
+
+	st, err := ts.client.Stats(ctxT(t), &pb.StatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTier := map[pb.Tier]*pb.TierStats{}
+	for _, ts := range st.GetTiers() {
+		byTier[ts.GetTier()] = ts
+	}
+	if l := byTier[pb.Tier_TIER_LOCAL]; !l.GetEnabled() || l.GetAnswered() != 1 || l.GetErrorsLastHour()["http_500"] != 6 || l.GetConsecutiveFailures() != 0 {
+		t.Errorf("local stats %v, want 1 answered, 6 http_500 in the last hour, no failures since", l)
+	}
+	if g := byTier[pb.Tier_TIER_GEMINI]; g.GetAnswered() != 1 || g.GetErrorsLastHour()["http_503"] != 4 {
+		t.Errorf("gemini stats %v, want 1 answered and 4 http_503", g)
+	}
+	if r := st.GetRequests(); r.GetDegraded() != 1 || r.GetFailed() != 1 {
+		t.Errorf("requests %v, want 1 degraded answer and 1 failed call (require_llm)", r)
+	}
+}
