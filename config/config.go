@@ -82,6 +82,20 @@ type Config struct {
 	// MinInterval is the least time between two requests to one cloud
 	// provider.
 	MinInterval time.Duration
+	// LocalQuota is the local tier's request quota (0: no limit on a
+	// window); its concurrency is Local.MaxConcurrent.
+	LocalQuota Quota
+	// GPUQueue bounds the items waiting for a GPU slot; more spill to the
+	// next tier at once.
+	GPUQueue int
+	// GPUPacing is "adaptive" (AIMD concurrency, the default) or "waves"
+	// (the old bot's pacing: BatchSize items, then BatchDelay).
+	GPUPacing string
+	// RedisLocalShare is the fraction of each quota a replica allows
+	// itself while Redis is unreachable.
+	RedisLocalShare float64
+	// RedisPrefix prefixes the quota keys in Redis.
+	RedisPrefix string
 	BatchSize   int
 	BatchDelay  time.Duration
 	// MinPrescore is the prefilter threshold: items whose |prescore| is
@@ -139,14 +153,18 @@ type Price struct {
 	OutputPerM float64
 }
 
+// Quota is a provider's request limits per minute, hour and day; 0 means
+// no limit on that window.
+type Quota struct {
+	RPM, RPH, RPD int
+}
+
 // CloudConfig is one cloud provider. The tier is enabled when APIKey is set.
 type CloudConfig struct {
 	APIKey  Secret
 	Model   string
 	BaseURL string
-	// Requests allowed per minute, hour and day; 0 means no limit on that
-	// window.
-	RPM, RPH, RPD int
+	Quota
 }
 
 // Default returns the embedded defaults: in-memory state, the lexicon tier
@@ -175,13 +193,14 @@ func Default() Config {
 		Gemini: CloudConfig{
 			Model:   "gemini-2.5-flash",
 			BaseURL: "https://generativelanguage.googleapis.com",
-			RPM:     10, RPH: 600, RPD: 1500,
+			Quota:   Quota{RPM: 10, RPH: 600, RPD: 1500},
 		},
 		Anthropic: CloudConfig{
 			// Haiku 4.5 accepts a forced tool choice and temperature 0;
 			// the 5.5 generation rejects both.
 			Model:   "claude-haiku-4-5",
 			BaseURL: "https://api.anthropic.com",
+			Quota:   Quota{RPM: 50},
 		},
 		DefaultDeadline:    30 * time.Second,
 		CloudTimeout:       20 * time.Second,
@@ -191,6 +210,10 @@ func Default() Config {
 		Seed:               42,
 		Prices:             defaultPrices(),
 		MinInterval:        3 * time.Second,
+		GPUQueue:           64,
+		GPUPacing:          "adaptive",
+		RedisLocalShare:    0.5,
+		RedisPrefix:        "catalyst-sentiment:quota",
 		BatchSize:          5,
 		BatchDelay:         2 * time.Second,
 		MinPrescore:        0.20,
@@ -270,6 +293,16 @@ func (c *Config) settings() []setting {
 		{"LLM_GEMINI_RPD", "gemini-rpd", "Gemini requests per day (0: no limit)", intValue{&c.Gemini.RPD, 0, 10_000_000}},
 		{"ANTHROPIC_API_KEY", "anthropic-api-key", "Anthropic API key; empty: tier off", secretValue{&c.Anthropic.APIKey}},
 		{"SENTIMENT_ANTHROPIC_MODEL", "anthropic-model", "Anthropic model", stringValue{p: &c.Anthropic.Model}},
+		{"SENTIMENT_ANTHROPIC_RPM", "anthropic-rpm", "Anthropic requests per minute (0: no limit)", intValue{&c.Anthropic.RPM, 0, 1_000_000}},
+		{"SENTIMENT_ANTHROPIC_RPH", "anthropic-rph", "Anthropic requests per hour (0: no limit)", intValue{&c.Anthropic.RPH, 0, 1_000_000}},
+		{"SENTIMENT_ANTHROPIC_RPD", "anthropic-rpd", "Anthropic requests per day (0: no limit)", intValue{&c.Anthropic.RPD, 0, 10_000_000}},
+		{"SENTIMENT_LOCAL_RPM", "local-rpm", "local model requests per minute (0: no limit)", intValue{&c.LocalQuota.RPM, 0, 1_000_000}},
+		{"SENTIMENT_LOCAL_RPH", "local-rph", "local model requests per hour (0: no limit)", intValue{&c.LocalQuota.RPH, 0, 1_000_000}},
+		{"SENTIMENT_LOCAL_RPD", "local-rpd", "local model requests per day (0: no limit)", intValue{&c.LocalQuota.RPD, 0, 10_000_000}},
+		{"SENTIMENT_GPU_QUEUE", "gpu-queue", "items that may wait for a GPU slot before spilling to the next tier", intValue{&c.GPUQueue, 0, 100_000}},
+		{"SENTIMENT_GPU_PACING", "gpu-pacing", "GPU queue pacing", stringValue{&c.GPUPacing, []string{"adaptive", "waves"}}},
+		{"SENTIMENT_REDIS_LOCAL_SHARE", "redis-local-share", "share of each quota a replica allows itself while Redis is unreachable", floatValue{&c.RedisLocalShare, 0, 1}},
+		{"SENTIMENT_REDIS_PREFIX", "redis-prefix", "prefix of the quota keys in Redis", stringValue{p: &c.RedisPrefix}},
 		{"SENTIMENT_ANTHROPIC_BASE_URL", "anthropic-base-url", "Anthropic API base URL", endpointValue{&c.Anthropic.BaseURL}},
 
 		{"LLM_MIN_INTERVAL_SEC", "min-interval", "least seconds between two requests to one cloud provider", secondsValue{&c.MinInterval, 0, time.Hour}},

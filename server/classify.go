@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -39,6 +40,13 @@ func (s *Server) judge(ctx context.Context, item *pb.NewsItem, opts *pb.Classify
 	}
 	start := s.now()
 	pre := s.scorer.Score(itemText(item))
+	if s.prefilter(pre, opts) {
+		s.stats.answered[pb.Tier_TIER_LEXICON].Add(1)
+		resp := lexiconAnswer(item, pre, pb.Phase_PHASE_FINAL)
+		resp.Provenance.Prefiltered = true
+		resp.Provenance.Latency = durationpb.New(s.now().Sub(start))
+		return resp, nil
+	}
 	res := s.router.Judge(ctx, router.Request{
 		Item:     router.Item{Ticker: item.GetTicker(), Title: item.GetTitle(), Summary: item.GetSummary()},
 		Prescore: pre,
@@ -57,26 +65,49 @@ func (s *Server) judge(ctx context.Context, item *pb.NewsItem, opts *pb.Classify
 	return resp, nil
 }
 
+// prefilter reports whether the lexicon alone answers: |prescore| below
+// the threshold (LLM_MIN_PRESCALE_SCORE, or the item's min_prescore) means
+// the item carries too little direction to spend a model call on. A caller
+// that requires a model is never prefiltered.
+func (s *Server) prefilter(pre lexicon.Prescore, opts *pb.ClassifyOptions) bool {
+	s.stats.prefilterSeen.Add(1)
+	threshold := s.cfg.MinPrescore
+	if opts != nil && opts.MinPrescore != nil {
+		threshold = opts.GetMinPrescore()
+	}
+	if opts.GetRequireLlm() || math.Abs(pre.Score) >= threshold {
+		s.stats.prefilterSentOn.Add(1)
+		return false
+	}
+	s.stats.prefilterSkipped.Add(1)
+	return true
+}
+
 // preliminary is the lexicon's answer sent ahead of the final one.
 func (s *Server) preliminary(item *pb.NewsItem) *pb.ClassifyResponse {
 	start := s.now()
-	p := s.scorer.Score(itemText(item))
-	resp := &pb.ClassifyResponse{
+	resp := lexiconAnswer(item, s.scorer.Score(itemText(item)), pb.Phase_PHASE_PRELIMINARY)
+	resp.Provenance.Latency = durationpb.New(s.now().Sub(start))
+	return resp
+}
+
+// lexiconAnswer is an answer from the lexicon tier, as the preliminary
+// answer or for a prefiltered item.
+func lexiconAnswer(item *pb.NewsItem, p lexicon.Prescore, phase pb.Phase) *pb.ClassifyResponse {
+	return &pb.ClassifyResponse{
 		Id:         item.GetId(),
 		Label:      labelOf(p.Label()),
 		Score:      p.Score,
 		Confidence: p.Confidence(),
 		Rationale:  p.Explain(),
 		Prescore:   prescoreOf(p),
-		Phase:      pb.Phase_PHASE_PRELIMINARY,
+		Phase:      phase,
 		Provenance: &pb.Provenance{
 			Tier:  pb.Tier_TIER_LEXICON,
 			Model: "lexicon",
 			Tiers: []*pb.TierAttempt{{Tier: pb.Tier_TIER_LEXICON, Model: "lexicon", Outcome: pb.Outcome_OUTCOME_OK}},
 		},
 	}
-	resp.Provenance.Latency = durationpb.New(s.now().Sub(start))
-	return resp
 }
 
 // itemText is what the lexicon reads: the title, then the summary.

@@ -106,3 +106,57 @@ func TestTieredAnswers(t *testing.T) {
 		t.Errorf("requests %v, want 1 degraded answer and 1 failed call (require_llm)", r)
 	}
 }
+
+func TestPrefilter(t *testing.T) {
+	local := upstreamtest.New(t, upstreamtest.Ollama)
+	cfg := testConfig()
+	cfg.Local.Enabled, cfg.Local.Endpoint = true, local.URL
+	ts := start(t, cfg)
+	neutral := &pb.NewsItem{Title: "Acme will publish its third-quarter report on October 24"}
+	strong := &pb.NewsItem{Title: "Acme raises full-year guidance after record orders"}
+	minPre := func(v float64) *float64 { return &v }
+
+	tests := []struct {
+		name        string
+		item        *pb.NewsItem
+		opts        *pb.ClassifyOptions
+		prefiltered bool
+	}{
+		{"neutral item answered by the lexicon", neutral, nil, true},
+		{"strong item goes to the model", strong, nil, false},
+		{"threshold 0 sends everything on", neutral, &pb.ClassifyOptions{MinPrescore: minPre(0)}, false},
+		{"a high threshold keeps even strong items", strong, &pb.ClassifyOptions{MinPrescore: minPre(0.99)}, true},
+		{"require_llm is never prefiltered", neutral, &pb.ClassifyOptions{RequireLlm: true}, false},
+	}
+	wantSkipped := 0
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := local.Calls()
+			resp, err := ts.client.Classify(ctxT(t), &pb.ClassifyRequest{Item: tt.item, Options: tt.opts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := resp.GetProvenance()
+			called := local.Calls() - before
+			if p.GetPrefiltered() != tt.prefiltered || p.GetDegraded() {
+				t.Fatalf("prefiltered %v degraded %v, want prefiltered %v and not degraded", p.GetPrefiltered(), p.GetDegraded(), tt.prefiltered)
+			}
+			if tt.prefiltered && (called != 0 || p.GetTier() != pb.Tier_TIER_LEXICON) {
+				t.Errorf("prefiltered item reached the model (%d calls, tier %v)", called, p.GetTier())
+			}
+			if !tt.prefiltered && (called != 1 || p.GetTier() != pb.Tier_TIER_LOCAL) {
+				t.Errorf("item sent on: %d local calls, tier %v; want one call and the local answer", called, p.GetTier())
+			}
+		})
+		if tt.prefiltered {
+			wantSkipped++
+		}
+	}
+	st, err := ts.client.Stats(ctxT(t), &pb.StatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pf := st.GetPrefilter(); pf.GetSeen() != uint64(len(tests)) || pf.GetSkipped() != uint64(wantSkipped) || pf.GetSentOn() != uint64(len(tests)-wantSkipped) {
+		t.Errorf("prefilter stats %v, want %d seen, %d skipped", pf, len(tests), wantSkipped)
+	}
+}

@@ -136,6 +136,13 @@ func TestClassifyAnswersFromLexicon(t *testing.T) {
 			}
 			p := resp.GetProvenance()
 			tiers := p.GetTiers()
+			if tt.want == pb.Label_LABEL_NEUTRAL {
+				// Too little direction to spend a model on: the prefilter answers.
+				if !p.GetPrefiltered() || p.GetDegraded() || len(tiers) != 1 || tiers[0].GetTier() != pb.Tier_TIER_LEXICON {
+					t.Errorf("provenance = %v, want prefiltered by the lexicon alone", p)
+				}
+				return
+			}
 			if p.GetTier() != pb.Tier_TIER_LEXICON || len(tiers) != 4 || tiers[3].GetTier() != pb.Tier_TIER_LEXICON || tiers[3].GetOutcome() != pb.Outcome_OUTCOME_OK {
 				t.Fatalf("provenance = %v, want the three model tiers skipped, then the lexicon with outcome OK", p)
 			}

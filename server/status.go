@@ -20,6 +20,10 @@ type counters struct {
 	failed        atomic.Uint64
 	degraded      atomic.Uint64
 	openStreams   atomic.Int64
+
+	prefilterSeen    atomic.Uint64
+	prefilterSentOn  atomic.Uint64
+	prefilterSkipped atomic.Uint64
 	// answered counts final answers by the tier that gave them, indexed
 	// by pb.Tier.
 	answered [pb.Tier_TIER_ANTHROPIC + 1]atomic.Uint64
@@ -56,6 +60,11 @@ func (s *Server) Stats(context.Context, *pb.StatsRequest) (*pb.StatsResponse, er
 			OpenStreams:   uint64(max(c.openStreams.Load(), 0)),
 		},
 		Tiers: s.tierStats(),
+		Prefilter: &pb.PrefilterStats{
+			Seen:    c.prefilterSeen.Load(),
+			SentOn:  c.prefilterSentOn.Load(),
+			Skipped: c.prefilterSkipped.Load(),
+		},
 		Cost: &pb.CostStats{
 			DailyAlertUsd:   s.cfg.CostAlertDaily,
 			MonthlyAlertUsd: s.cfg.CostAlertMonthly,

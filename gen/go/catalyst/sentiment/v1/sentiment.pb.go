@@ -1967,8 +1967,12 @@ type TierStats struct {
 	Answered uint64 `protobuf:"varint,8,opt,name=answered,proto3" json:"answered,omitempty"`
 	// Breaker state changes since start.
 	BreakerTransitions uint64 `protobuf:"varint,9,opt,name=breaker_transitions,json=breakerTransitions,proto3" json:"breaker_transitions,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Where the quota windows live: "memory", "redis", or
+	// "memory (redis unreachable: ...)" while a replica runs on its local
+	// share of the quota.
+	QuotaBackend  string `protobuf:"bytes,10,opt,name=quota_backend,json=quotaBackend,proto3" json:"quota_backend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TierStats) Reset() {
@@ -2062,6 +2066,13 @@ func (x *TierStats) GetBreakerTransitions() uint64 {
 		return x.BreakerTransitions
 	}
 	return 0
+}
+
+func (x *TierStats) GetQuotaBackend() string {
+	if x != nil {
+		return x.QuotaBackend
+	}
+	return ""
 }
 
 type RequestStats struct {
@@ -2604,7 +2615,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x04used\x18\x02 \x01(\x04R\x04used\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x04R\x05limit\x127\n" +
 	"\tresets_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bresetsAt\x12\x16\n" +
-	"\x06shared\x18\x05 \x01(\bR\x06shared\"\x95\x04\n" +
+	"\x06shared\x18\x05 \x01(\bR\x06shared\"\xba\x04\n" +
 	"\tTierStats\x12/\n" +
 	"\x04tier\x18\x01 \x01(\x0e2\x1b.catalyst.sentiment.v1.TierR\x04tier\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12\x14\n" +
@@ -2614,7 +2625,9 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x06quotas\x18\x06 \x03(\v2\".catalyst.sentiment.v1.QuotaWindowR\x06quotas\x12^\n" +
 	"\x10errors_last_hour\x18\a \x03(\v24.catalyst.sentiment.v1.TierStats.ErrorsLastHourEntryR\x0eerrorsLastHour\x12\x1a\n" +
 	"\banswered\x18\b \x01(\x04R\banswered\x12/\n" +
-	"\x13breaker_transitions\x18\t \x01(\x04R\x12breakerTransitions\x1aA\n" +
+	"\x13breaker_transitions\x18\t \x01(\x04R\x12breakerTransitions\x12#\n" +
+	"\rquota_backend\x18\n" +
+	" \x01(\tR\fquotaBackend\x1aA\n" +
 	"\x13ErrorsLastHourEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xec\x01\n" +

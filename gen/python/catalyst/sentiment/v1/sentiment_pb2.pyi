@@ -362,7 +362,7 @@ class QuotaWindow(_message.Message):
     def __init__(self, window: _Optional[str] = ..., used: _Optional[int] = ..., limit: _Optional[int] = ..., resets_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., shared: _Optional[bool] = ...) -> None: ...
 
 class TierStats(_message.Message):
-    __slots__ = ("tier", "enabled", "model", "breaker_state", "consecutive_failures", "quotas", "errors_last_hour", "answered", "breaker_transitions")
+    __slots__ = ("tier", "enabled", "model", "breaker_state", "consecutive_failures", "quotas", "errors_last_hour", "answered", "breaker_transitions", "quota_backend")
     class ErrorsLastHourEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -379,6 +379,7 @@ class TierStats(_message.Message):
     ERRORS_LAST_HOUR_FIELD_NUMBER: _ClassVar[int]
     ANSWERED_FIELD_NUMBER: _ClassVar[int]
     BREAKER_TRANSITIONS_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_BACKEND_FIELD_NUMBER: _ClassVar[int]
     tier: Tier
     enabled: bool
     model: str
@@ -388,7 +389,8 @@ class TierStats(_message.Message):
     errors_last_hour: _containers.ScalarMap[str, int]
     answered: int
     breaker_transitions: int
-    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., enabled: _Optional[bool] = ..., model: _Optional[str] = ..., breaker_state: _Optional[_Union[BreakerState, str]] = ..., consecutive_failures: _Optional[int] = ..., quotas: _Optional[_Iterable[_Union[QuotaWindow, _Mapping]]] = ..., errors_last_hour: _Optional[_Mapping[str, int]] = ..., answered: _Optional[int] = ..., breaker_transitions: _Optional[int] = ...) -> None: ...
+    quota_backend: str
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., enabled: _Optional[bool] = ..., model: _Optional[str] = ..., breaker_state: _Optional[_Union[BreakerState, str]] = ..., consecutive_failures: _Optional[int] = ..., quotas: _Optional[_Iterable[_Union[QuotaWindow, _Mapping]]] = ..., errors_last_hour: _Optional[_Mapping[str, int]] = ..., answered: _Optional[int] = ..., breaker_transitions: _Optional[int] = ..., quota_backend: _Optional[str] = ...) -> None: ...
 
 class RequestStats(_message.Message):
     __slots__ = ("classify_calls", "batch_streams", "batch_items", "invalid", "degraded", "failed", "open_streams")

@@ -1,0 +1,135 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/internal/upstreamtest"
+)
+
+// TestBatchStreamsUnderFailuresAndCancellation sends 10,000 items over ten
+// streams to a local model that fails a third of its calls, cancels three
+// of the streams at random points, and checks the promise: on every stream
+// no item is answered twice, on every stream that was not cancelled every
+// item is answered exactly once, and nothing is left running on the server.
+func TestBatchStreamsUnderFailuresAndCancellation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stress test; -short skips it")
+	}
+	local := upstreamtest.New(t, upstreamtest.Ollama)
+	local.SetDefault(upstreamtest.Func(func(c *upstreamtest.Call) {
+		switch n := rand.IntN(10); {
+		case n < 3:
+			upstreamtest.OllamaRunnerTerminated()(c)
+		case n < 4:
+			upstreamtest.Answer("not a judgement")(c)
+		default:
+			upstreamtest.Answer(upstreamtest.BearishJSON)(c)
+		}
+	}))
+	cfg := testConfig()
+	cfg.Local.Enabled, cfg.Local.Endpoint, cfg.Local.RetryDelay = true, local.URL, 0
+	cfg.BatchConcurrency = 8
+	cfg.Breaker.Failures = 1_000_000 // keep every item going to the failing model
+	ts := start(t, cfg)
+
+	const streams, perStream = 10, 1000
+	cancelled := map[int]int{2: rand.IntN(perStream), 5: rand.IntN(perStream), 8: rand.IntN(perStream)}
+	var wg sync.WaitGroup
+	errs := make(chan error, streams)
+	for s := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cancelAfter, cancels := cancelled[s]
+			if err := runStream(ctxT(t), ts.client, s, perStream, cancels, cancelAfter); err != nil {
+				errs <- fmt.Errorf("stream %d: %w", s, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if local.Calls() < streams*perStream/2 {
+		t.Errorf("the model saw %d calls; the test meant most items to reach it", local.Calls())
+	}
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// The server's handlers for the cancelled streams end on their own.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := ts.client.Stats(ctxT(t), &pb.StatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.GetRequests().GetOpenStreams() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams still open on the server", st.GetRequests().GetOpenStreams())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// runStream sends n items on one stream; when cancel is set it cancels the
+// stream once cancelAfter answers have arrived.
+func runStream(ctx context.Context, client pb.SentimentServiceClient, s, n int, cancel bool, cancelAfter int) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	stream, err := client.ClassifyBatch(ctx)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for i := range n {
+			title := "Acme raises full-year guidance after record orders"
+			if i%50 == 0 {
+				title = "" // invalid: an error entry, the stream goes on
+			}
+			if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: fmt.Sprintf("%d-%d", s, i), Title: title}}); err != nil {
+				return // the stream ended: cancelled
+			}
+		}
+		_ = stream.CloseSend()
+	}()
+
+	answered := map[string]int{}
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if cancel {
+				break
+			}
+			return err
+		}
+		if resp.GetResult().GetPhase() == pb.Phase_PHASE_PRELIMINARY {
+			return fmt.Errorf("%s: a preliminary answer nobody asked for", resp.GetId())
+		}
+		answered[resp.GetId()]++
+		if answered[resp.GetId()] > 1 {
+			return fmt.Errorf("%s answered twice", resp.GetId())
+		}
+		if cancel && len(answered) == cancelAfter {
+			stop()
+		}
+	}
+	if cancel {
+		return nil
+	}
+	if len(answered) != n {
+		return fmt.Errorf("%d of %d items answered", len(answered), n)
+	}
+	return nil
+}
