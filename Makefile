@@ -19,7 +19,7 @@ PY      := $(VENV)/bin/python
 BIN     := bin
 PROTOS  := $(shell find proto -name '*.proto')
 
-.PHONY: all build run tools generate test check-generated lint go-test py-test bench bench-ghz venv clean
+.PHONY: all build run tools generate test check-generated lint redis go-test py-test bench bench-ghz venv clean
 
 all: build
 
@@ -50,7 +50,15 @@ generate: $(VENV)/.stamp
 	$(PY) -m grpc_tools.protoc -I proto --python_out=gen/python --pyi_out=gen/python \
 		--grpc_python_out=gen/python $(PROTOS)
 
-test: check-generated lint go-test py-test
+test: check-generated lint redis go-test py-test
+
+# redis makes sure redis-server is installed: the quota tests run against a
+# real one (they fail in CI, and skip elsewhere, without it).
+redis:
+	@command -v redis-server >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server >/dev/null; fi; }
+	@redis-server --version
 
 # check-generated fails when gen/ is not exactly what `make generate` makes.
 check-generated: generate

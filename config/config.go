@@ -105,6 +105,8 @@ type Config struct {
 	GPUCleanupInterval time.Duration
 	GPUSysfsRoot       string
 	GPUReader          string
+	// GPU is the VRAM policy of the GPU manager.
+	GPU GPUPolicy
 
 	RedisURL         Secret
 	CacheSimilarity  float64
@@ -151,6 +153,28 @@ type BreakerConfig struct {
 type Price struct {
 	InputPerM  float64
 	OutputPerM float64
+}
+
+// GPUPolicy is how the GPU manager watches VRAM and acts through the
+// model server.
+type GPUPolicy struct {
+	// PollInterval is how often VRAM is read.
+	PollInterval time.Duration
+	// HighWater and Critical are VRAM use in percent of total: above high
+	// water the GPU queue's concurrency is cut; at critical the gate
+	// closes and the model is unloaded and warmed again.
+	HighWater, Critical float64
+	// MaxFailures is the number of local failures in a row that close the
+	// gate and trigger a cleanup.
+	MaxFailures int
+	// RestartCmd, when set, is run (by /bin/sh -c) when an unload does not
+	// free VRAM: the owner's way to restart the model server.
+	RestartCmd string
+	// DrainTimeout bounds the wait for calls in flight on the GPU before a
+	// cleanup goes ahead.
+	DrainTimeout time.Duration
+	// Warmup preloads the model at start.
+	Warmup bool
 }
 
 // Quota is a provider's request limits per minute, hour and day; 0 means
@@ -220,10 +244,18 @@ func Default() Config {
 		GPUCleanupInterval: 300 * time.Second,
 		GPUSysfsRoot:       "/sys",
 		GPUReader:          "auto",
-		CacheSimilarity:    0.95,
-		CacheTTL:           86400 * time.Second,
-		CostAlertDaily:     5.00,
-		CostAlertMonthly:   50.00,
+		GPU: GPUPolicy{
+			PollInterval: 5 * time.Second,
+			HighWater:    85,
+			Critical:     95,
+			MaxFailures:  3,
+			DrainTimeout: 30 * time.Second,
+			Warmup:       true,
+		},
+		CacheSimilarity:  0.95,
+		CacheTTL:         86400 * time.Second,
+		CostAlertDaily:   5.00,
+		CostAlertMonthly: 50.00,
 	}
 }
 
@@ -313,6 +345,13 @@ func (c *Config) settings() []setting {
 		{"GPU_CLEANUP_INTERVAL_SEC", "gpu-cleanup-interval", "seconds between periodic model unload-reloads (0: off)", secondsValue{&c.GPUCleanupInterval, 0, 7 * day}},
 		{"SENTIMENT_GPU_SYSFS_ROOT", "gpu-sysfs-root", "root of the sysfs tree read for AMD GPUs", stringValue{p: &c.GPUSysfsRoot}},
 		{"SENTIMENT_GPU_READER", "gpu-reader", "VRAM reader", stringValue{&c.GPUReader, []string{"auto", "sysfs", "rocm-smi", "amd-smi", "nvidia-smi", "none"}}},
+		{"SENTIMENT_GPU_POLL_INTERVAL", "gpu-poll-interval", "seconds between VRAM readings", secondsValue{&c.GPU.PollInterval, 100 * time.Millisecond, 10 * time.Minute}},
+		{"SENTIMENT_GPU_HIGH_WATER", "gpu-high-water", "VRAM use (% of total) above which GPU concurrency is cut", floatValue{&c.GPU.HighWater, 1, 100}},
+		{"SENTIMENT_GPU_CRITICAL", "gpu-critical", "VRAM use (% of total) at which the gate closes and the model is reloaded", floatValue{&c.GPU.Critical, 1, 100}},
+		{"SENTIMENT_GPU_MAX_FAILURES", "gpu-max-failures", "local failures in a row that close the gate and trigger a cleanup", intValue{&c.GPU.MaxFailures, 1, 1000}},
+		{"SENTIMENT_GPU_RESTART_CMD", "gpu-restart-cmd", "command run when an unload does not free VRAM (e.g. a service-manager restart of the model server)", stringValue{p: &c.GPU.RestartCmd}},
+		{"SENTIMENT_GPU_DRAIN_TIMEOUT", "gpu-drain-timeout", "seconds a cleanup waits for calls in flight on the GPU", secondsValue{&c.GPU.DrainTimeout, 0, 10 * time.Minute}},
+		{"SENTIMENT_GPU_WARMUP", "gpu-warmup", "preload the local model at start (1/0)", boolValue{&c.GPU.Warmup}},
 
 		{"REDIS_URL", "redis-url", "Redis URL for shared quotas and cache; empty: in memory", secretValue{&c.RedisURL}},
 		{"LLM_CACHE_SIMILARITY", "cache-similarity", "near-duplicate similarity threshold", floatValue{&c.CacheSimilarity, 0.5, 1}},
@@ -414,6 +453,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Anthropic.APIKey != "" && strings.TrimSpace(c.Anthropic.Model) == "" {
 		return fmt.Errorf("setting SENTIMENT_ANTHROPIC_MODEL=%q: must name a model while ANTHROPIC_API_KEY is set", c.Anthropic.Model)
+	}
+	if c.GPU.HighWater >= c.GPU.Critical {
+		return fmt.Errorf("setting SENTIMENT_GPU_HIGH_WATER=%g, SENTIMENT_GPU_CRITICAL=%g: high water must be below critical", c.GPU.HighWater, c.GPU.Critical)
 	}
 	if c.GPUSysfsRoot == "" {
 		return fmt.Errorf("setting SENTIMENT_GPU_SYSFS_ROOT=%q: must be a directory path", c.GPUSysfsRoot)

@@ -1,9 +1,12 @@
 package router
 
 import (
+	"fmt"
 	"log/slog"
 
+	"github.com/catalystbot/sentiment/batcher"
 	"github.com/catalystbot/sentiment/config"
+	"github.com/catalystbot/sentiment/limiter"
 )
 
 // cloudConnsPerHost bounds the connections kept to one cloud API; their
@@ -15,8 +18,28 @@ const cloudConnsPerHost = 16
 // LLM_LOCAL_ENABLED, Gemini and Anthropic when their keys are set. Each
 // upstream gets its own HTTP client, shared by all its requests.
 func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, error) {
+	quota, err := limiter.FromConfig(c, log)
+	if err != nil {
+		return nil, fmt.Errorf("building the quota limiter: %w", err)
+	}
+	pacing := batcher.Adaptive
+	if c.GPUPacing == "waves" {
+		pacing = batcher.Waves
+	}
+	gpu, err := batcher.New(batcher.Config{
+		MaxConcurrent: c.Local.MaxConcurrent,
+		QueueSize:     c.GPUQueue,
+		Pacing:        pacing,
+		WaveSize:      c.BatchSize,
+		WaveDelay:     c.BatchDelay,
+	})
+	if err != nil {
+		quota.Close()
+		return nil, fmt.Errorf("building the GPU queue: %w", err)
+	}
+
 	local := TierConfig{Tier: TierLocal, Model: c.Local.Model, Timeout: c.Local.Timeout, MaxChars: c.Local.MaxLength,
-		Price: price(c, c.Local.Model)}
+		Price: price(c, c.Local.Model), Quota: quota, Queue: gpu}
 	switch {
 	case !c.Local.Enabled:
 		local.DisabledReason = "disabled: LLM_LOCAL_ENABLED=0"
@@ -28,7 +51,7 @@ func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, err
 			KeepAlive: c.Local.KeepAlive, NumCtx: c.Local.NumCtx, Seed: c.Seed}, NewHTTPClient(c.Local.MaxConcurrent))
 	}
 
-	gemini := TierConfig{Tier: TierGemini, Model: c.Gemini.Model, Timeout: c.CloudTimeout, Price: price(c, c.Gemini.Model)}
+	gemini := TierConfig{Tier: TierGemini, Model: c.Gemini.Model, Timeout: c.CloudTimeout, Price: price(c, c.Gemini.Model), Quota: quota}
 	if c.Gemini.APIKey == "" {
 		gemini.DisabledReason = "disabled: GEMINI_API_KEY is not set"
 	} else {
@@ -36,7 +59,7 @@ func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, err
 			NewHTTPClient(cloudConnsPerHost))
 	}
 
-	anthropic := TierConfig{Tier: TierAnthropic, Model: c.Anthropic.Model, Timeout: c.CloudTimeout, Price: price(c, c.Anthropic.Model)}
+	anthropic := TierConfig{Tier: TierAnthropic, Model: c.Anthropic.Model, Timeout: c.CloudTimeout, Price: price(c, c.Anthropic.Model), Quota: quota}
 	if c.Anthropic.APIKey == "" {
 		anthropic.DisabledReason = "disabled: ANTHROPIC_API_KEY is not set"
 	} else {
@@ -44,7 +67,7 @@ func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, err
 			APIKey: c.Anthropic.APIKey}, NewHTTPClient(cloudConnsPerHost))
 	}
 
-	return New(Config{
+	r, err := New(Config{
 		Tiers:       []TierConfig{local, gemini, anthropic},
 		MaxRetries:  c.Local.MaxRetries,
 		RetryDelay:  c.Local.RetryDelay,
@@ -56,6 +79,13 @@ func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, err
 			HalfOpenSuccesses: uint32(c.Breaker.HalfOpenSuccesses),
 		},
 	}, log, opts...)
+	if err != nil {
+		quota.Close()
+		return nil, err
+	}
+	r.gpu = gpu
+	r.closers = append(r.closers, quota.Close)
+	return r, nil
 }
 
 func price(c config.Config, model string) Price {

@@ -28,7 +28,9 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/catalystbot/sentiment/batcher"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/limiter"
 )
 
 // Tier is who answers.
@@ -118,6 +120,40 @@ type TierConfig struct {
 	// characters) the tier is given; longer items skip it.
 	MaxChars int
 	Price    Price
+	// Quota, when set, must grant a request slot before every call.
+	Quota Quota
+	// Queue, when set, must grant a slot before every call: the GPU queue
+	// in front of the local model.
+	Queue Queue
+	// Gate, when set, must admit every call and hears how each went: the
+	// GPU manager closes it while it cleans up the model server.
+	Gate Gate
+}
+
+// Gate is the GPU manager as the local tier sees it.
+type Gate interface {
+	// Admit says whether the tier may be called now, and why not.
+	Admit() (ok bool, reason string)
+	// Report tells how a call went: nil, or the provider's error.
+	Report(err error)
+}
+
+// Quota claims request slots of a provider (the limiter package).
+type Quota interface {
+	// Reserve returns how long to wait before calling, or a
+	// *limiter.NoSlotError when that wait would exceed maxWait.
+	Reserve(ctx context.Context, provider string, maxWait time.Duration) (time.Duration, error)
+	// Usage and Backend report the windows for Stats.
+	Usage(ctx context.Context, provider string) []limiter.WindowUsage
+	Backend() string
+}
+
+// Queue admits calls to the GPU (the batcher package).
+type Queue interface {
+	// Acquire returns once a slot is free; release must be called with
+	// the call's outcome. It fails at once when the queue is full or the
+	// item cannot start within maxWait.
+	Acquire(ctx context.Context, maxWait time.Duration) (release func(batcher.Outcome), err error)
 }
 
 // BreakerConfig sets every tier's circuit breaker.
@@ -150,6 +186,9 @@ type Config struct {
 
 // Router runs the tier policy. It is safe for concurrent use.
 type Router struct {
+	// gpu is the local tier's queue when FromConfig built one, for status.
+	gpu      *batcher.Queue
+	closers  []func() error
 	cfg      Config
 	tiers    []*tier
 	prompter *Prompter
@@ -210,6 +249,15 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Router, error) {
 		r.tiers = append(r.tiers, t)
 	}
 	return r, nil
+}
+
+// Close releases what the router holds (the quota backend's connections).
+func (r *Router) Close() error {
+	var errs []error
+	for _, c := range r.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
 }
 
 // Request is one item to judge.
@@ -326,6 +374,32 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 	attempts := r.attempts(prio)
 	invalid := 0
 	for n := 1; ; n++ {
+		if t.breaker.State() == gobreaker.StateOpen {
+			// Checked before admission so an open tier costs no quota.
+			if a.Calls == 0 {
+				a.Outcome, a.Detail = OutcomeBreakerOpen, "breaker open"
+			}
+			return a, Answer{}, usage
+		}
+		if t.Gate != nil {
+			if ok, why := t.Gate.Admit(); !ok {
+				if a.Calls == 0 {
+					a.Outcome, a.Detail = OutcomeSkipped, "GPU gate closed: "+why
+				} else {
+					a.Detail += "; no retry: GPU gate closed: " + why
+				}
+				return a, Answer{}, usage
+			}
+		}
+		release, outcome, detail := r.admit(ctx, t, reserve)
+		if release == nil {
+			if a.Calls == 0 {
+				a.Outcome, a.Detail = outcome, detail
+			} else {
+				a.Detail += "; no retry: " + detail
+			}
+			return a, Answer{}, usage
+		}
 		timeout := t.Timeout
 		if left, ok := r.remaining(ctx); ok {
 			// Leave the later tiers their share, but never starve this
@@ -341,6 +415,10 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 			}
 			return call{answer: ans, usage: u}, nil
 		})
+		release(queueOutcome(err))
+		if t.Gate != nil && !notTiersFault(err) && !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+			t.Gate.Report(unwrapExcluded(err))
+		}
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 			if a.Calls == 0 {
 				a.Outcome, a.Detail = OutcomeBreakerOpen, "breaker "+t.breaker.State().String()
@@ -374,6 +452,70 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 			return a, Answer{}, usage
 		}
 	}
+}
+
+// admit waits for the tier's quota slot and GPU slot, within what the
+// deadline allows after the later tiers' reserve. On refusal it returns a
+// nil release with the outcome and why.
+func (r *Router) admit(ctx context.Context, t *tier, reserve time.Duration) (release func(batcher.Outcome), _ Outcome, detail string) {
+	maxWait := func() time.Duration {
+		if left, ok := r.remaining(ctx); ok {
+			return max(0, left-reserve-r.cfg.MinTierTime)
+		}
+		return t.Timeout
+	}
+	if t.Quota != nil {
+		wait, err := t.Quota.Reserve(ctx, t.Tier.String(), maxWait())
+		var noSlot *limiter.NoSlotError
+		switch {
+		case errors.As(err, &noSlot):
+			return nil, OutcomeRateLimited, fmt.Sprintf("%s quota: next slot in %s", noSlot.Window, noSlot.Wait.Round(time.Second))
+		case err != nil:
+			return nil, OutcomeSkipped, "quota: " + err.Error()
+		}
+		if !sleep(ctx, wait) {
+			return nil, OutcomeSkipped, "the call ended waiting for a quota slot"
+		}
+	}
+	if t.Queue == nil {
+		return func(batcher.Outcome) {}, 0, ""
+	}
+	rel, err := t.Queue.Acquire(ctx, maxWait())
+	switch {
+	case errors.Is(err, batcher.ErrQueueFull):
+		return nil, OutcomeSkipped, "GPU queue full"
+	case errors.Is(err, batcher.ErrNoTimeToStart):
+		return nil, OutcomeSkipped, "GPU busy: no slot before the deadline"
+	case err != nil:
+		return nil, OutcomeSkipped, "GPU queue: " + err.Error()
+	}
+	return rel, 0, ""
+}
+
+// queueOutcome tells the GPU queue how a call went: failures that mean the
+// model server is overloaded (5xx, timeouts, refused or reset connections)
+// halve its concurrency; a failure the caller caused changes nothing.
+func queueOutcome(err error) batcher.Outcome {
+	if err == nil {
+		return batcher.Success
+	}
+	if notTiersFault(err) || errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return batcher.OtherFailure
+	}
+	switch e := asError(err); e.Kind {
+	case KindTimeout, KindConnection:
+		return batcher.Overload
+	case KindHTTP:
+		if e.Status >= 500 {
+			return batcher.Overload
+		}
+	case KindBadResponse:
+		// Ollama reports a runner that died mid-answer in a 200 body.
+		if strings.Contains(e.Message, "runner process has terminated") {
+			return batcher.Overload
+		}
+	}
+	return batcher.OtherFailure
 }
 
 // attempts is how many calls a tier may get for an item.
@@ -452,6 +594,14 @@ type excluded struct{ err *Error }
 
 func (e excluded) Error() string { return e.err.Error() }
 func (e excluded) Unwrap() error { return e.err }
+
+// unwrapExcluded returns the provider's error (nil stays nil).
+func unwrapExcluded(err error) error {
+	if err == nil {
+		return nil
+	}
+	return asError(err)
+}
 
 func notTiersFault(err error) bool {
 	var x excluded

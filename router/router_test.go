@@ -40,6 +40,13 @@ func policy() router.Config {
 // for tests inside a synctest bubble.
 func newRouter(t *testing.T, cfg router.Config, memory bool, opts ...router.Option) (*router.Router, upstreams) {
 	t.Helper()
+	return newRouterWith(t, cfg, memory, nil, opts...)
+}
+
+// newRouterWith lets a test add admission (quota, GPU queue, gate) to the
+// tiers before the router is built.
+func newRouterWith(t *testing.T, cfg router.Config, memory bool, tweak func([]router.TierConfig), opts ...router.Option) (*router.Router, upstreams) {
+	t.Helper()
 	mk := upstreamtest.New
 	if memory {
 		mk = upstreamtest.NewMemory
@@ -58,6 +65,9 @@ func newRouter(t *testing.T, cfg router.Config, memory bool, opts ...router.Opti
 			Provider: router.NewGemini(router.GeminiConfig{BaseURL: u.gemini.URL, Model: "gemini-2.5-flash", APIKey: "gk"}, client(u.gemini))},
 		{Tier: router.TierAnthropic, Model: "claude-haiku-4-5", Timeout: 20 * time.Second, Price: router.Price{InputPerM: 1, OutputPerM: 5},
 			Provider: router.NewAnthropic(router.AnthropicConfig{BaseURL: u.anthropic.URL, Model: "claude-haiku-4-5", APIKey: "ak"}, client(u.anthropic))},
+	}
+	if tweak != nil {
+		tweak(cfg.Tiers)
 	}
 	opts = append([]router.Option{router.WithJitter(func() float64 { return 0 })}, opts...)
 	r, err := router.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
@@ -260,7 +270,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 			defer cancel()
 			return r.Judge(ctx, request("Acme beats estimates"))
 		}
-		localState := func() router.TierStats { return r.Stats()[0] }
+		localState := func() router.TierStats { return r.Stats(context.Background())[0] }
 
 		for range 2 {
 			if res := judge(); res.Tier != router.TierGemini || res.Tried[0].Outcome != router.OutcomeError {
@@ -303,7 +313,7 @@ func TestHalfOpenFailureReopens(t *testing.T) {
 		r.Judge(ctx, request("Acme beats estimates"))
 		time.Sleep(11 * time.Second)
 		r.Judge(ctx, request("Acme beats estimates")) // the half-open probe fails
-		if s := r.Stats()[0]; s.Breaker != "open" || s.BreakerTransitions != 3 {
+		if s := r.Stats(context.Background())[0]; s.Breaker != "open" || s.BreakerTransitions != 3 {
 			t.Fatalf("after a failed probe: %+v, want open again (closed->open->half-open->open)", s)
 		}
 		if u.local.Calls() != 2 {
@@ -348,7 +358,7 @@ func TestNoAttemptOutlivesTheDeadline(t *testing.T) {
 				t.Errorf("tier %d still has a call in flight after Judge returned", i)
 			}
 		}
-		for _, s := range r.Stats() {
+		for _, s := range r.Stats(context.Background()) {
 			if s.ConsecutiveFailures != 0 {
 				t.Errorf("%v: %d failures counted for timeouts the caller's deadline caused", s.Tier, s.ConsecutiveFailures)
 			}
@@ -368,7 +378,7 @@ func TestHangingTierCountsAgainstItsBreaker(t *testing.T) {
 		if res.Tier != router.TierGemini || res.Tried[0].Latency != 15*time.Second {
 			t.Fatalf("%+v, want local to time out at its own 15s and gemini to answer", res.Tried)
 		}
-		if s := r.Stats()[0]; s.ConsecutiveFailures != 1 || s.ErrorsLastHour["timeout"] != 1 {
+		if s := r.Stats(context.Background())[0]; s.ConsecutiveFailures != 1 || s.ErrorsLastHour["timeout"] != 1 {
 			t.Fatalf("local stats %+v, want one timeout counted", s)
 		}
 	})
@@ -447,7 +457,7 @@ func TestCancelledCallerIsNotTheTiersFault(t *testing.T) {
 		if !res.Degraded || u.gemini.Calls() != 0 {
 			t.Fatalf("%+v, want a degraded answer and no further tier called after the caller left", res.Tried)
 		}
-		if s := r.Stats()[0]; s.ConsecutiveFailures != 0 {
+		if s := r.Stats(context.Background())[0]; s.ConsecutiveFailures != 0 {
 			t.Fatalf("local: %d failures counted for a caller that left", s.ConsecutiveFailures)
 		}
 	})

@@ -1,5 +1,12 @@
 package router
 
+import (
+	"context"
+
+	"github.com/catalystbot/sentiment/batcher"
+	"github.com/catalystbot/sentiment/limiter"
+)
+
 // TierStats is one tier's state for Stats.
 type TierStats struct {
 	Tier    Tier
@@ -12,13 +19,16 @@ type TierStats struct {
 	BreakerTransitions uint64
 	ErrorsLastHour     map[string]uint64
 	Answered           uint64
+	// Quota is the provider's windows; QuotaBackend says where they live.
+	Quota        []limiter.WindowUsage
+	QuotaBackend string
 }
 
 // Stats reports every tier in policy order.
-func (r *Router) Stats() []TierStats {
+func (r *Router) Stats(ctx context.Context) []TierStats {
 	out := make([]TierStats, 0, len(r.tiers))
 	for _, t := range r.tiers {
-		out = append(out, TierStats{
+		s := TierStats{
 			Tier:                t.Tier,
 			Enabled:             t.Provider != nil,
 			Model:               t.Model,
@@ -27,7 +37,21 @@ func (r *Router) Stats() []TierStats {
 			BreakerTransitions:  t.transitions.Load(),
 			ErrorsLastHour:      t.errs.lastHour(),
 			Answered:            t.answered.Load(),
-		})
+		}
+		if t.Quota != nil {
+			s.Quota = t.Quota.Usage(ctx, t.Tier.String())
+			s.QuotaBackend = t.Quota.Backend()
+		}
+		out = append(out, s)
 	}
 	return out
+}
+
+// GPUQueue reports the local tier's GPU queue; ok is false when there is
+// none.
+func (r *Router) GPUQueue() (s batcher.Stats, ok bool) {
+	if r.gpu == nil {
+		return batcher.Stats{}, false
+	}
+	return r.gpu.Stats(), true
 }

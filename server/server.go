@@ -68,7 +68,7 @@ type Prescorer interface {
 // model could.
 type Router interface {
 	Judge(ctx context.Context, req router.Request) router.Result
-	Stats() []router.TierStats
+	Stats(ctx context.Context) []router.TierStats
 }
 
 // Option changes how New builds a Server; tests use them.

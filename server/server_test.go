@@ -75,6 +75,7 @@ func startB(t testing.TB, cfg config.Config, opts ...server.Option) *testServer 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { rt.Close() })
 	srv, err := server.New(cfg, scorer, rt, log, opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/limiter"
 )
 
 // counters are the request counters Stats reports. Atomics, not a mutex:
@@ -43,7 +44,7 @@ func (s *Server) GPUStatus(context.Context, *pb.GPUStatusRequest) (*pb.GPUStatus
 }
 
 // Stats reports what the service has done since it started.
-func (s *Server) Stats(context.Context, *pb.StatsRequest) (*pb.StatsResponse, error) {
+func (s *Server) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsResponse, error) {
 	now := s.now()
 	c := &s.stats
 	return &pb.StatsResponse{
@@ -59,7 +60,7 @@ func (s *Server) Stats(context.Context, *pb.StatsRequest) (*pb.StatsResponse, er
 			Degraded:      c.degraded.Load(),
 			OpenStreams:   uint64(max(c.openStreams.Load(), 0)),
 		},
-		Tiers: s.tierStats(),
+		Tiers: s.tierStats(ctx),
 		Prefilter: &pb.PrefilterStats{
 			Seen:    c.prefilterSeen.Load(),
 			SentOn:  c.prefilterSentOn.Load(),
@@ -74,8 +75,8 @@ func (s *Server) Stats(context.Context, *pb.StatsRequest) (*pb.StatsResponse, er
 
 // tierStats lists the lexicon, which never fails, then each model tier in
 // policy order.
-func (s *Server) tierStats() []*pb.TierStats {
-	rs := s.router.Stats()
+func (s *Server) tierStats(ctx context.Context) []*pb.TierStats {
+	rs := s.router.Stats(ctx)
 	out := make([]*pb.TierStats, 0, len(rs)+1)
 	out = append(out, &pb.TierStats{
 		Tier:         pb.Tier_TIER_LEXICON,
@@ -94,6 +95,8 @@ func (s *Server) tierStats() []*pb.TierStats {
 			ErrorsLastHour:      t.ErrorsLastHour,
 			Answered:            t.Answered,
 			BreakerTransitions:  t.BreakerTransitions,
+			Quotas:              quotasOf(t.Quota),
+			QuotaBackend:        t.QuotaBackend,
 		})
 	}
 	return out
@@ -109,4 +112,18 @@ func breakerOf(state string) pb.BreakerState {
 		return pb.BreakerState_BREAKER_STATE_OPEN
 	}
 	return pb.BreakerState_BREAKER_STATE_UNSPECIFIED
+}
+
+func quotasOf(ws []limiter.WindowUsage) []*pb.QuotaWindow {
+	out := make([]*pb.QuotaWindow, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, &pb.QuotaWindow{
+			Window:   w.Window,
+			Used:     w.Used,
+			Limit:    w.Limit,
+			ResetsAt: timestamppb.New(w.ResetsAt),
+			Shared:   w.Shared,
+		})
+	}
+	return out
 }

@@ -50,6 +50,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Error("building the router", "err", err)
 		return 1
 	}
+	defer rt.Close()
 	srv, err := server.New(cfg, scorer, rt, log)
 	if err != nil {
 		log.Error("building the server", "err", err)

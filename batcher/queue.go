@@ -1,0 +1,510 @@
+package batcher
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors Acquire returns when an item should go elsewhere (a cloud tier,
+// the lexicon) rather than wait for the GPU. Test them with errors.Is: the
+// returned errors wrap them with details.
+var (
+	// ErrQueueFull: Config.QueueSize items already wait.
+	ErrQueueFull = errors.New("batcher: GPU queue full")
+	// ErrNoTimeToStart: the item would not start within its maxWait (or its
+	// context's deadline): estimated at once, or found while waiting. Also
+	// the answer while the ceiling is 0.
+	ErrNoTimeToStart = errors.New("batcher: no GPU slot in time")
+)
+
+// Pacing is how waiting items are released to the GPU.
+type Pacing int
+
+const (
+	// Adaptive starts the next waiting item as soon as a slot is free under
+	// the AIMD limit.
+	Adaptive Pacing = iota
+	// Waves starts at most Config.WaveSize items per wave, waits until the
+	// wave's calls have all ended, rests Config.WaveDelay, and opens the next
+	// wave: the old bot's LLM_BATCH_SIZE / LLM_BATCH_DELAY_SEC pacing. The
+	// AIMD limit still applies within a wave.
+	Waves
+)
+
+// String is the configuration spelling: "adaptive" or "waves".
+func (p Pacing) String() string {
+	switch p {
+	case Adaptive:
+		return "adaptive"
+	case Waves:
+		return "waves"
+	}
+	return fmt.Sprintf("Pacing(%d)", int(p))
+}
+
+// ParsePacing reads SENTIMENT_GPU_PACING's values: "adaptive" or "waves".
+func ParsePacing(s string) (Pacing, error) {
+	switch s {
+	case "adaptive":
+		return Adaptive, nil
+	case "waves":
+		return Waves, nil
+	}
+	return 0, fmt.Errorf("batcher: pacing %q: must be adaptive or waves", s)
+}
+
+// Outcome is what became of a call; the caller reports it when it releases
+// its slot, and the limit adapts to it.
+type Outcome int
+
+const (
+	// Success: the server answered. A run of them grows the limit.
+	Success Outcome = iota
+	// Overload: the server could not take the call: HTTP 500 or 503, a
+	// timeout, a crashed runner, a refused or reset connection. It halves
+	// the limit, once per round.
+	Overload
+	// OtherFailure: a failure that says nothing about load (a bad answer,
+	// a 4xx, the caller's own deadline): the limit and the run of successes
+	// are left as they are.
+	OtherFailure
+)
+
+// String names the outcome.
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Overload:
+		return "overload"
+	case OtherFailure:
+		return "other-failure"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Config shapes a Queue. New validates it.
+type Config struct {
+	// MaxConcurrent is the most calls in flight (LLM_MAX_CONCURRENT). Match
+	// the server's parallel slots (OLLAMA_NUM_PARALLEL): above it Ollama
+	// queues or fails the rest. The AIMD limit starts here and never exceeds
+	// it. At least 1.
+	MaxConcurrent int
+	// QueueSize is how many items may wait for a slot (SENTIMENT_GPU_QUEUE);
+	// the next is refused at once with ErrQueueFull. 0: no waiting, an item
+	// starts at once or is refused.
+	QueueSize int
+	// Pacing is Adaptive (the zero value) or Waves.
+	Pacing Pacing
+	// WaveSize is the items started per wave (LLM_BATCH_SIZE); Waves only,
+	// at least 1 there.
+	WaveSize int
+	// WaveDelay is the rest between the end of a wave's last call and the
+	// next wave (LLM_BATCH_DELAY_SEC); Waves only.
+	WaveDelay time.Duration
+	// SuccessesToGrow is the successes in a row after which the limit grows
+	// by one. 0: the current limit, so that growth takes about one round of
+	// the window per step, as TCP's congestion avoidance does.
+	SuccessesToGrow int
+}
+
+func (c Config) validate() error {
+	if c.MaxConcurrent < 1 {
+		return fmt.Errorf("batcher: MaxConcurrent=%d: must be at least 1 (the server's parallel slots)", c.MaxConcurrent)
+	}
+	if c.QueueSize < 0 {
+		return fmt.Errorf("batcher: QueueSize=%d: must be 0 or more", c.QueueSize)
+	}
+	if c.SuccessesToGrow < 0 {
+		return fmt.Errorf("batcher: SuccessesToGrow=%d: must be 0 (the current limit) or more", c.SuccessesToGrow)
+	}
+	switch c.Pacing {
+	case Adaptive:
+	case Waves:
+		if c.WaveSize < 1 {
+			return fmt.Errorf("batcher: WaveSize=%d: must be at least 1 with waves pacing", c.WaveSize)
+		}
+		if c.WaveDelay < 0 {
+			return fmt.Errorf("batcher: WaveDelay=%v: must not be negative", c.WaveDelay)
+		}
+	default:
+		return fmt.Errorf("batcher: Pacing=%d: must be Adaptive or Waves", int(c.Pacing))
+	}
+	return nil
+}
+
+// Option changes how New builds a Queue.
+type Option func(*Queue)
+
+// WithClock sets the clock the Queue reads for service times (the estimate
+// behind ErrNoTimeToStart) and for the end of a wave's rest; nil keeps
+// time.Now. Waiting itself uses the runtime's timers, which
+// testing/synctest makes virtual.
+func WithClock(now func() time.Time) Option {
+	return func(q *Queue) {
+		if now != nil {
+			q.now = now
+		}
+	}
+}
+
+// Stats is a snapshot of a Queue.
+type Stats struct {
+	// Limit is the AIMD limit, 1..MaxConcurrent.
+	Limit int
+	// Ceiling is the outside cap set by SetCeiling, 0..MaxConcurrent. Calls
+	// start only while InFlight < min(Limit, Ceiling).
+	Ceiling int
+	// InFlight is the slots held now; Waiting the items in line.
+	InFlight, Waiting int
+	// Started counts slots granted (and kept).
+	Started uint64
+	// SpilledFull counts ErrQueueFull refusals; SpilledNoTime counts
+	// ErrNoTimeToStart, at once or after waiting; Canceled counts waits
+	// ended by the caller's context.
+	SpilledFull, SpilledNoTime, Canceled uint64
+	// Halvings counts rounds cut by an Overload (a limit of 1 stays 1);
+	// Grows counts steps up.
+	Halvings, Grows uint64
+	// ServiceTime is the moving average of successful calls' durations,
+	// the time one call holds one slot; 0 before the first.
+	ServiceTime time.Duration
+}
+
+// ewmaWeight is the weight of the newest service time in the average: about
+// the last five calls count.
+const ewmaWeight = 0.2
+
+// never stands for an estimate with no end (the queue is closed).
+const never = time.Duration(math.MaxInt64)
+
+// Queue hands out GPU slots. Its methods are safe for concurrent use. It
+// starts no goroutine of its own; in Waves pacing a timer (time.AfterFunc)
+// ends each rest.
+type Queue struct {
+	cfg Config
+	now func() time.Time
+
+	mu       sync.Mutex
+	limit    int
+	ceiling  int
+	inFlight int
+	waiters  list.List // of *waiter, oldest first
+	// round is incremented by every cut; a slot remembers the round it
+	// started in, and only an Overload from the current round cuts again.
+	round uint64
+	// run is the successes in a row since the last step or cut.
+	run     int
+	service time.Duration
+	// Waves pacing: started in the current wave; resting until restUntil.
+	waveStarted int
+	resting     bool
+	restUntil   time.Time
+	st          Stats
+}
+
+// waiter is one item in line. granted and slot are written under Queue.mu
+// before ready is closed.
+type waiter struct {
+	ready   chan struct{}
+	granted bool
+	slot    slot
+	elem    *list.Element
+}
+
+// slot is one granted start.
+type slot struct {
+	round uint64
+	start time.Time
+}
+
+// New returns a Queue with the limit and the ceiling at cfg.MaxConcurrent.
+func New(cfg Config, opts ...Option) (*Queue, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	q := &Queue{cfg: cfg, now: time.Now, limit: cfg.MaxConcurrent, ceiling: cfg.MaxConcurrent}
+	for _, o := range opts {
+		o(q)
+	}
+	return q, nil
+}
+
+// Acquire waits for a GPU slot, first come first served.
+//
+// It fails at once with ErrQueueFull when QueueSize items already wait, and
+// at once with ErrNoTimeToStart when the estimated start is later than
+// maxWait or the context's deadline, whichever comes first (a maxWait of 0
+// or less: start now or not at all). The estimate counts the items ahead
+// and the calls in flight against the slots allowed, each slot finishing a
+// call per average service time; before any call has finished it is 0, and
+// the wait itself is still bounded. While waiting it fails when ctx ends
+// (wrapping ctx.Err()) or maxWait passes (ErrNoTimeToStart); either way the
+// item leaves the line and holds no slot.
+//
+// On success the caller must call release exactly once, with the call's
+// outcome; later calls of it do nothing.
+func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release func(Outcome), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("batcher: acquiring a GPU slot: %w", err)
+	}
+	wait := maxWait
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl))
+	}
+
+	q.mu.Lock()
+	if q.waiters.Len() == 0 && q.canStartLocked() {
+		s := q.startLocked()
+		q.mu.Unlock()
+		return q.releaser(s), nil
+	}
+	if n := q.waiters.Len(); n >= q.cfg.QueueSize {
+		q.st.SpilledFull++
+		q.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d waiting", ErrQueueFull, n)
+	}
+	if wait <= 0 {
+		q.st.SpilledNoTime++
+		q.mu.Unlock()
+		return nil, fmt.Errorf("%w: no slot free and no time to wait", ErrNoTimeToStart)
+	}
+	if est := q.estimateLocked(q.waiters.Len(), q.now()); est > wait {
+		q.st.SpilledNoTime++
+		q.mu.Unlock()
+		if est == never {
+			return nil, fmt.Errorf("%w: GPU queue closed (ceiling 0)", ErrNoTimeToStart)
+		}
+		return nil, fmt.Errorf("%w: estimated start in %v, %v allowed", ErrNoTimeToStart, est, wait)
+	}
+	w := &waiter{ready: make(chan struct{})}
+	w.elem = q.waiters.PushBack(w)
+	q.mu.Unlock()
+
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	var cause error
+	select {
+	case <-w.ready:
+		return q.releaser(w.slot), nil
+	case <-ctx.Done():
+		cause = fmt.Errorf("batcher: waiting for a GPU slot: %w", ctx.Err())
+	case <-timer.C:
+		cause = fmt.Errorf("%w: waited %v", ErrNoTimeToStart, wait)
+	}
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if w.granted {
+		// The slot came as the wait ended: give it back unused, as if it
+		// had never started, so that the next in line gets it.
+		q.unstartLocked()
+		q.dispatchLocked()
+	} else {
+		q.waiters.Remove(w.elem)
+	}
+	if errors.Is(cause, ErrNoTimeToStart) {
+		q.st.SpilledNoTime++
+	} else {
+		q.st.Canceled++
+	}
+	return nil, cause
+}
+
+// SetCeiling caps the calls in flight from outside, between 0 and
+// MaxConcurrent (n is clamped): the GPU manager lowers it while VRAM is
+// above its high-water mark and restores it after. Calls in flight are not
+// interrupted; no new call starts until InFlight is below the new cap. 0
+// closes the queue to new starts: new items are refused with
+// ErrNoTimeToStart, those in line wait as their maxWait allows. The AIMD
+// limit is kept, so restoring the ceiling restores the concurrency at once;
+// it does not grow above the ceiling meanwhile.
+func (q *Queue) SetCeiling(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.ceiling = max(0, min(n, q.cfg.MaxConcurrent))
+	q.dispatchLocked()
+}
+
+// Stats returns a snapshot.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.st
+	s.Limit, s.Ceiling = q.limit, q.ceiling
+	s.InFlight, s.Waiting = q.inFlight, q.waiters.Len()
+	s.ServiceTime = q.service
+	return s
+}
+
+// releaser returns the release function of one granted slot.
+func (q *Queue) releaser(s slot) func(Outcome) {
+	var done atomic.Bool
+	return func(o Outcome) {
+		if done.Swap(true) {
+			return
+		}
+		q.release(s, o)
+	}
+}
+
+func (q *Queue) release(s slot, o Outcome) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.now()
+	q.inFlight--
+	switch o {
+	case Success:
+		q.observeLocked(now.Sub(s.start))
+		q.run++
+		need := q.cfg.SuccessesToGrow
+		if need == 0 {
+			need = q.limit
+		}
+		if q.run >= need {
+			q.run = 0
+			if q.limit < min(q.cfg.MaxConcurrent, q.ceiling) {
+				q.limit++
+				q.st.Grows++
+			}
+		}
+	case Overload:
+		q.run = 0
+		// Calls that started before the last cut were sent at the old
+		// limit: their failures are the same burst, already answered.
+		if s.round == q.round {
+			q.round++
+			q.limit = max(1, q.limit/2)
+			q.st.Halvings++
+		}
+	}
+	if q.cfg.Pacing == Waves && q.waveStarted >= q.cfg.WaveSize && q.inFlight == 0 {
+		q.restLocked(now)
+	}
+	q.dispatchLocked()
+}
+
+// observeLocked adds one service time to the moving average.
+func (q *Queue) observeLocked(d time.Duration) {
+	d = max(d, 0)
+	if q.service == 0 {
+		q.service = d
+		return
+	}
+	q.service += time.Duration(ewmaWeight * float64(d-q.service))
+}
+
+// allowedLocked is how many calls may be in flight now.
+func (q *Queue) allowedLocked() int { return min(q.limit, q.ceiling) }
+
+func (q *Queue) canStartLocked() bool {
+	if q.inFlight >= q.allowedLocked() {
+		return false
+	}
+	return q.cfg.Pacing != Waves || (!q.resting && q.waveStarted < q.cfg.WaveSize)
+}
+
+func (q *Queue) startLocked() slot {
+	q.inFlight++
+	q.st.Started++
+	if q.cfg.Pacing == Waves {
+		q.waveStarted++
+	}
+	return slot{round: q.round, start: q.now()}
+}
+
+// unstartLocked undoes startLocked for a slot given back unused. Its wave
+// is the current one: a wave does not end while one of its slots is held.
+func (q *Queue) unstartLocked() {
+	q.inFlight--
+	q.st.Started--
+	if q.cfg.Pacing == Waves {
+		q.waveStarted--
+	}
+}
+
+// dispatchLocked starts waiters from the front of the line while the limit,
+// the ceiling and the pacing allow.
+func (q *Queue) dispatchLocked() {
+	for q.waiters.Len() > 0 && q.canStartLocked() {
+		w := q.waiters.Remove(q.waiters.Front()).(*waiter)
+		w.slot = q.startLocked()
+		w.granted = true
+		close(w.ready)
+	}
+}
+
+// restLocked ends a wave whose calls have all ended: the next opens
+// WaveDelay from now.
+func (q *Queue) restLocked(now time.Time) {
+	q.waveStarted = 0
+	if q.cfg.WaveDelay <= 0 {
+		return
+	}
+	q.resting = true
+	q.restUntil = now.Add(q.cfg.WaveDelay)
+	time.AfterFunc(q.cfg.WaveDelay, q.endRest)
+}
+
+// endRest opens the next wave once the clock has reached restUntil; a clock
+// that lags the timers (WithClock) is waited for with another timer.
+func (q *Queue) endRest() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.resting {
+		return
+	}
+	if left := q.restUntil.Sub(q.now()); left > 0 {
+		time.AfterFunc(left, q.endRest)
+		return
+	}
+	q.resting = false
+	q.dispatchLocked()
+}
+
+// estimateLocked is how long an item placed behind ahead waiters would
+// wait to start: never while the ceiling is 0.
+func (q *Queue) estimateLocked(ahead int, now time.Time) time.Duration {
+	allowed := q.allowedLocked()
+	if allowed <= 0 {
+		return never
+	}
+	svc := q.service
+	if q.cfg.Pacing != Waves {
+		return drain(q.inFlight, ahead, allowed, svc)
+	}
+
+	size, delay := q.cfg.WaveSize, q.cfg.WaveDelay
+	var base time.Duration
+	if q.resting {
+		base = max(0, q.restUntil.Sub(now))
+	} else {
+		room := size - q.waveStarted
+		if ahead < room {
+			return drain(q.inFlight, ahead, allowed, svc)
+		}
+		// The current wave's last start, its call, and the rest after it.
+		base = drain(q.inFlight, room-1, allowed, svc) + svc + delay
+		ahead -= room
+	}
+	full := time.Duration((size+allowed-1)/allowed) * svc // one wave's calls, slot by slot
+	waves := ahead / size
+	return base + time.Duration(waves)*(full+delay) + drain(0, ahead%size, allowed, svc)
+}
+
+// drain estimates when the item behind ahead waiters starts, with inFlight
+// calls running and allowed slots each finishing a call per svc: it needs
+// inFlight+ahead+1-allowed calls to end first.
+func drain(inFlight, ahead, allowed int, svc time.Duration) time.Duration {
+	need := inFlight + ahead + 1 - allowed
+	if need <= 0 {
+		return 0
+	}
+	return time.Duration(need) * svc / time.Duration(allowed)
+}
