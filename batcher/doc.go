@@ -5,9 +5,10 @@
 // Why it exists. The old bot sent 136 headlines to the GPU at once. Ollama
 // serves OLLAMA_NUM_PARALLEL requests per loaded model at a time (one KV
 // cache each) and holds the rest in its own queue of up to OLLAMA_MAX_QUEUE,
-// with no idea of anyone's deadline; under that load the runner ran out of
-// VRAM, the server answered HTTP 500 "llama runner process has terminated"
-// and the PC froze. Here the gateway, not Ollama, holds the queue:
+// with no idea of anyone's deadline; under that load the runner crashed
+// (most likely out of VRAM), the server answered HTTP 500 "llama runner
+// process has terminated" and the PC froze. Here the gateway, not Ollama,
+// holds the queue:
 //
 //   - at most Config.MaxConcurrent calls are in flight (set it to Ollama's
 //     parallel slots), so the server never holds a backlog of ours;

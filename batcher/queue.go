@@ -33,7 +33,8 @@ const (
 	// Waves starts at most Config.WaveSize items per wave, waits until the
 	// wave's calls have all ended, rests Config.WaveDelay, and opens the next
 	// wave: the old bot's LLM_BATCH_SIZE / LLM_BATCH_DELAY_SEC pacing. The
-	// AIMD limit still applies within a wave.
+	// AIMD limit still applies within a wave. A wave that has not filled
+	// stays open, so items that trickle in are not held back.
 	Waves
 )
 
@@ -110,7 +111,12 @@ type Config struct {
 	WaveDelay time.Duration
 	// SuccessesToGrow is the successes in a row after which the limit grows
 	// by one. 0: the current limit, so that growth takes about one round of
-	// the window per step, as TCP's congestion avoidance does.
+	// the window per step, as TCP's congestion avoidance does. Growth probes
+	// above a capacity the queue has already found: against a fake that
+	// fails every call beyond 4 slots, MaxConcurrent 8 with the default cost
+	// about one 500 per ten calls over a burst of 500, and at most 4 in all
+	// with growth out of reach (SuccessesToGrow above the burst). Where a
+	// failure is a crashed runner, prefer MaxConcurrent = the server's slots.
 	SuccessesToGrow int
 }
 

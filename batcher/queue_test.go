@@ -250,11 +250,12 @@ func TestNoTimeToStart(t *testing.T) {
 
 				holds := []func(batcher.Outcome){acquireNow(t, q), acquireNow(t, q)}
 				var wg sync.WaitGroup
+				waitErrs := make(chan error, 3) // read at the end: a goroutine must not fail t after it ends
 				for range 3 {
 					wg.Go(func() {
 						rel, err := q.Acquire(t.Context(), time.Hour)
 						if err != nil {
-							t.Errorf("waiter: %v", err)
+							waitErrs <- err
 							return
 						}
 						rel(batcher.OtherFailure)
@@ -288,6 +289,10 @@ func TestNoTimeToStart(t *testing.T) {
 					h(batcher.OtherFailure)
 				}
 				wg.Wait()
+				close(waitErrs)
+				for err := range waitErrs {
+					t.Errorf("waiter: %v", err)
+				}
 				checkStats(t, q, func(s batcher.Stats) bool { return s.InFlight == 0 && s.Started == 6 }, "all done")
 			})
 		})

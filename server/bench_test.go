@@ -5,9 +5,12 @@ import (
 	"io"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/internal/upstreamtest"
 )
 
 // BenchmarkClassifyLoopback is one Classify on the lexicon tier through the
@@ -71,4 +74,72 @@ func BenchmarkBatchStreamMemory(b *testing.B) {
 		b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 	}
 	b.ReportMetric(float64(items), "items/op")
+}
+
+// BenchmarkBatchThroughputGPU streams a batch through ClassifyBatch to a
+// fake GPU server with 4 slots and 200 ms per call, which answers 500 when
+// more than 4 calls are in flight: the slots' limit is 20 items/s. It
+// reports items/s and the 500s provoked, for the adaptive queue and for the
+// old pacing (5 items, then a 2 s pause). Real time: run with -benchtime=1x.
+func BenchmarkBatchThroughputGPU(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		pacing string
+		items  int
+	}{
+		{"adaptive", "adaptive", 1000},
+		{"waves-5x2s", "waves", 100},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			const slots = 4
+			local := upstreamtest.New(b, upstreamtest.Ollama)
+			var overloads atomic.Int64
+			local.SetDefault(upstreamtest.Func(func(c *upstreamtest.Call) {
+				if local.InFlight() > slots {
+					overloads.Add(1)
+					upstreamtest.OllamaRunnerTerminated()(c)
+					return
+				}
+				upstreamtest.Delay(200*time.Millisecond, upstreamtest.Answer(upstreamtest.BullishJSON))(c)
+			}))
+			cfg := testConfig()
+			cfg.Local.Enabled, cfg.Local.Endpoint, cfg.Local.MaxConcurrent = true, local.URL, slots
+			cfg.GPUPacing, cfg.BatchSize, cfg.BatchDelay = bc.pacing, 5, 2*time.Second
+			cfg.DefaultDeadline = 10 * time.Minute
+			ts := startB(b, cfg)
+			for b.Loop() {
+				start := time.Now()
+				stream, err := ts.client.ClassifyBatch(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				go func() {
+					for i := range bc.items {
+						if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: strconv.Itoa(i), Title: "Acme raises full-year guidance after record orders"}}); err != nil {
+							return
+						}
+					}
+					_ = stream.CloseSend()
+				}()
+				local0 := 0
+				for {
+					resp, err := stream.Recv()
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					if resp.GetResult().GetProvenance().GetTier() == pb.Tier_TIER_LOCAL {
+						local0++
+					}
+				}
+				elapsed := time.Since(start)
+				b.ReportMetric(float64(bc.items)/elapsed.Seconds(), "items/s")
+				b.ReportMetric(float64(local0), "by-local")
+				b.ReportMetric(float64(overloads.Load()), "500s")
+				b.ReportMetric(float64(local.MaxInFlight()), "max-in-flight")
+			}
+		})
+	}
 }
