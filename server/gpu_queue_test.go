@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -69,5 +70,42 @@ func TestBurstNeverOverloadsTheGPU(t *testing.T) {
 	}
 	if byLocal != items {
 		t.Errorf("%d of %d items judged by the local model; the queue should have held the rest, not spilled them", byLocal, items)
+	}
+}
+
+// TestCancelledStreamCancelsUpstreamCalls: the calls a batch stream has
+// in flight at the model end when the client cancels the stream.
+func TestCancelledStreamCancelsUpstreamCalls(t *testing.T) {
+	local := upstreamtest.New(t, upstreamtest.Ollama)
+	entered := make(chan struct{}, 3)
+	ended := make(chan struct{}, 3)
+	local.SetDefault(upstreamtest.Func(func(c *upstreamtest.Call) {
+		entered <- struct{}{}
+		upstreamtest.Hang()(c)
+		ended <- struct{}{}
+	}))
+	cfg := testConfig()
+	cfg.Local.Enabled, cfg.Local.Endpoint = true, local.URL
+	ts := start(t, cfg)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	stream, err := ts.client.ClassifyBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: fmt.Sprint(i), Title: "Acme raises full-year guidance after record orders"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		<-entered
+	}
+	cancel()
+	for range 3 {
+		select {
+		case <-ended:
+		case <-time.After(10 * time.Second):
+			t.Fatal("an upstream call outlived the cancelled stream")
+		}
 	}
 }
