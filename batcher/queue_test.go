@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/catalystbot/sentiment/internal/clocktest"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -66,24 +67,6 @@ func checkStats(t *testing.T, q *batcher.Queue, check func(s batcher.Stats) bool
 	if s := q.Stats(); !check(s) {
 		t.Fatalf("stats: want %s, have %+v", what, s)
 	}
-}
-
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
@@ -241,7 +224,7 @@ func TestNoTimeToStart(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				clk := &fakeClock{t: time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)}
+				clk := clocktest.New(time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC))
 				q := newQueue(t, batcher.Config{MaxConcurrent: 2, QueueSize: 10}, batcher.WithClock(clk.Now))
 				rel := acquireNow(t, q)
 				clk.Advance(100 * time.Millisecond)

@@ -4,33 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/catalystbot/sentiment/internal/clocktest"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 )
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 2, 9, 30, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newFakeClock is the tests' clock, moved by hand.
+func newFakeClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2026, 11, 2, 9, 30, 0, 0, time.UTC))
 }
 
 // step is one Reserve of a table test: advance the clock by adv, reserve

@@ -253,20 +253,7 @@ func TestClassifyBatchCancelledByClient(t *testing.T) {
 	}
 	// The server's handler ends on its own: no stream stays open there.
 	// (goleak checks for stray goroutines when the package's tests end.)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st, err := ts.client.Stats(ctxT(t), &pb.StatsRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.GetRequests().GetOpenStreams() == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream still open on the server after the client cancelled")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitNoOpenStreams(t, ts)
 }
 
 func TestShutdownDrainsBatchInFlight(t *testing.T) {
@@ -304,4 +291,24 @@ func TestShutdownDrainsBatchInFlight(t *testing.T) {
 		t.Fatalf("end of stream: %v, want UNAVAILABLE (shutting down)", err)
 	}
 	<-stopped
+}
+
+// waitNoOpenStreams waits, within a bound, for the server's batch handlers
+// to end after their clients went away.
+func waitNoOpenStreams(t *testing.T, ts *testServer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := ts.client.Stats(ctxT(t), &pb.StatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.GetRequests().GetOpenStreams() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams still open on the server after their clients went away", st.GetRequests().GetOpenStreams())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -5,12 +5,10 @@ import (
 	"io"
 	"runtime"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
-	"github.com/catalystbot/sentiment/internal/upstreamtest"
 )
 
 // BenchmarkClassifyLoopback is one Classify on the lexicon tier through the
@@ -92,16 +90,7 @@ func BenchmarkBatchThroughputGPU(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			const slots = 4
-			local := upstreamtest.New(b, upstreamtest.Ollama)
-			var overloads atomic.Int64
-			local.SetDefault(upstreamtest.Func(func(c *upstreamtest.Call) {
-				if local.InFlight() > slots {
-					overloads.Add(1)
-					upstreamtest.OllamaRunnerTerminated()(c)
-					return
-				}
-				upstreamtest.Delay(200*time.Millisecond, upstreamtest.Answer(upstreamtest.BullishJSON))(c)
-			}))
+			local, overloads := fakeGPU(b, slots, 200*time.Millisecond)
 			cfg := testConfig()
 			cfg.Local.Enabled, cfg.Local.Endpoint, cfg.Local.MaxConcurrent = true, local.URL, slots
 			cfg.GPUPacing, cfg.BatchSize, cfg.BatchDelay = bc.pacing, 5, 2*time.Second

@@ -18,16 +18,7 @@ import (
 // crashing runner does, whenever more than 4 calls are in flight.
 func TestBurstNeverOverloadsTheGPU(t *testing.T) {
 	const slots, items = 4, 1000
-	local := upstreamtest.New(t, upstreamtest.Ollama)
-	var overloads atomic.Int64
-	local.SetDefault(upstreamtest.Func(func(c *upstreamtest.Call) {
-		if local.InFlight() > slots {
-			overloads.Add(1)
-			upstreamtest.OllamaRunnerTerminated()(c)
-			return
-		}
-		upstreamtest.Delay(2*time.Millisecond, upstreamtest.Answer(upstreamtest.BullishJSON))(c)
-	}))
+	local, overloads := fakeGPU(t, slots, 2*time.Millisecond)
 	cfg := testConfig()
 	cfg.Local.Enabled, cfg.Local.Endpoint, cfg.Local.MaxConcurrent = true, local.URL, slots
 	cfg.BatchConcurrency = 64
@@ -108,4 +99,21 @@ func TestCancelledStreamCancelsUpstreamCalls(t *testing.T) {
 			t.Fatal("an upstream call outlived the cancelled stream")
 		}
 	}
+}
+
+// fakeGPU is a local model server with slots parallel slots and the given
+// latency that, like the owner's GPU, fails with a runner crash (HTTP 500)
+// when more calls than slots are in flight; overloads counts those.
+func fakeGPU(t testing.TB, slots int, latency time.Duration) (local *upstreamtest.Fake, overloads *atomic.Int64) {
+	local = upstreamtest.New(t, upstreamtest.Ollama)
+	overloads = new(atomic.Int64)
+	local.SetDefault(upstreamtest.Func(func(c *upstreamtest.Call) {
+		if local.InFlight() > slots {
+			overloads.Add(1)
+			upstreamtest.OllamaRunnerTerminated()(c)
+			return
+		}
+		upstreamtest.Delay(latency, upstreamtest.Answer(upstreamtest.BullishJSON))(c)
+	}))
+	return local, overloads
 }

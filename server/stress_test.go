@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
-	"time"
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
@@ -67,20 +66,7 @@ func TestBatchStreamsUnderFailuresAndCancellation(t *testing.T) {
 	}
 
 	// The server's handlers for the cancelled streams end on their own.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, err := ts.client.Stats(ctxT(t), &pb.StatsRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.GetRequests().GetOpenStreams() == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d streams still open on the server", st.GetRequests().GetOpenStreams())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitNoOpenStreams(t, ts)
 }
 
 // runStream sends n items on one stream; when cancel is set it cancels the
