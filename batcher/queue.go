@@ -514,3 +514,7 @@ func drain(inFlight, ahead, allowed int, svc time.Duration) time.Duration {
 	}
 	return time.Duration(need) * svc / time.Duration(allowed)
 }
+
+// InFlight is the number of calls holding a slot now; the GPU manager
+// waits for it to reach 0 before it unloads the model.
+func (q *Queue) InFlight() int { return q.Stats().InFlight }

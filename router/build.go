@@ -22,24 +22,20 @@ func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, err
 	if err != nil {
 		return nil, fmt.Errorf("building the quota limiter: %w", err)
 	}
-	pacing := batcher.Adaptive
-	if c.GPUPacing == "waves" {
-		pacing = batcher.Waves
+	b := &Router{}
+	for _, o := range opts {
+		o(b) // the build options (WithGPUQueue, WithLocalGate) land here
 	}
-	gpu, err := batcher.New(batcher.Config{
-		MaxConcurrent: c.Local.MaxConcurrent,
-		QueueSize:     c.GPUQueue,
-		Pacing:        pacing,
-		WaveSize:      c.BatchSize,
-		WaveDelay:     c.BatchDelay,
-	})
-	if err != nil {
-		quota.Close()
-		return nil, fmt.Errorf("building the GPU queue: %w", err)
+	gpu := b.gpu
+	if gpu == nil {
+		if gpu, err = NewGPUQueue(c); err != nil {
+			quota.Close()
+			return nil, err
+		}
 	}
 
 	local := TierConfig{Tier: TierLocal, Model: c.Local.Model, Timeout: c.Local.Timeout, MaxChars: c.Local.MaxLength,
-		Price: price(c, c.Local.Model), Quota: quota, Queue: gpu}
+		Price: price(c, c.Local.Model), Quota: quota, Queue: gpu, Gate: b.localGate}
 	switch {
 	case !c.Local.Enabled:
 		local.DisabledReason = "disabled: LLM_LOCAL_ENABLED=0"
@@ -92,3 +88,31 @@ func price(c config.Config, model string) Price {
 	p := c.Prices[model]
 	return Price{InputPerM: p.InputPerM, OutputPerM: p.OutputPerM}
 }
+
+// NewGPUQueue builds the GPU queue the configuration describes; main builds
+// it first when the GPU manager must hold it too, and hands it over with
+// WithGPUQueue.
+func NewGPUQueue(c config.Config) (*batcher.Queue, error) {
+	pacing, err := batcher.ParsePacing(c.GPUPacing)
+	if err != nil {
+		return nil, err
+	}
+	q, err := batcher.New(batcher.Config{
+		MaxConcurrent: c.Local.MaxConcurrent,
+		QueueSize:     c.GPUQueue,
+		Pacing:        pacing,
+		WaveSize:      c.BatchSize,
+		WaveDelay:     c.BatchDelay,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the GPU queue: %w", err)
+	}
+	return q, nil
+}
+
+// WithGPUQueue makes FromConfig use q for the local tier instead of a
+// queue of its own.
+func WithGPUQueue(q *batcher.Queue) Option { return func(r *Router) { r.gpu = q } }
+
+// WithLocalGate puts g (the GPU manager) in front of the local tier.
+func WithLocalGate(g Gate) Option { return func(r *Router) { r.localGate = g } }

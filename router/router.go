@@ -186,15 +186,17 @@ type Config struct {
 
 // Router runs the tier policy. It is safe for concurrent use.
 type Router struct {
-	// gpu is the local tier's queue when FromConfig built one, for status.
-	gpu      *batcher.Queue
-	closers  []func() error
-	cfg      Config
-	tiers    []*tier
-	prompter *Prompter
-	log      *slog.Logger
-	now      func() time.Time
-	jitter   func() float64
+	// gpu is the local tier's queue when FromConfig built one, for status;
+	// localGate is WithLocalGate's gate, for FromConfig.
+	gpu       *batcher.Queue
+	localGate Gate
+	closers   []func() error
+	cfg       Config
+	tiers     []*tier
+	prompter  *Prompter
+	log       *slog.Logger
+	now       func() time.Time
+	jitter    func() float64
 }
 
 type tier struct {

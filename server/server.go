@@ -29,6 +29,7 @@ import (
 
 	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/lexicon"
 	"github.com/catalystbot/sentiment/router"
 )
@@ -44,6 +45,7 @@ type Server struct {
 	log    *slog.Logger
 	scorer Prescorer
 	router Router
+	gpu    GPU
 	now    func() time.Time
 
 	grpc   *grpc.Server
@@ -70,6 +72,15 @@ type Router interface {
 	Judge(ctx context.Context, req router.Request) router.Result
 	Stats(ctx context.Context) []router.TierStats
 }
+
+// GPU is the GPU manager as GPUStatus needs it.
+type GPU interface {
+	Status() gpu.Status
+}
+
+// WithGPU reports g's view in GPUStatus; without it GPUStatus says that no
+// GPU manager runs.
+func WithGPU(g GPU) Option { return func(s *Server) { s.gpu = g } }
 
 // Option changes how New builds a Server; tests use them.
 type Option func(*Server)

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/limiter"
 )
 
@@ -30,17 +31,84 @@ type counters struct {
 	answered [pb.Tier_TIER_ANTHROPIC + 1]atomic.Uint64
 }
 
-// GPUStatus reports the local model's GPU. No VRAM reader is part of this
-// build yet, and the answer says so rather than reporting zeros.
+// GPUStatus reports the local model's GPU as the GPU manager sees it.
+// Without a manager (no local Ollama tier) it says so rather than report
+// zeros.
 func (s *Server) GPUStatus(context.Context, *pb.GPUStatusRequest) (*pb.GPUStatusResponse, error) {
-	return &pb.GPUStatusResponse{
-		Reader:         "none",
-		ReaderError:    "no GPU reader is configured: this build has no VRAM readers yet (SENTIMENT_GPU_READER=" + s.cfg.GPUReader + " is not acted on)",
-		Pressure:       pb.PressureLevel_PRESSURE_LEVEL_UNSPECIFIED,
-		LocalAdmitting: false,
-		GateReason:     "no local model tier in this build",
-		ObservedAt:     timestamppb.New(s.now()),
-	}, nil
+	if s.gpu == nil {
+		return &pb.GPUStatusResponse{
+			Reader:      "none",
+			ReaderError: "no GPU reader is configured: the GPU manager runs only with the local Ollama tier (LLM_LOCAL_ENABLED=1, SENTIMENT_LOCAL_API=ollama)",
+			GateReason:  "no local Ollama tier",
+			ObservedAt:  timestamppb.New(s.now()),
+		}, nil
+	}
+	st := s.gpu.Status()
+	resp := &pb.GPUStatusResponse{
+		Reader:              st.Reader,
+		ReaderError:         st.ReaderError,
+		Pressure:            pressureOf(st.Pressure),
+		PressurePercent:     st.PressurePercent,
+		PressureCard:        st.PressureCard,
+		LastCleanupReason:   st.LastCleanupReason,
+		Cleanups:            st.Cleanups,
+		LocalAdmitting:      st.Admitting,
+		GateReason:          st.GateReason,
+		VramNotFreed:        st.VRAMNotFreed,
+		VramMessage:         st.VRAMMessage,
+		Restarts:            st.Restarts,
+		GpuConcurrency:      int32(st.Ceiling),
+		ConcurrencyCut:      st.CeilingCut,
+		ConsecutiveFailures: uint32(st.ConsecutiveFailures),
+		Model: &pb.ModelState{
+			Name:          st.Model.Name,
+			Loaded:        st.Model.Loaded,
+			VramBytes:     st.Model.SizeVRAM,
+			SizeBytes:     st.Model.Size,
+			Warm:          st.Model.Warm,
+			ContextLength: int32(st.Model.ContextLength),
+			Error:         st.Model.Error,
+		},
+	}
+	if st.Model.WarmupLatency > 0 {
+		resp.Model.WarmupLatency = durationpb.New(st.Model.WarmupLatency)
+	}
+	if !st.Model.ExpiresAt.IsZero() {
+		resp.Model.ExpiresAt = timestamppb.New(st.Model.ExpiresAt)
+	}
+	if !st.LastCleanupAt.IsZero() {
+		resp.LastCleanupAt = timestamppb.New(st.LastCleanupAt)
+	}
+	if !st.ObservedAt.IsZero() {
+		resp.ObservedAt = timestamppb.New(st.ObservedAt)
+	}
+	for _, d := range st.Devices {
+		resp.Devices = append(resp.Devices, &pb.GPUDevice{
+			Index:              int32(d.Index),
+			Name:               d.Name,
+			Vendor:             d.Vendor,
+			VramTotalBytes:     d.VRAMTotal,
+			VramUsedBytes:      d.VRAMUsed,
+			VramFreeBytes:      d.VRAMFree,
+			BusyPercent:        d.BusyPercent,
+			TemperatureCelsius: d.TemperatureC,
+			Source:             d.Source,
+			Integrated:         d.Integrated,
+		})
+	}
+	return resp, nil
+}
+
+func pressureOf(p gpu.Pressure) pb.PressureLevel {
+	switch p {
+	case gpu.PressureNormal:
+		return pb.PressureLevel_PRESSURE_LEVEL_NORMAL
+	case gpu.PressureHigh:
+		return pb.PressureLevel_PRESSURE_LEVEL_HIGH
+	case gpu.PressureCritical:
+		return pb.PressureLevel_PRESSURE_LEVEL_CRITICAL
+	}
+	return pb.PressureLevel_PRESSURE_LEVEL_UNSPECIFIED
 }
 
 // Stats reports what the service has done since it started.

@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/catalystbot/sentiment/config"
+	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/lexicon"
 	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/server"
@@ -45,13 +46,29 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Error("loading the lexicon", "err", err)
 		return 1
 	}
-	rt, err := router.FromConfig(cfg, log)
+	queue, err := router.NewGPUQueue(cfg)
+	if err != nil {
+		log.Error("building the GPU queue", "err", err)
+		return 1
+	}
+	mgr, err := gpu.FromConfig(cfg, queue, log)
+	if err != nil {
+		log.Error("building the GPU manager", "err", err)
+		return 1
+	}
+	routerOpts := []router.Option{router.WithGPUQueue(queue)}
+	var serverOpts []server.Option
+	if mgr != nil {
+		routerOpts = append(routerOpts, router.WithLocalGate(mgr))
+		serverOpts = append(serverOpts, server.WithGPU(mgr))
+	}
+	rt, err := router.FromConfig(cfg, log, routerOpts...)
 	if err != nil {
 		log.Error("building the router", "err", err)
 		return 1
 	}
 	defer rt.Close()
-	srv, err := server.New(cfg, scorer, rt, log)
+	srv, err := server.New(cfg, scorer, rt, log, serverOpts...)
 	if err != nil {
 		log.Error("building the server", "err", err)
 		return 1
@@ -66,6 +83,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if mgr != nil {
+		// The manager stops last: in-flight calls drain while it still
+		// guards the GPU.
+		mgrCtx, stopMgr := context.WithCancel(context.Background())
+		mgrDone := make(chan struct{})
+		go func() { mgr.Run(mgrCtx); close(mgrDone) }()
+		defer func() { stopMgr(); <-mgrDone }()
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 

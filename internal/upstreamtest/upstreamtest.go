@@ -17,6 +17,11 @@
 // testing/synctest bubble, NewMemory makes a fake without a listener, to be
 // reached through Transport only: every behaviour waits on the request's
 // context or the fake clock, so the bubble's time advances while it waits.
+//
+// The Ollama fake also keeps the models it has loaded (ollama.go): preload
+// and unload requests, GET /api/ps, reloads on another num_ctx and
+// keep-alive expiry, with OnLoad and OnUnload hooks for tests that tie a
+// fake VRAM counter to them.
 package upstreamtest
 
 import (
@@ -119,6 +124,14 @@ type Fake struct {
 	stop chan struct{}
 	srv  *httptest.Server
 	addr string
+
+	// Ollama's model state (ollama.go): the loaded models by canonical
+	// name, the script of load and unload requests, the hooks.
+	models               map[string]*loadedModel
+	loadQueue            []Behavior
+	loadDef              Behavior
+	onLoad, onUnload     func(model string)
+	modelSize, modelVRAM uint64
 }
 
 // New starts a fake of format f on a loopback port; it is closed when the
@@ -146,7 +159,9 @@ func NewMemory(t testing.TB, f Format) *Fake {
 }
 
 func newFake(t testing.TB, f Format) *Fake {
-	return &Fake{Format: f, t: t, def: Answer(BullishJSON), stop: make(chan struct{})}
+	return &Fake{Format: f, t: t, def: Answer(BullishJSON), stop: make(chan struct{}),
+		models: make(map[string]*loadedModel), loadDef: OllamaModelControl(),
+		modelSize: DefaultModelSize, modelVRAM: DefaultModelSize}
 }
 
 // Push queues behaviours for the next calls, in order; each answers one
@@ -327,6 +342,9 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.Unmarshal(raw, &rec.Body)
 	model, ok := f.modelCall(r, rec.Body)
+	if f.Format == Ollama {
+		f.expireModels()
+	}
 
 	f.mu.Lock()
 	f.requests = append(f.requests, rec)
@@ -336,8 +354,23 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]any{"version": "0.12.0"})
 			return
 		}
+		if f.Format == Ollama && r.Method == http.MethodGet && r.URL.Path == "/api/ps" {
+			f.servePS(w)
+			return
+		}
 		writeJSON(w, http.StatusNotFound, errorBody(f.Format, http.StatusNotFound,
 			fmt.Sprintf("%s %s not found", r.Method, r.URL.Path)))
+		return
+	}
+	if f.Format == Ollama && isLoadRequest(r.URL.Path, rec.Body) {
+		// A load or unload is not a model call: it has its own script.
+		b := f.loadDef
+		if len(f.loadQueue) > 0 {
+			b, f.loadQueue = f.loadQueue[0], f.loadQueue[1:]
+		}
+		stop := f.stop
+		f.mu.Unlock()
+		b(&Call{Format: f.Format, Model: model, Request: rec, W: w, R: r, stop: stop, f: f})
 		return
 	}
 	f.calls++
@@ -359,7 +392,12 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 	}()
 
-	b(&Call{Format: f.Format, Model: model, Request: rec, W: w, R: r, stop: stop})
+	if f.Format == Ollama && model != "" {
+		// Ollama loads the model a call names, or reloads it for another
+		// num_ctx, before it answers.
+		f.load(model, numCtx(rec.Body), keepAlive(rec.Body["keep_alive"]))
+	}
+	b(&Call{Format: f.Format, Model: model, Request: rec, W: w, R: r, stop: stop, f: f})
 }
 
 // Call is one model call being answered: what a Behavior works with.
@@ -371,6 +409,7 @@ type Call struct {
 	W       http.ResponseWriter
 	R       *http.Request
 	stop    <-chan struct{}
+	f       *Fake
 }
 
 // Stopped is closed when the fake is closed; a behaviour that waits must

@@ -1633,6 +1633,12 @@ type ModelState struct {
 	Warm          bool                   `protobuf:"varint,4,opt,name=warm,proto3" json:"warm,omitempty"`
 	WarmupLatency *durationpb.Duration   `protobuf:"bytes,5,opt,name=warmup_latency,json=warmupLatency,proto3" json:"warmup_latency,omitempty"`
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Bytes of the model in all (size_vram < size: partly on the CPU).
+	SizeBytes uint64 `protobuf:"varint,7,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// The context window it was loaded with.
+	ContextLength int32 `protobuf:"varint,8,opt,name=context_length,json=contextLength,proto3" json:"context_length,omitempty"`
+	// Why the model is not warm, when it is not.
+	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1709,6 +1715,27 @@ func (x *ModelState) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ModelState) GetSizeBytes() uint64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *ModelState) GetContextLength() int32 {
+	if x != nil {
+		return x.ContextLength
+	}
+	return 0
+}
+
+func (x *ModelState) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type GPUStatusResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Devices []*GPUDevice           `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
@@ -1725,10 +1752,26 @@ type GPUStatusResponse struct {
 	// Whether the local tier is taking work now.
 	LocalAdmitting bool `protobuf:"varint,9,opt,name=local_admitting,json=localAdmitting,proto3" json:"local_admitting,omitempty"`
 	// Why the local tier is not taking work, when it is not.
-	GateReason    string                 `protobuf:"bytes,10,opt,name=gate_reason,json=gateReason,proto3" json:"gate_reason,omitempty"`
-	ObservedAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	GateReason string                 `protobuf:"bytes,10,opt,name=gate_reason,json=gateReason,proto3" json:"gate_reason,omitempty"`
+	ObservedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
+	// VRAM use of the watched card, in percent of its total, and which card
+	// that is (PCI address or name).
+	PressurePercent float64 `protobuf:"fixed64,12,opt,name=pressure_percent,json=pressurePercent,proto3" json:"pressure_percent,omitempty"`
+	PressureCard    string  `protobuf:"bytes,13,opt,name=pressure_card,json=pressureCard,proto3" json:"pressure_card,omitempty"`
+	// True when the last unload did not give the VRAM back (Ollama on ROCm
+	// is known to keep some); vram_message says by how much.
+	VramNotFreed bool   `protobuf:"varint,14,opt,name=vram_not_freed,json=vramNotFreed,proto3" json:"vram_not_freed,omitempty"`
+	VramMessage  string `protobuf:"bytes,15,opt,name=vram_message,json=vramMessage,proto3" json:"vram_message,omitempty"`
+	// Runs of the configured restart command of the model server.
+	Restarts uint64 `protobuf:"varint,16,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// GPU calls allowed at once now, and whether high VRAM holds that below
+	// LLM_MAX_CONCURRENT.
+	GpuConcurrency int32 `protobuf:"varint,17,opt,name=gpu_concurrency,json=gpuConcurrency,proto3" json:"gpu_concurrency,omitempty"`
+	ConcurrencyCut bool  `protobuf:"varint,18,opt,name=concurrency_cut,json=concurrencyCut,proto3" json:"concurrency_cut,omitempty"`
+	// Local calls failed in a row.
+	ConsecutiveFailures uint32 `protobuf:"varint,19,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *GPUStatusResponse) Reset() {
@@ -1836,6 +1879,62 @@ func (x *GPUStatusResponse) GetObservedAt() *timestamppb.Timestamp {
 		return x.ObservedAt
 	}
 	return nil
+}
+
+func (x *GPUStatusResponse) GetPressurePercent() float64 {
+	if x != nil {
+		return x.PressurePercent
+	}
+	return 0
+}
+
+func (x *GPUStatusResponse) GetPressureCard() string {
+	if x != nil {
+		return x.PressureCard
+	}
+	return ""
+}
+
+func (x *GPUStatusResponse) GetVramNotFreed() bool {
+	if x != nil {
+		return x.VramNotFreed
+	}
+	return false
+}
+
+func (x *GPUStatusResponse) GetVramMessage() string {
+	if x != nil {
+		return x.VramMessage
+	}
+	return ""
+}
+
+func (x *GPUStatusResponse) GetRestarts() uint64 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *GPUStatusResponse) GetGpuConcurrency() int32 {
+	if x != nil {
+		return x.GpuConcurrency
+	}
+	return 0
+}
+
+func (x *GPUStatusResponse) GetConcurrencyCut() bool {
+	if x != nil {
+		return x.ConcurrencyCut
+	}
+	return false
+}
+
+func (x *GPUStatusResponse) GetConsecutiveFailures() uint32 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
 }
 
 type StatsRequest struct {
@@ -2583,7 +2682,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	" \x01(\bR\n" +
 	"integratedB\x0f\n" +
 	"\r_busy_percentB\x16\n" +
-	"\x14_temperature_celsius\"\xe8\x01\n" +
+	"\x14_temperature_celsius\"\xc4\x02\n" +
 	"\n" +
 	"ModelState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
@@ -2593,7 +2692,11 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x04warm\x18\x04 \x01(\bR\x04warm\x12@\n" +
 	"\x0ewarmup_latency\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\rwarmupLatency\x129\n" +
 	"\n" +
-	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x9c\x04\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\a \x01(\x04R\tsizeBytes\x12%\n" +
+	"\x0econtext_length\x18\b \x01(\x05R\rcontextLength\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"\xd6\x06\n" +
 	"\x11GPUStatusResponse\x12:\n" +
 	"\adevices\x18\x01 \x03(\v2 .catalyst.sentiment.v1.GPUDeviceR\adevices\x12\x16\n" +
 	"\x06reader\x18\x02 \x01(\tR\x06reader\x12!\n" +
@@ -2608,7 +2711,15 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	" \x01(\tR\n" +
 	"gateReason\x12;\n" +
 	"\vobserved_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"observedAt\"\x0e\n" +
+	"observedAt\x12)\n" +
+	"\x10pressure_percent\x18\f \x01(\x01R\x0fpressurePercent\x12#\n" +
+	"\rpressure_card\x18\r \x01(\tR\fpressureCard\x12$\n" +
+	"\x0evram_not_freed\x18\x0e \x01(\bR\fvramNotFreed\x12!\n" +
+	"\fvram_message\x18\x0f \x01(\tR\vvramMessage\x12\x1a\n" +
+	"\brestarts\x18\x10 \x01(\x04R\brestarts\x12'\n" +
+	"\x0fgpu_concurrency\x18\x11 \x01(\x05R\x0egpuConcurrency\x12'\n" +
+	"\x0fconcurrency_cut\x18\x12 \x01(\bR\x0econcurrencyCut\x121\n" +
+	"\x14consecutive_failures\x18\x13 \x01(\rR\x13consecutiveFailures\"\x0e\n" +
 	"\fStatsRequest\"\xa0\x01\n" +
 	"\vQuotaWindow\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\tR\x06window\x12\x12\n" +

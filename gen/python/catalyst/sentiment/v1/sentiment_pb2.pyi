@@ -302,23 +302,29 @@ class GPUDevice(_message.Message):
     def __init__(self, index: _Optional[int] = ..., name: _Optional[str] = ..., vendor: _Optional[str] = ..., vram_total_bytes: _Optional[int] = ..., vram_used_bytes: _Optional[int] = ..., vram_free_bytes: _Optional[int] = ..., busy_percent: _Optional[float] = ..., temperature_celsius: _Optional[float] = ..., source: _Optional[str] = ..., integrated: _Optional[bool] = ...) -> None: ...
 
 class ModelState(_message.Message):
-    __slots__ = ("name", "loaded", "vram_bytes", "warm", "warmup_latency", "expires_at")
+    __slots__ = ("name", "loaded", "vram_bytes", "warm", "warmup_latency", "expires_at", "size_bytes", "context_length", "error")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LOADED_FIELD_NUMBER: _ClassVar[int]
     VRAM_BYTES_FIELD_NUMBER: _ClassVar[int]
     WARM_FIELD_NUMBER: _ClassVar[int]
     WARMUP_LATENCY_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     name: str
     loaded: bool
     vram_bytes: int
     warm: bool
     warmup_latency: _duration_pb2.Duration
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., vram_bytes: _Optional[int] = ..., warm: _Optional[bool] = ..., warmup_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    size_bytes: int
+    context_length: int
+    error: str
+    def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., vram_bytes: _Optional[int] = ..., warm: _Optional[bool] = ..., warmup_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., size_bytes: _Optional[int] = ..., context_length: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class GPUStatusResponse(_message.Message):
-    __slots__ = ("devices", "reader", "reader_error", "pressure", "model", "last_cleanup_at", "last_cleanup_reason", "cleanups", "local_admitting", "gate_reason", "observed_at")
+    __slots__ = ("devices", "reader", "reader_error", "pressure", "model", "last_cleanup_at", "last_cleanup_reason", "cleanups", "local_admitting", "gate_reason", "observed_at", "pressure_percent", "pressure_card", "vram_not_freed", "vram_message", "restarts", "gpu_concurrency", "concurrency_cut", "consecutive_failures")
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     READER_FIELD_NUMBER: _ClassVar[int]
     READER_ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -330,6 +336,14 @@ class GPUStatusResponse(_message.Message):
     LOCAL_ADMITTING_FIELD_NUMBER: _ClassVar[int]
     GATE_REASON_FIELD_NUMBER: _ClassVar[int]
     OBSERVED_AT_FIELD_NUMBER: _ClassVar[int]
+    PRESSURE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    PRESSURE_CARD_FIELD_NUMBER: _ClassVar[int]
+    VRAM_NOT_FREED_FIELD_NUMBER: _ClassVar[int]
+    VRAM_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    GPU_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_CUT_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
     devices: _containers.RepeatedCompositeFieldContainer[GPUDevice]
     reader: str
     reader_error: str
@@ -341,7 +355,15 @@ class GPUStatusResponse(_message.Message):
     local_admitting: bool
     gate_reason: str
     observed_at: _timestamp_pb2.Timestamp
-    def __init__(self, devices: _Optional[_Iterable[_Union[GPUDevice, _Mapping]]] = ..., reader: _Optional[str] = ..., reader_error: _Optional[str] = ..., pressure: _Optional[_Union[PressureLevel, str]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ..., last_cleanup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_cleanup_reason: _Optional[str] = ..., cleanups: _Optional[int] = ..., local_admitting: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    pressure_percent: float
+    pressure_card: str
+    vram_not_freed: bool
+    vram_message: str
+    restarts: int
+    gpu_concurrency: int
+    concurrency_cut: bool
+    consecutive_failures: int
+    def __init__(self, devices: _Optional[_Iterable[_Union[GPUDevice, _Mapping]]] = ..., reader: _Optional[str] = ..., reader_error: _Optional[str] = ..., pressure: _Optional[_Union[PressureLevel, str]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ..., last_cleanup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_cleanup_reason: _Optional[str] = ..., cleanups: _Optional[int] = ..., local_admitting: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pressure_percent: _Optional[float] = ..., pressure_card: _Optional[str] = ..., vram_not_freed: _Optional[bool] = ..., vram_message: _Optional[str] = ..., restarts: _Optional[int] = ..., gpu_concurrency: _Optional[int] = ..., concurrency_cut: _Optional[bool] = ..., consecutive_failures: _Optional[int] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()

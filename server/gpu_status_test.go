@@ -1,0 +1,109 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/gpu"
+	"github.com/catalystbot/sentiment/internal/upstreamtest"
+	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/router"
+	"github.com/catalystbot/sentiment/server"
+)
+
+// TestGPUStatusFromFakeSysfs wires the GPU manager as main does, over the
+// fake sysfs tree of one RX 6800 and a fake Ollama, and reads GPUStatus
+// through gRPC.
+func TestGPUStatusFromFakeSysfs(t *testing.T) {
+	local := upstreamtest.New(t, upstreamtest.Ollama)
+	cfg := testConfig()
+	cfg.Local.Enabled, cfg.Local.Endpoint = true, local.URL
+	cfg.GPUReader, cfg.GPUSysfsRoot = "sysfs", filepath.Join("..", "gpu", "testdata", "sysfs", "rx6800")
+	cfg.GPU.PollInterval = 50 * time.Millisecond
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	queue, err := router.NewGPUQueue(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := gpu.FromConfig(cfg, queue, log)
+	if err != nil || mgr == nil {
+		t.Fatalf("gpu.FromConfig: %v %v", mgr, err)
+	}
+	rt, err := router.FromConfig(cfg, log, router.WithGPUQueue(queue), router.WithLocalGate(mgr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	scorer, err := lexicon.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, scorer, rt, log, server.WithGPU(mgr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	mgrDone := make(chan struct{})
+	go func() { mgr.Run(ctx); close(mgrDone) }()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		srv.Shutdown(sctx)
+		cancel()
+		<-mgrDone
+	})
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pb.NewSentimentServiceClient(conn)
+
+	// Wait for the warm-up at start to open the gate.
+	var st *pb.GPUStatusResponse
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		st, err = client.GPUStatus(ctxT(t), &pb.GPUStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.GetLocalAdmitting() && len(st.GetDevices()) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the local tier never opened: %v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d := st.GetDevices()[0]
+	if st.GetReader() != "sysfs" || d.GetVendor() != "amd" || d.GetVramTotalBytes() != 17163091968 || d.GetVramUsedBytes() != 5637144576 ||
+		d.GetVramFreeBytes() != 17163091968-5637144576 || d.GetBusyPercent() != 37 || d.GetTemperatureCelsius() != 52 {
+		t.Errorf("device %v, want the fake RX 6800's figures", d)
+	}
+	if st.GetPressure() != pb.PressureLevel_PRESSURE_LEVEL_NORMAL || st.GetPressureCard() != "0000:03:00.0" || st.GetReaderError() != "" {
+		t.Errorf("status %v, want normal pressure on card 0000:03:00.0 and no reader error", st)
+	}
+	if m := st.GetModel(); m.GetName() != "mistral" || !m.GetWarm() || !m.GetLoaded() {
+		t.Errorf("model %v, want mistral warm and loaded", m)
+	}
+
+	// The local tier now answers through the gate.
+	resp, err := client.Classify(ctxT(t), &pb.ClassifyRequest{Item: &pb.NewsItem{Title: "Acme raises full-year guidance after record orders"}})
+	if err != nil || resp.GetProvenance().GetTier() != pb.Tier_TIER_LOCAL {
+		t.Fatalf("Classify: %v %v, want the local tier's answer", resp, err)
+	}
+}
