@@ -64,7 +64,7 @@ func TestOllamaModelState(t *testing.T) {
 			ps.Models[0].SizeVRAM != 5000 || ps.Models[0].ContextLength != 2048 {
 			t.Errorf("/api/ps after preload: %+v", ps)
 		}
-		if exp, err := time.Parse(time.RFC3339Nano, ps.Models[0].ExpiresAt); err != nil || exp.Sub(time.Now()) != 10*time.Minute {
+		if exp, err := time.Parse(time.RFC3339Nano, ps.Models[0].ExpiresAt); err != nil || time.Until(exp) != 10*time.Minute {
 			t.Errorf("expires_at %q, want 10m from now", ps.Models[0].ExpiresAt)
 		}
 
