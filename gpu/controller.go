@@ -15,7 +15,7 @@ import (
 // The model server's VRAM belongs to its runner process: this service can
 // free it only by asking Ollama to unload the model, and get it back only by
 // asking Ollama to load it again. OllamaController is that conversation
-// (shared/reference/upstreams.md 1.4 and 1.6).
+// (Ollama API: keep_alive preload and unload, /api/ps).
 
 // Limits of the controller's calls.
 const (

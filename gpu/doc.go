@@ -35,5 +35,12 @@
 // mem_info_vram_used and its equivalents count every process on the card
 // (the desktop, a browser), not only Ollama.
 //
-// See shared/reference/gpu.md for the file formats and tool outputs.
+// On top of the readers, the Manager (manager.go) is the policy: it polls
+// VRAM, cuts the GPU queue's concurrency above high water, and at critical,
+// after a runner crash or after failures in a row closes the local tier's
+// gate, drains the calls on the GPU, has Ollama unload the model (through
+// the OllamaController), checks that the memory came back, warms the model
+// again and reopens the gate; when the memory does not come back it backs
+// off and runs the owner's restart command. FromConfig wires both from the
+// service's configuration.
 package gpu

@@ -51,8 +51,7 @@ func (p Pressure) String() string {
 
 // Queue is the GPU queue in front of the local tier, as the manager drives
 // it: a ceiling on the calls it lets start, and the number on the GPU now.
-// batcher.Queue fits with a one-line adapter for InFlight
-// (q.Stats().InFlight).
+// *batcher.Queue is one.
 type Queue interface {
 	// SetCeiling caps the calls in flight, 0 to MaxConcurrent; 0 lets no
 	// new call start. Calls in flight are not interrupted.

@@ -11,7 +11,7 @@ import (
 
 // The Ollama fake keeps the models it has "loaded", as the real server's
 // scheduler does, so that the GPU manager's preload, unload and /api/ps
-// can be tested against it (shared/reference/upstreams.md 1.4 and 1.6):
+// can be tested against it (Ollama API: keep_alive preload and unload, /api/ps):
 //
 //   - POST /api/generate with no prompt, or /api/chat with "messages":[]
 //     (an explicit empty list), is a load request: it loads the model with

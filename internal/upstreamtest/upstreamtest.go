@@ -2,7 +2,7 @@
 // service's tests: an HTTP server that speaks one of the four wire formats
 // the router calls (Ollama's native API, OpenAI-compatible chat
 // completions, Gemini generateContent, Anthropic Messages) with their real
-// success envelopes, error bodies and headers (shared/reference/upstreams.md).
+// success envelopes, error bodies and headers, as each provider documents them.
 //
 // A test scripts what the next calls do, one Behavior per call (Push) or
 // the same for every call (SetDefault), points a client at URL, and then
