@@ -271,6 +271,12 @@ func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release fun
 		q.mu.Unlock()
 		return q.releaser(s), nil
 	}
+	if q.allowedLocked() == 0 {
+		// Closed by the GPU manager: waiting would be for nothing.
+		q.st.SpilledNoTime++
+		q.mu.Unlock()
+		return nil, fmt.Errorf("%w: GPU queue closed (ceiling 0)", ErrNoTimeToStart)
+	}
 	if n := q.waiters.Len(); n >= q.cfg.QueueSize {
 		q.st.SpilledFull++
 		q.mu.Unlock()

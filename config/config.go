@@ -15,6 +15,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -71,6 +72,9 @@ type Config struct {
 	// MinTierTime is the least time left before the deadline for a tier,
 	// or one more attempt, to be tried.
 	MinTierTime time.Duration
+	// TierReserve is kept back for each later model tier when an attempt's
+	// deadline is cut, so a hung local server leaves the cloud a chance.
+	TierReserve time.Duration
 	// MaxBackoff caps one wait between retries.
 	MaxBackoff time.Duration
 	Breaker    BreakerConfig
@@ -310,6 +314,7 @@ func (c *Config) settings() []setting {
 		{"SENTIMENT_DEFAULT_DEADLINE", "default-deadline", "seconds allowed to a call that brings no deadline", secondsValue{&c.DefaultDeadline, time.Second, 10 * time.Minute}},
 		{"SENTIMENT_CLOUD_TIMEOUT", "cloud-timeout", "seconds allowed for one cloud model call", secondsValue{&c.CloudTimeout, 100 * time.Millisecond, 10 * time.Minute}},
 		{"SENTIMENT_MIN_TIER_TIME", "min-tier-time", "least seconds left before the deadline to try a tier or a retry", secondsValue{&c.MinTierTime, 0, time.Minute}},
+		{"SENTIMENT_TIER_RESERVE", "tier-reserve", "seconds of the deadline kept for each later model tier", secondsValue{&c.TierReserve, 0, time.Minute}},
 		{"SENTIMENT_MAX_BACKOFF", "max-backoff", "longest wait in seconds between two attempts", secondsValue{&c.MaxBackoff, 0, 10 * time.Minute}},
 		{"SENTIMENT_BREAKER_FAILURES", "breaker-failures", "failures in a row that open a tier's breaker", intValue{&c.Breaker.Failures, 1, 1000}},
 		{"SENTIMENT_BREAKER_COOLDOWN", "breaker-cooldown", "seconds an open breaker waits before probing the tier", secondsValue{&c.Breaker.Cooldown, 100 * time.Millisecond, time.Hour}},
@@ -434,6 +439,11 @@ func shown(s setting, v string) string {
 	return fmt.Sprintf("%q", v)
 }
 
+// claude5 matches the Claude 5-generation model ids (claude-haiku-5-5,
+// claude-sonnet-5, claude-opus-5-5, ...), which answer 400 to a forced
+// tool_choice or a non-default temperature.
+var claude5 = regexp.MustCompile(`^claude-[a-z]+-5([-.]|$)`)
+
 // Validate checks what no single setting can check alone.
 func (c *Config) Validate() error {
 	if err := checkAddr("SENTIMENT_GRPC_ADDR", c.GRPCAddr); err != nil {
@@ -453,6 +463,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Anthropic.APIKey != "" && strings.TrimSpace(c.Anthropic.Model) == "" {
 		return fmt.Errorf("setting SENTIMENT_ANTHROPIC_MODEL=%q: must name a model while ANTHROPIC_API_KEY is set", c.Anthropic.Model)
+	}
+	if c.Anthropic.APIKey != "" && claude5.MatchString(c.Anthropic.Model) {
+		return fmt.Errorf("setting SENTIMENT_ANTHROPIC_MODEL=%q: Claude 5-generation models reject the forced tool use and temperature 0 this service sends; use claude-haiku-4-5 or another 4.x model", c.Anthropic.Model)
 	}
 	if c.GPU.HighWater >= c.GPU.Critical {
 		return fmt.Errorf("setting SENTIMENT_GPU_HIGH_WATER=%g, SENTIMENT_GPU_CRITICAL=%g: high water must be below critical", c.GPU.HighWater, c.GPU.Critical)

@@ -124,6 +124,8 @@ func TestBadValuesNameSettingValueAndLimit(t *testing.T) {
 		{"model required", map[string]string{"LLM_MODEL_NAME": " "}, nil, `setting LLM_MODEL_NAME=" ": must name a model while LLM_LOCAL_ENABLED=1`},
 		{"keep alive", map[string]string{"SENTIMENT_LOCAL_KEEP_ALIVE": "-1"}, nil, `setting SENTIMENT_LOCAL_KEEP_ALIVE="-1": must be a duration such as 30m`},
 		{"prices", map[string]string{"SENTIMENT_PRICES": "m=1"}, nil, `setting SENTIMENT_PRICES="m=1": must be model=input/output pairs`},
+		{"claude 5", map[string]string{"ANTHROPIC_API_KEY": "k", "SENTIMENT_ANTHROPIC_MODEL": "claude-haiku-5-5"}, nil, `setting SENTIMENT_ANTHROPIC_MODEL="claude-haiku-5-5": Claude 5-generation models reject`},
+		{"gpu thresholds", map[string]string{"SENTIMENT_GPU_HIGH_WATER": "95", "SENTIMENT_GPU_CRITICAL": "90"}, nil, `high water must be below critical`},
 		{"breaker", map[string]string{"SENTIMENT_BREAKER_FAILURES": "0"}, nil, `setting SENTIMENT_BREAKER_FAILURES="0": must be an integer from 1 to 1000`},
 	}
 	for _, tt := range tests {

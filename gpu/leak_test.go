@@ -17,12 +17,6 @@ import (
 	"github.com/catalystbot/sentiment/router"
 )
 
-// batcherQueue adapts the GPU queue to the manager's Queue, as the server
-// wires it.
-type batcherQueue struct{ *batcher.Queue }
-
-func (q batcherQueue) InFlight() int { return q.Stats().InFlight }
-
 // watchedReader is the sysfs reader with a check on every reading the
 // manager takes: the card must never be at or above critical.
 type watchedReader struct {
@@ -88,7 +82,7 @@ func TestLeakingModelServer(t *testing.T) {
 		m, err := NewManager(ManagerConfig{
 			Reader:        reader,
 			Controller:    NewOllamaController(ollama.URL, "mistral", "30m", 2048, ollama.Client()),
-			Queue:         batcherQueue{queue},
+			Queue:         queue,
 			MaxConcurrent: 4,
 			Policy:        testPolicy(),
 		}, log)

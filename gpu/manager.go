@@ -140,9 +140,15 @@ const (
 	// drainPoll is how often a drain looks at the queue's InFlight (the
 	// queue has no notification; a call takes seconds, so this is fine).
 	drainPoll = 50 * time.Millisecond
-	// readTimeout and psTimeout bound one reading and one /api/ps.
-	readTimeout = 10 * time.Second
-	psTimeout   = 5 * time.Second
+	// readTimeout and psTimeout bound one reading and one /api/ps;
+	// unloadTimeout one unload and warmTimeout one warm-up (all its
+	// attempts: a cold load of a large model from disk takes minutes). A
+	// model server that accepts the connection and then stalls (the frozen
+	// PC) must not hold the manager, and with it the gate, forever.
+	readTimeout   = 10 * time.Second
+	psTimeout     = 5 * time.Second
+	unloadTimeout = 30 * time.Second
+	warmTimeout   = 5 * time.Minute
 	// freedShare is the part of the model's size_vram that must come back
 	// for an unload to count as having freed its memory: Ollama's own
 	// scheduler waits for 80 % (server/sched.go waitForVRAMRecovery).
@@ -718,11 +724,6 @@ func (m *Manager) backoff(n int) time.Duration {
 // the next step after a backoff and returns to the loop. A periodic
 // cleanup is never counted as a repeat: the owner asked for it.
 func (m *Manager) cleanup(ctx context.Context, r *recovery, reason string, periodic bool) {
-	// A trigger that came in meanwhile is served by this cleanup.
-	select {
-	case <-m.trigger:
-	default:
-	}
 	now := m.now()
 	m.mu.Lock()
 	m.gateOpen, m.busy, m.gateReason = false, true, "cleanup ("+reason+"): waiting for GPU calls in flight"
@@ -736,6 +737,13 @@ func (m *Manager) cleanup(ctx context.Context, r *recovery, reason string, perio
 	}
 	streak := m.streak
 	m.mu.Unlock()
+	// A trigger that came in meanwhile is served by this cleanup; emptied
+	// only now that busy is set, so none slips in between and starts a
+	// second cleanup once the gate reopens.
+	select {
+	case <-m.trigger:
+	default:
+	}
 	m.log.Warn("GPU cleanup", "reason", reason, "in_a_row", streak)
 
 	m.drain(ctx)
@@ -758,7 +766,10 @@ func (m *Manager) cleanup(ctx context.Context, r *recovery, reason string, perio
 	cancel()
 
 	m.setGate(false, "cleanup ("+reason+"): unloading the model")
-	if err := m.cfg.Controller.Unload(ctx); err != nil {
+	uctx, ucancel := context.WithTimeout(ctx, unloadTimeout)
+	err := m.cfg.Controller.Unload(uctx)
+	ucancel()
+	if err != nil {
 		// A crashed runner or a server that is down has nothing to
 		// unload; the VRAM check below tells whether that matters.
 		m.log.Warn("GPU cleanup: unload failed", "err", err)
@@ -830,10 +841,10 @@ func (m *Manager) restart(ctx context.Context) {
 	m.restarts++
 	m.mu.Unlock()
 	if err != nil {
-		m.log.Error("model server restart command failed", "cmd", m.cfg.Policy.RestartCmd, "err", err)
+		m.log.Error("model server restart command failed", "err", err)
 		return
 	}
-	m.log.Warn("model server restart command ran", "cmd", m.cfg.Policy.RestartCmd)
+	m.log.Warn("model server restart command ran (SENTIMENT_GPU_RESTART_CMD)")
 }
 
 // drain stops new GPU calls and waits for those in flight, at most
@@ -940,7 +951,9 @@ func (m *Manager) judgeFreed(r *recovery, after Device) (bool, string) {
 // gate closed and schedules another try after a growing backoff.
 func (m *Manager) warm(ctx context.Context, r *recovery, why string) {
 	m.setGate(false, "loading the model ("+why+")")
-	latency, err := m.cfg.Controller.Warm(ctx)
+	wctx, wcancel := context.WithTimeout(ctx, warmTimeout)
+	latency, err := m.cfg.Controller.Warm(wctx)
+	wcancel()
 	if ctx.Err() != nil {
 		return
 	}
@@ -978,7 +991,8 @@ func (m *Manager) warm(ctx context.Context, r *recovery, why string) {
 }
 
 // shellCommand runs cmd with /bin/sh -c, keeping the start of its output
-// for the error.
+// for the error. The command's text is not repeated in the error: the
+// owner's command may carry a credential (a curl with a token).
 func shellCommand(ctx context.Context, cmd string) error {
 	c := exec.CommandContext(ctx, "/bin/sh", "-c", cmd)
 	out := cappedBuffer{max: maxToolStderr}
@@ -986,9 +1000,9 @@ func shellCommand(ctx context.Context, cmd string) error {
 	c.WaitDelay = toolWaitDelay
 	if err := c.Run(); err != nil {
 		if line := firstLine(out.buf.Bytes()); line != "" {
-			return fmt.Errorf("running %q: %w: %s", cmd, err, line)
+			return fmt.Errorf("running the restart command: %w: %s", err, line)
 		}
-		return fmt.Errorf("running %q: %w", cmd, err)
+		return fmt.Errorf("running the restart command: %w", err)
 	}
 	return nil
 }

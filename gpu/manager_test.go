@@ -507,3 +507,29 @@ func TestShellCommand(t *testing.T) {
 		t.Errorf("failing command: %v", err)
 	}
 }
+
+// TestStalledUnloadDoesNotHoldTheGate: a model server that accepts the
+// unload and then stalls (the frozen PC) must not keep the manager, and
+// with it the local tier's gate, stuck: the unload gives up after its
+// bound, the model is warmed again and the gate reopens.
+func TestStalledUnloadDoesNotHoldTheGate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newManagerEnv(t, nil)
+		e.start()
+		step(500 * time.Millisecond)
+		if ok, why := e.m.Admit(); !ok {
+			t.Fatalf("gate closed after warm-up: %s", why)
+		}
+		e.ollama.PushLoad(upstreamtest.Hang()) // the unload stalls
+		e.m.Report(&router.Error{Kind: router.KindHTTP, Status: 500, Message: "llama runner process has terminated: exit status 2"})
+		step(10 * time.Second)
+		if ok, _ := e.m.Admit(); ok {
+			t.Fatal("gate open while the unload is still stalled")
+		}
+		step(5 * time.Minute)
+		st := e.m.Status()
+		if !st.Admitting || st.Cleanups != 1 {
+			t.Fatalf("after the stalled unload: admitting %v (%q), %d cleanups; want the gate open again after one cleanup", st.Admitting, st.GateReason, st.Cleanups)
+		}
+	})
+}

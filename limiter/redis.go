@@ -236,9 +236,16 @@ func newRedisStore(client redis.UniversalClient, prefix string, limits map[strin
 	return r
 }
 
-// callCtx cuts the per-call timeout from ctx.
+// callCtx cuts the per-call timeout from ctx, and to half of what is left
+// of the caller's deadline: then a Redis that hangs runs out our timeout
+// first, is marked down, and the next callers go to the local share
+// instead of spending their own deadlines on it.
 func (r *redisStore) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, r.timeout)
+	d := r.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)/2)
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 func (r *redisStore) member() string {

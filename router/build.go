@@ -69,6 +69,7 @@ func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, err
 		RetryDelay:  c.Local.RetryDelay,
 		MaxBackoff:  c.MaxBackoff,
 		MinTierTime: c.MinTierTime,
+		TierReserve: c.TierReserve,
 		Breaker: BreakerConfig{
 			Failures:          uint32(c.Breaker.Failures),
 			Cooldown:          c.Breaker.Cooldown,

@@ -238,6 +238,11 @@ func TestAPIKeyNeverInErrors(t *testing.T) {
 		"plain body":     upstreamtest.Raw(502, "text/plain", "bad gateway "+key),
 		"malformed 200":  upstreamtest.Raw(200, "application/json", `{"oops `+key),
 		"answer snippet": upstreamtest.Answer("I will not use " + key),
+		// Keys that straddle where messages are cut (60 and 300 bytes):
+		// a key cut in two before scrubbing leaks its first half.
+		"straddling snippet": upstreamtest.Answer(strings.Repeat("a", 50) + key),
+		"straddling 200":     upstreamtest.Raw(200, "application/json", `{"oops `+strings.Repeat("b", 45)+key),
+		"straddling error":   upstreamtest.Raw(502, "text/plain", strings.Repeat("c", 290)+key),
 	}
 	for _, f := range []upstreamtest.Format{upstreamtest.OpenAI, upstreamtest.Gemini, upstreamtest.Anthropic} {
 		t.Run(f.String()+"/bad key", func(t *testing.T) {
@@ -268,7 +273,7 @@ func TestAPIKeyNeverInErrors(t *testing.T) {
 func checkNoKey(t *testing.T, err error, key string) {
 	t.Helper()
 	for _, s := range []string{err.Error(), strings.TrimSpace(errorsDump(err))} {
-		if strings.Contains(s, key) {
+		if strings.Contains(s, key) || strings.Contains(s, key[:8]) {
 			t.Errorf("error holds the API key: %s", s)
 		}
 	}

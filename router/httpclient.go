@@ -117,6 +117,13 @@ func postJSON(ctx context.Context, hc *http.Client, r httpCall) ([]byte, error) 
 	if tooBig {
 		body = body[:maxResponseBody]
 	}
+	// Scrub the whole body before any of it is cut into a message: a key
+	// cut in two by a snippet would no longer match, and half a key leaks.
+	for _, k := range r.secrets {
+		if k != "" {
+			body = bytes.ReplaceAll(body, []byte(k), []byte("[redacted]"))
+		}
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// A cut-off error body still says enough to classify the status.
 		return nil, httpError(resp, body, r)

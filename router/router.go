@@ -181,6 +181,10 @@ type Config struct {
 	// MinTierTime is the least time left before the deadline for a tier, or
 	// a further attempt, to be tried at all.
 	MinTierTime time.Duration
+	// TierReserve is the time kept back for each later enabled tier when
+	// an attempt's deadline is cut, so that a hung local server cannot
+	// leave the cloud tiers a sliver; MinTierTime when 0.
+	TierReserve time.Duration
 	Breaker     BreakerConfig
 }
 
@@ -201,16 +205,11 @@ type Router struct {
 
 type tier struct {
 	TierConfig
-	breaker     *gobreaker.CircuitBreaker[call]
+	breaker     *gobreaker.TwoStepCircuitBreaker[struct{}]
+	pausedUntil atomic.Int64 // Unix ns before which the provider asked not to be called
 	errs        *errWindow
 	answered    atomic.Uint64
 	transitions atomic.Uint64
-}
-
-// call is what one successful attempt returns through the breaker.
-type call struct {
-	answer Answer
-	usage  Usage
 }
 
 // Option adjusts a Router; tests use them.
@@ -237,7 +236,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Router, error) {
 	}
 	for _, tc := range cfg.Tiers {
 		t := &tier{TierConfig: tc, errs: newErrWindow(r.now)}
-		t.breaker = gobreaker.NewCircuitBreaker[call](gobreaker.Settings{
+		t.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 			Name:        tc.Tier.String(),
 			MaxRequests: cfg.Breaker.HalfOpenSuccesses,
 			Timeout:     cfg.Breaker.Cooldown,
@@ -324,6 +323,10 @@ func (r *Router) Judge(ctx context.Context, req Request) Result {
 		case ctx.Err() != nil:
 			skip(OutcomeSkipped, "the call ended: "+ctx.Err().Error())
 			continue
+		case r.isPaused(t):
+			until, _ := r.paused(t)
+			skip(OutcomeRateLimited, "the provider asked for no calls until "+until.UTC().Format(time.RFC3339))
+			continue
 		case ok && left < r.cfg.MinTierTime:
 			skip(OutcomeSkipped, fmt.Sprintf("only %s left before the deadline", left.Round(time.Millisecond)))
 			continue
@@ -375,32 +378,32 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 	var usage Usage
 	attempts := r.attempts(prio)
 	invalid := 0
-	for n := 1; ; n++ {
-		if t.breaker.State() == gobreaker.StateOpen {
-			// Checked before admission so an open tier costs no quota.
-			if a.Calls == 0 {
-				a.Outcome, a.Detail = OutcomeBreakerOpen, "breaker open"
-			}
-			return a, Answer{}, usage
+	// stop ends the tier: the first refusal is the tier's outcome, a later
+	// one explains why there was no retry.
+	stop := func(outcome Outcome, detail string) (Attempt, Answer, Usage) {
+		if a.Calls == 0 {
+			a.Outcome, a.Detail = outcome, detail
+		} else {
+			a.Detail += "; no retry: " + detail
 		}
+		return a, Answer{}, usage
+	}
+	for n := 1; ; n++ {
 		if t.Gate != nil {
 			if ok, why := t.Gate.Admit(); !ok {
-				if a.Calls == 0 {
-					a.Outcome, a.Detail = OutcomeSkipped, "GPU gate closed: "+why
-				} else {
-					a.Detail += "; no retry: GPU gate closed: " + why
-				}
-				return a, Answer{}, usage
+				return stop(OutcomeSkipped, "GPU gate closed: "+why)
 			}
+		}
+		// The breaker is asked before admission, so that an open breaker,
+		// or a half-open one whose probes are taken, costs no quota.
+		done, berr := t.breaker.Allow()
+		if berr != nil {
+			return stop(OutcomeBreakerOpen, "breaker "+t.breaker.State().String())
 		}
 		release, outcome, detail := r.admit(ctx, t, reserve)
 		if release == nil {
-			if a.Calls == 0 {
-				a.Outcome, a.Detail = outcome, detail
-			} else {
-				a.Detail += "; no retry: " + detail
-			}
-			return a, Answer{}, usage
+			done(excluded{err: &Error{Kind: KindCanceled, Message: "not called: " + detail}})
+			return stop(outcome, detail)
 		}
 		timeout := t.Timeout
 		if left, ok := r.remaining(ctx); ok {
@@ -408,31 +411,23 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 			// attempt below the minimum a tier needs.
 			timeout = min(timeout, max(left-reserve, min(left, r.cfg.MinTierTime)))
 		}
-		c, err := t.breaker.Execute(func() (call, error) {
-			actx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			ans, u, err := t.Provider.Judge(actx, prompt)
-			if err != nil {
-				return call{usage: u}, classify(ctx, err, timeout < t.Timeout)
-			}
-			return call{answer: ans, usage: u}, nil
-		})
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		ans, u, err := t.Provider.Judge(actx, prompt)
+		cancel()
+		if err != nil {
+			err = classify(ctx, err, timeout, t.Timeout)
+		}
+		done(err)
 		release(queueOutcome(err))
-		if t.Gate != nil && !notTiersFault(err) && !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+		if t.Gate != nil && !notTiersFault(err) {
 			t.Gate.Report(unwrapExcluded(err))
 		}
-		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-			if a.Calls == 0 {
-				a.Outcome, a.Detail = OutcomeBreakerOpen, "breaker "+t.breaker.State().String()
-			}
-			return a, Answer{}, usage
-		}
 		a.Calls++
-		usage.TokensIn += c.usage.TokensIn
-		usage.TokensOut += c.usage.TokensOut
+		usage.TokensIn += u.TokensIn
+		usage.TokensOut += u.TokensOut
 		if err == nil {
 			a.Outcome, a.Detail = OutcomeOK, ""
-			return a, c.answer, usage
+			return a, ans, usage
 		}
 		e := asError(err)
 		t.errs.add(e.Type())
@@ -443,17 +438,49 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 		}
 		r.log.DebugContext(ctx, "tier attempt failed", "tier", t.Tier.String(), "attempt", n, "err", e.Error())
 		if !e.Retryable || invalid >= 2 || n >= attempts || ctx.Err() != nil {
+			r.pauseFor(t, e.RetryAfter)
 			return a, Answer{}, usage
 		}
 		wait := r.backoff(n, e.RetryAfter)
-		if left, ok := r.remaining(ctx); ok && wait+r.cfg.MinTierTime > left-reserve {
-			a.Detail += fmt.Sprintf("; no retry: a %s wait leaves too little of the deadline", wait.Round(time.Millisecond))
+		left, hasDeadline := r.remaining(ctx)
+		if (hasDeadline && wait+r.cfg.MinTierTime > left-reserve) || (!hasDeadline && r.cfg.MaxBackoff > 0 && wait > r.cfg.MaxBackoff) {
+			a.Detail += fmt.Sprintf("; no retry: a %s wait does not fit", wait.Round(time.Millisecond))
+			r.pauseFor(t, e.RetryAfter)
 			return a, Answer{}, usage
 		}
 		if !sleep(ctx, wait) {
 			return a, Answer{}, usage
 		}
 	}
+}
+
+// pauseFor honours a wait the provider asked for but that this call could
+// not spend (a daily quota until midnight, a per-minute quota past the
+// deadline): the tier is skipped, rate limited, until then instead of
+// being asked again by every item.
+func (r *Router) pauseFor(t *tier, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	until := r.now().Add(d).UnixNano()
+	for {
+		cur := t.pausedUntil.Load()
+		if cur >= until || t.pausedUntil.CompareAndSwap(cur, until) {
+			return
+		}
+	}
+}
+
+func (r *Router) isPaused(t *tier) bool {
+	_, p := r.paused(t)
+	return p
+}
+
+// paused reports whether the provider asked not to be called before some
+// time still to come, and until when.
+func (r *Router) paused(t *tier) (time.Time, bool) {
+	until := time.Unix(0, t.pausedUntil.Load())
+	return until, t.pausedUntil.Load() > 0 && r.now().Before(until)
 }
 
 // admit waits for the tier's quota slot and GPU slot, within what the
@@ -501,7 +528,7 @@ func queueOutcome(err error) batcher.Outcome {
 	if err == nil {
 		return batcher.Success
 	}
-	if notTiersFault(err) || errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+	if notTiersFault(err) {
 		return batcher.OtherFailure
 	}
 	switch e := asError(err); e.Kind {
@@ -541,10 +568,14 @@ func (r *Router) backoff(n int, retryAfter time.Duration) time.Duration {
 // reserveAfter is the time to keep for the enabled, allowed tiers after
 // tier i, so that a hanging local server cannot eat a cloud tier's chance.
 func (r *Router) reserveAfter(i int, req Request) time.Duration {
+	each := r.cfg.TierReserve
+	if each <= 0 {
+		each = r.cfg.MinTierTime
+	}
 	var d time.Duration
 	for _, t := range r.tiers[i+1:] {
-		if t.Provider != nil && allowed(t.Tier, req.Allowed) {
-			d += r.cfg.MinTierTime
+		if t.Provider != nil && allowed(t.Tier, req.Allowed) && !r.isPaused(t) {
+			d += each
 		}
 	}
 	return d
@@ -611,14 +642,25 @@ func notTiersFault(err error) bool {
 }
 
 // classify turns a provider error into *Error, marking the ones the
-// breaker must not count.
-func classify(parent context.Context, err error, cutShort bool) error {
+// breaker must not count: the caller went away or its deadline passed; an
+// attempt the caller's deadline cut below a fair budget timed out; the
+// provider refused one item (a safety block says nothing of its health);
+// a 429 (quotas are the limiter's and the pause's business, not the
+// breaker's). A tier that hangs with a fair budget in hand does count.
+func classify(parent context.Context, err error, budget, tierTimeout time.Duration) error {
 	e := asError(err)
-	if parent.Err() != nil && (e.Kind == KindCanceled || e.Kind == KindTimeout) {
-		return excluded{err: e}
-	}
-	if e.Kind == KindCanceled || (e.Kind == KindTimeout && cutShort) {
+	switch {
+	case parent.Err() != nil && (e.Kind == KindCanceled || e.Kind == KindTimeout),
+		e.Kind == KindCanceled,
+		e.Kind == KindTimeout && budget < min(tierTimeout, fairBudget),
+		e.Kind == KindRefused,
+		e.Kind == KindHTTP && e.Status == 429:
 		return excluded{err: e}
 	}
 	return e
 }
+
+// fairBudget is the time an attempt must have had for its timeout to count
+// against the tier: a model that cannot answer a headline in this long is
+// hung, while one cut to a sliver of the deadline is not proven so.
+const fairBudget = 2 * time.Second

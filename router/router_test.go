@@ -327,7 +327,9 @@ func TestHalfOpenFailureReopens(t *testing.T) {
 // timeouts it cut short are not held against the tiers.
 func TestNoAttemptOutlivesTheDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r, u := newRouter(t, policy(), true)
+		cfg := policy()
+		cfg.TierReserve = time.Second
+		r, u := newRouter(t, cfg, true)
 		for _, f := range []*upstreamtest.Fake{u.local, u.gemini, u.anthropic} {
 			f.SetDefault(upstreamtest.Hang())
 		}
@@ -344,9 +346,11 @@ func TestNoAttemptOutlivesTheDeadline(t *testing.T) {
 		if !res.Degraded || len(res.Tried) != 3 {
 			t.Fatalf("result %+v, want degraded after trying all three tiers", res)
 		}
-		// local gets what is left after reserving 250ms for each later tier.
-		if d := res.Tried[0].Latency; d != 2500*time.Millisecond {
-			t.Errorf("local attempt ran %v, want 2.5s", d)
+		// Each tier gets what is left after reserving 1s for each later one.
+		for _, a := range res.Tried {
+			if a.Latency != time.Second {
+				t.Errorf("%v attempt ran %v, want 1s", a.Tier, a.Latency)
+			}
 		}
 		for _, a := range res.Tried {
 			if a.Outcome != router.OutcomeError || !strings.Contains(a.Detail, "timeout") || a.Calls != 1 {
@@ -360,10 +364,70 @@ func TestNoAttemptOutlivesTheDeadline(t *testing.T) {
 		}
 		for _, s := range r.Stats(context.Background()) {
 			if s.ConsecutiveFailures != 0 {
-				t.Errorf("%v: %d failures counted for timeouts the caller's deadline caused", s.Tier, s.ConsecutiveFailures)
+				t.Errorf("%v: %d failures counted for timeouts after 1s: the caller's deadline left no fair budget", s.Tier, s.ConsecutiveFailures)
 			}
 		}
 	})
+}
+
+// TestHungLocalWithAFairBudgetCounts: the owner's frozen GPU. A local
+// server that hangs through a fair share of a short deadline counts
+// against its breaker, and the cloud tier still gets its reserve.
+func TestHungLocalWithAFairBudgetCounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := policy()
+		cfg.MaxRetries, cfg.TierReserve = 1, 2*time.Second
+		r, u := newRouter(t, cfg, true)
+		u.local.SetDefault(upstreamtest.Hang())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		res := r.Judge(ctx, request("Acme beats estimates"))
+		if res.Tier != router.TierGemini || res.Tried[0].Latency != 6*time.Second {
+			t.Fatalf("%+v, want local to give up after 6s (10s less 2s for each later tier) and gemini to answer", res.Tried)
+		}
+		if s := r.Stats(context.Background())[0]; s.ConsecutiveFailures != 1 {
+			t.Fatalf("local stats %+v, want the hang counted", s)
+		}
+	})
+}
+
+func TestDailyQuotaPausesTheTier(t *testing.T) {
+	r, u := newRouter(t, policy(), false)
+	u.local.Close()
+	u.gemini.Push(upstreamtest.GeminiRateLimited("10s", upstreamtest.GeminiPerDayQuota))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if res := r.Judge(ctx, request("Acme beats estimates")); res.Tier != router.TierAnthropic || res.Tried[1].Calls != 1 {
+		t.Fatalf("%+v, want one call at gemini (daily quota gone), then anthropic", res.Tried)
+	}
+	for range 3 {
+		res := r.Judge(ctx, request("Acme beats estimates"))
+		if g := res.Tried[1]; g.Outcome != router.OutcomeRateLimited || !strings.Contains(g.Detail, "no calls until") || res.Tier != router.TierAnthropic {
+			t.Fatalf("%+v, want gemini skipped as rate limited until its quota resets", res.Tried)
+		}
+	}
+	if u.gemini.Calls() != 1 {
+		t.Errorf("gemini saw %d calls, want 1: its daily quota was gone", u.gemini.Calls())
+	}
+	if s := r.Stats(ctx)[1]; s.ConsecutiveFailures != 0 {
+		t.Errorf("gemini: %d failures counted for a quota 429", s.ConsecutiveFailures)
+	}
+}
+
+func TestRefusalsDoNotOpenTheBreaker(t *testing.T) {
+	cfg := policy()
+	cfg.Breaker.Failures = 2
+	r, u := newRouter(t, cfg, false)
+	u.local.Close()
+	u.gemini.SetDefault(upstreamtest.GeminiBlocked("SAFETY"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 4 {
+		r.Judge(ctx, request("Acme beats estimates"))
+	}
+	if s := r.Stats(ctx)[1]; s.Breaker != "closed" || u.gemini.Calls() != 4 {
+		t.Fatalf("gemini %+v after 4 blocked prompts (%d calls), want a closed breaker: a refusal is about one item", s, u.gemini.Calls())
+	}
 }
 
 func TestHangingTierCountsAgainstItsBreaker(t *testing.T) {
