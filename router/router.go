@@ -300,10 +300,10 @@ type Result struct {
 // the last two cases the answer is the lexicon's, degraded.
 func (r *Router) Judge(ctx context.Context, req Request) Result {
 	res := Result{PromptVersion: r.prompter.version}
-	prompt, err := r.prompter.Render(req.Item)
-	if err != nil {
-		return r.degrade(res, req, "rendering the prompt: "+err.Error())
-	}
+	// The prompt is rendered when the first tier is about to be called:
+	// an item no tier will take costs no template work.
+	var prompt Prompt
+	rendered := false
 	chars := utf8.RuneCountInString(req.Item.Title) + utf8.RuneCountInString(req.Item.Summary)
 	for i, t := range r.tiers {
 		start := r.now()
@@ -330,6 +330,13 @@ func (r *Router) Judge(ctx context.Context, req Request) Result {
 		case ok && left < r.cfg.MinTierTime:
 			skip(OutcomeSkipped, fmt.Sprintf("only %s left before the deadline", left.Round(time.Millisecond)))
 			continue
+		}
+		if !rendered {
+			p, err := r.prompter.Render(req.Item)
+			if err != nil {
+				return r.degrade(res, req, "rendering the prompt: "+err.Error())
+			}
+			prompt, rendered = p, true
 		}
 		a, ans, usage := r.try(ctx, t, prompt, req.Priority, r.reserveAfter(i, req))
 		a.Latency = r.now().Sub(start)

@@ -44,7 +44,7 @@ start echod "$tmp/echod" -addr 127.0.0.1:0 -d "$req"
 echo_addr=$addr
 head -1 "$tmp/echod.err"
 
-for target in echo:"$echo_addr" sentimentd:"$svc" echo:"$echo_addr" sentimentd:"$svc"; do
+for target in echo:"$echo_addr" sentimentd:"$svc" echo:"$echo_addr" sentimentd:"$svc" echo:"$echo_addr" sentimentd:"$svc"; do
   echo "== ${target%%:*} (${target#*:}), $n requests, concurrency $c"
   bench "${target#*:}"
 done
