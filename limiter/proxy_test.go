@@ -2,7 +2,6 @@ package limiter
 
 import (
 	"context"
-	"errors"
 	"github.com/catalystbot/sentiment/internal/redistest"
 	"io"
 	"net"
@@ -103,20 +102,7 @@ func TestRedisPartition(t *testing.T) {
 	l := NewRedis(c, testPrefix, map[string]Limits{"gemini": {PerMinute: 20}}, 0.5, nil,
 		WithRetryBackoff(50*time.Millisecond), WithRedisTimeout(500*time.Millisecond))
 	ctx := context.Background()
-	count := func(n int) int {
-		admitted := 0
-		for range n {
-			_, err := l.Reserve(ctx, "gemini", 0)
-			var ns *NoSlotError
-			switch {
-			case err == nil:
-				admitted++
-			case !errors.As(err, &ns):
-				t.Fatalf("Reserve failed: %v", err)
-			}
-		}
-		return admitted
-	}
+	count := func(n int) int { return admitted(t, l, "gemini", n) }
 	if got := count(4); got != 4 {
 		t.Fatalf("before the cut: admitted %d of 4", got)
 	}

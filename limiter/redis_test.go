@@ -155,20 +155,7 @@ func TestRedisOutage(t *testing.T) {
 		WithRetryBackoff(50*time.Millisecond), WithRedisTimeout(500*time.Millisecond))
 	ctx := context.Background()
 
-	count := func(n int) int {
-		admitted := 0
-		for range n {
-			_, err := l.Reserve(ctx, "gemini", 0)
-			var ns *NoSlotError
-			switch {
-			case err == nil:
-				admitted++
-			case !errors.As(err, &ns):
-				t.Fatalf("Reserve failed: %v", err)
-			}
-		}
-		return admitted
-	}
+	count := func(n int) int { return admitted(t, l, "gemini", n) }
 	if got := count(4); got != 4 {
 		t.Fatalf("before the outage: admitted %d of 4", got)
 	}
@@ -299,4 +286,22 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// admitted makes n Reserves of provider that may not wait and counts those
+// granted; every refusal must be a *NoSlotError.
+func admitted(t *testing.T, l *Limiter, provider string, n int) int {
+	t.Helper()
+	got := 0
+	for range n {
+		_, err := l.Reserve(context.Background(), provider, 0)
+		var ns *NoSlotError
+		switch {
+		case err == nil:
+			got++
+		case !errors.As(err, &ns):
+			t.Fatalf("Reserve failed: %v", err)
+		}
+	}
+	return got
 }
