@@ -76,6 +76,31 @@ func (s *store) record(provider string, at int64) {
 	p.add(at)
 }
 
+// fill makes each window of provider hold at least counts[i] slots (as
+// many as the local limit keeps), adding the missing ones at now: the
+// shared windows' fullness, other replicas' slots included, that the local
+// share must not add to while Redis is away. The added slots leave the
+// window a full window length from now, which errs on the safe side.
+func (s *store) fill(provider string, counts []int64) {
+	p := s.provs[provider]
+	if p == nil || len(counts) != len(p.rules) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	p.prune(now)
+	for i, r := range p.rules {
+		want := min(int(counts[i]), r.n)
+		log := p.logs[i]
+		for len(log) < want {
+			j, _ := slices.BinarySearch(log, now+1)
+			log = slices.Insert(log, j, now)
+		}
+		p.logs[i] = log
+	}
+}
+
 // prune drops the slots that left their window and keeps at most n per log:
 // only the n latest can bind a new slot.
 func (p *provState) prune(now int64) {

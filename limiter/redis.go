@@ -34,8 +34,10 @@ import (
 // ARGV: least interval µs, max wait µs, a unique member, the epoch this
 // replica knows (” if none), a new epoch to set if none is there, then per
 // window its length µs and limit.
-// Returns {status, binding, wait µs, epoch}: status 1 claimed, 0 refused,
-// 2 epoch changed (nothing claimed); binding -1 interval, 0 none, i window i.
+// Returns {status, binding, wait µs, epoch, count per window}: status 1
+// claimed, 0 refused, 2 epoch changed (nothing claimed, no counts); binding
+// -1 interval, 0 none, i window i. The counts (every replica's slots in
+// each window) tell the local fallback how full the shared windows are.
 const reserveSrc = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -64,17 +66,21 @@ for i = 3, #KEYS do
   end
 end
 local wait = slot - now
-if wait > maxwait then return {0, binding, wait, ep} end
-local score = string.format('%.0f', slot)
-for i = 3, #KEYS do
-  local len, n = tonumber(ARGV[2*i]), tonumber(ARGV[2*i+1])
-  redis.call('ZADD', KEYS[i], score, ARGV[3])
-  local c = redis.call('ZCARD', KEYS[i])
-  if c > n then redis.call('ZREMRANGEBYRANK', KEYS[i], 0, c - n - 1) end
-  redis.call('PEXPIRE', KEYS[i], math.ceil((wait + len) / 1000))
+local out = {0, binding, wait, ep}
+if wait <= maxwait then
+  out[1] = 1
+  local score = string.format('%.0f', slot)
+  for i = 3, #KEYS do
+    local len, n = tonumber(ARGV[2*i]), tonumber(ARGV[2*i+1])
+    redis.call('ZADD', KEYS[i], score, ARGV[3])
+    local c = redis.call('ZCARD', KEYS[i])
+    if c > n then redis.call('ZREMRANGEBYRANK', KEYS[i], 0, c - n - 1) end
+    redis.call('PEXPIRE', KEYS[i], math.ceil((wait + len) / 1000))
+  end
+  redis.call('SET', KEYS[1], score, 'PX', math.ceil((wait + interval) / 1000) + 1)
 end
-redis.call('SET', KEYS[1], score, 'PX', math.ceil((wait + interval) / 1000) + 1)
-return {1, binding, wait, ep}
+for i = 3, #KEYS do out[#out + 1] = redis.call('ZCARD', KEYS[i]) end
+return out
 `
 
 // replaySrc writes back the slots this replica claimed, placed relative to
@@ -277,7 +283,7 @@ func (r *redisStore) reserve(ctx context.Context, provider string, maxWait time.
 	}
 	// A second round only follows a write-back after Redis lost its data.
 	for range 2 {
-		wait, member, err := r.reserveRedis(ctx, p, provider, maxWait)
+		wait, member, counts, err := r.reserveRedis(ctx, p, provider, maxWait)
 		var noSlot *NoSlotError
 		switch {
 		case errors.Is(err, errEpochChanged):
@@ -286,12 +292,17 @@ func (r *redisStore) reserve(ctx context.Context, provider string, maxWait time.
 			}
 			continue
 		case errors.As(err, &noSlot):
+			r.local.fill(provider, counts)
 			return 0, err
 		case err != nil:
 			return r.failed(ctx, provider, maxWait, err, false)
 		}
 		at := r.local.now() + int64(wait)
 		r.local.record(provider, at)
+		// Should Redis go down next, the local share starts from how full
+		// the shared windows were, other replicas' slots included, not
+		// from this replica's own alone.
+		r.local.fill(provider, counts)
 		r.mu.Lock()
 		r.remember(provider, claim{at, member})
 		r.mu.Unlock()
@@ -304,7 +315,9 @@ func (r *redisStore) reserve(ctx context.Context, provider string, maxWait time.
 // this replica last saw them: its journal must be written back first.
 var errEpochChanged = errors.New("limiter: redis lost the quota keys")
 
-func (r *redisStore) reserveRedis(ctx context.Context, p *redisProv, provider string, maxWait time.Duration) (time.Duration, string, error) {
+// reserveRedis runs the reserve script. Besides the slot it returns how
+// many slots every window holds now, all replicas together.
+func (r *redisStore) reserveRedis(ctx context.Context, p *redisProv, provider string, maxWait time.Duration) (time.Duration, string, []int64, error) {
 	ctx, cancel := r.callCtx(ctx)
 	defer cancel()
 	r.mu.Lock()
@@ -316,14 +329,14 @@ func (r *redisStore) reserveRedis(ctx context.Context, p *redisProv, provider st
 	args = append(args, p.spec...)
 	res, err := r.reserveScr.Run(ctx, r.client, p.keys, args...).Slice()
 	if err != nil {
-		return 0, "", fmt.Errorf("limiter: reserving a %s slot in redis: %w", provider, err)
+		return 0, "", nil, fmt.Errorf("limiter: reserving a %s slot in redis: %w", provider, err)
 	}
-	status, binding, waitUS, epoch, ok := parseReserve(res)
+	status, binding, waitUS, epoch, counts, ok := parseReserve(res)
 	if !ok {
-		return 0, "", fmt.Errorf("limiter: reserving a %s slot in redis: unexpected script answer %v", provider, res)
+		return 0, "", nil, fmt.Errorf("limiter: reserving a %s slot in redis: unexpected script answer %v", provider, res)
 	}
 	if status == 2 {
-		return 0, "", errEpochChanged
+		return 0, "", nil, errEpochChanged
 	}
 	if known == "" {
 		r.mu.Lock()
@@ -332,25 +345,32 @@ func (r *redisStore) reserveRedis(ctx context.Context, p *redisProv, provider st
 	}
 	wait := time.Duration(waitUS) * time.Microsecond
 	if status == 1 {
-		return wait, member, nil
+		return wait, member, counts, nil
 	}
 	window := WindowInterval
 	if binding > 0 && int(binding) <= len(p.rules) {
 		window = p.rules[binding-1].name
 	}
-	return 0, "", &NoSlotError{Provider: provider, Window: window, Wait: wait}
+	return 0, "", counts, &NoSlotError{Provider: provider, Window: window, Wait: wait}
 }
 
-func parseReserve(res []any) (status, binding, wait int64, epoch string, ok bool) {
-	if len(res) != 4 {
-		return 0, 0, 0, "", false
+func parseReserve(res []any) (status, binding, wait int64, epoch string, counts []int64, ok bool) {
+	if len(res) < 4 {
+		return 0, 0, 0, "", nil, false
 	}
 	var ok1, ok2, ok3, ok4 bool
 	status, ok1 = res[0].(int64)
 	binding, ok2 = res[1].(int64)
 	wait, ok3 = res[2].(int64)
 	epoch, ok4 = res[3].(string)
-	return status, binding, wait, epoch, ok1 && ok2 && ok3 && ok4
+	for _, c := range res[4:] {
+		n, isInt := c.(int64)
+		if !isInt {
+			return 0, 0, 0, "", nil, false
+		}
+		counts = append(counts, n)
+	}
+	return status, binding, wait, epoch, counts, ok1 && ok2 && ok3 && ok4
 }
 
 // remember adds c to provider's journal and drops the claims that no

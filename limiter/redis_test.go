@@ -305,3 +305,27 @@ func admitted(t *testing.T, l *Limiter, provider string, n int) int {
 	}
 	return got
 }
+
+// TestOutageKeepsOtherReplicasSlots: replica b used most of the hour's
+// quota through Redis; replica a, which saw the shared windows full on its
+// last call, must not hand out its local share on top when Redis goes
+// away. Both together stay within the quota.
+func TestOutageKeepsOtherReplicasSlots(t *testing.T) {
+	srv := redistest.Start(t)
+	limits := map[string]Limits{"gemini": {PerHour: 10}}
+	a := NewRedis(newClient(t, srv), testPrefix, limits, 0.5, nil, WithRetryBackoff(time.Hour))
+	b := NewRedis(newClient(t, srv), testPrefix, limits, 0.5, nil, WithRetryBackoff(time.Hour))
+	if got := admitted(t, a, "gemini", 1) + admitted(t, b, "gemini", 9); got != 10 {
+		t.Fatalf("admitted %d through Redis, want the whole quota of 10", got)
+	}
+	if got := admitted(t, a, "gemini", 1); got != 0 {
+		t.Fatalf("admitted %d over a full hour", got)
+	}
+	srv.Stop()
+	if got := admitted(t, a, "gemini", 20) + admitted(t, b, "gemini", 20); got != 0 {
+		t.Fatalf("the replicas admitted %d more during the outage; the hour was already full", got)
+	}
+	if !strings.HasPrefix(a.Backend(), "memory (redis unreachable") {
+		t.Fatalf("backend %q, want the local fallback", a.Backend())
+	}
+}
