@@ -179,6 +179,9 @@ type GPUPolicy struct {
 	DrainTimeout time.Duration
 	// Warmup preloads the model at start.
 	Warmup bool
+	// PCIBusID, when set, is the card whose VRAM counts (the one Ollama
+	// runs on); empty: the fullest discrete card.
+	PCIBusID string
 }
 
 // Quota is a provider's request limits per minute, hour and day; 0 means
@@ -357,6 +360,7 @@ func (c *Config) settings() []setting {
 		{"SENTIMENT_GPU_RESTART_CMD", "gpu-restart-cmd", "command run when an unload does not free VRAM (e.g. a service-manager restart of the model server)", stringValue{p: &c.GPU.RestartCmd}},
 		{"SENTIMENT_GPU_DRAIN_TIMEOUT", "gpu-drain-timeout", "seconds a cleanup waits for calls in flight on the GPU", secondsValue{&c.GPU.DrainTimeout, 0, 10 * time.Minute}},
 		{"SENTIMENT_GPU_WARMUP", "gpu-warmup", "preload the local model at start (1/0)", boolValue{&c.GPU.Warmup}},
+		{"SENTIMENT_GPU_PCI_BUS_ID", "gpu-pci-bus-id", "PCI address of the card whose VRAM counts (e.g. 0000:03:00.0); empty: the fullest discrete card", stringValue{p: &c.GPU.PCIBusID}},
 
 		{"REDIS_URL", "redis-url", "Redis URL for shared quotas and cache; empty: in memory", secretValue{&c.RedisURL}},
 		{"LLM_CACHE_SIMILARITY", "cache-similarity", "near-duplicate similarity threshold", floatValue{&c.CacheSimilarity, 0.5, 1}},

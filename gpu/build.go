@@ -27,5 +27,6 @@ func FromConfig(cfg config.Config, queue Queue, log *slog.Logger) (*Manager, err
 		MaxConcurrent:   cfg.Local.MaxConcurrent,
 		Policy:          cfg.GPU,
 		CleanupInterval: cfg.GPUCleanupInterval,
+		PCIBusID:        cfg.GPU.PCIBusID,
 	}, log)
 }

@@ -547,7 +547,7 @@ func queueOutcome(err error) batcher.Outcome {
 		}
 	case KindBadResponse:
 		// Ollama reports a runner that died mid-answer in a 200 body.
-		if strings.Contains(e.Message, "runner process has terminated") {
+		if strings.Contains(e.Message, "runner process has terminated") || strings.Contains(e.Message, "runner has unexpectedly stopped") {
 			return batcher.Overload
 		}
 	}
