@@ -86,7 +86,6 @@ func (a *Anthropic) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) 
 		hdr.Set("X-Api-Key", key)
 	}
 	body, err := postJSON(ctx, a.hc, httpCall{
-		op:     anthropicOp,
 		url:    a.url,
 		header: hdr,
 		body: anthropicRequest{

@@ -105,7 +105,6 @@ func (g *Gemini) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
 		hdr = http.Header{"X-Goog-Api-Key": {key}}
 	}
 	body, err := postJSON(ctx, g.hc, httpCall{
-		op:     geminiOp,
 		url:    g.url,
 		header: hdr,
 		body: geminiRequest{

@@ -64,8 +64,6 @@ func NewHTTPClient(maxConnsPerHost int) *http.Client {
 
 // httpCall is one JSON POST to an upstream.
 type httpCall struct {
-	// op names the call in errors: "gemini generateContent".
-	op     string
 	url    string
 	header http.Header
 	body   any

@@ -79,7 +79,6 @@ type ollamaResponse struct {
 // format and parsed a second time from message.content.
 func (o *Ollama) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
 	body, err := postJSON(ctx, o.hc, httpCall{
-		op:  ollamaOp,
 		url: o.url,
 		body: ollamaRequest{
 			Model: o.cfg.Model,

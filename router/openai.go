@@ -81,7 +81,6 @@ func (o *OpenAI) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
 		hdr = http.Header{"Authorization": {"Bearer " + key}}
 	}
 	body, err := postJSON(ctx, o.hc, httpCall{
-		op:     openaiOp,
 		url:    o.url,
 		header: hdr,
 		body: openaiRequest{
