@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -208,7 +209,7 @@ func TestRoutingMatrix(t *testing.T) {
 			if res.Tier != tt.wantTier || res.Answer.Label != tt.wantLabel {
 				t.Errorf("answered by %v with %v, want %v with %v (tried %+v)", res.Tier, res.Answer.Label, tt.wantTier, tt.wantLabel, res.Tried)
 			}
-			if got := outcomes(res); !equal(got, tt.wantOutcomes) {
+			if got := outcomes(res); !slices.Equal(got, tt.wantOutcomes) {
 				t.Errorf("outcomes %v, want %v (tried %+v)", got, tt.wantOutcomes, res.Tried)
 			}
 			if got := u.calls(); got != tt.wantCalls {
@@ -525,16 +526,4 @@ func TestCancelledCallerIsNotTheTiersFault(t *testing.T) {
 			t.Fatalf("local: %d failures counted for a caller that left", s.ConsecutiveFailures)
 		}
 	})
-}
-
-func equal(a, b []router.Outcome) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
