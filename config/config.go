@@ -9,13 +9,17 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,6 +30,9 @@ import (
 type Secret string
 
 const redacted = "[redacted]"
+
+// redactedShown is how a secret's value appears in a setting error.
+const redactedShown = `"` + redacted + `"`
 
 func (s Secret) String() string {
 	if s == "" {
@@ -74,7 +81,13 @@ type Config struct {
 	MinTierTime time.Duration
 	// TierReserve is kept back for each later model tier when an attempt's
 	// deadline is cut, so a hung local server leaves the cloud a chance.
+	// A short deadline shrinks it in proportion (see router.Config).
 	TierReserve time.Duration
+	// AnswerMargin is the part of every deadline the request path keeps
+	// for its own answer: upstream attempts end this much before the
+	// caller's deadline, so that even a degraded answer arrives in time.
+	// A short deadline keeps at most a fifth of itself.
+	AnswerMargin time.Duration
 	// MaxBackoff caps one wait between retries.
 	MaxBackoff time.Duration
 	Breaker    BreakerConfig
@@ -236,6 +249,8 @@ func Default() Config {
 		DefaultDeadline:    30 * time.Second,
 		CloudTimeout:       20 * time.Second,
 		MinTierTime:        250 * time.Millisecond,
+		TierReserve:        2 * time.Second,
+		AnswerMargin:       100 * time.Millisecond,
 		MaxBackoff:         30 * time.Second,
 		Breaker:            BreakerConfig{Failures: 5, Cooldown: 30 * time.Second, HalfOpenSuccesses: 2},
 		Seed:               42,
@@ -295,7 +310,7 @@ func (c *Config) settings() []setting {
 	return []setting{
 		{"SENTIMENT_GRPC_ADDR", "grpc-addr", "gRPC listen address (host:port; port 0 picks one)", stringValue{p: &c.GRPCAddr}},
 		{"SENTIMENT_METRICS_ADDR", "metrics-addr", "metrics listen address (host:port)", stringValue{p: &c.MetricsAddr}},
-		{"SENTIMENT_AUTH_TOKENS", "auth-tokens", "comma-separated bearer tokens; empty: no auth", secretListValue{&c.AuthTokens}},
+		{"SENTIMENT_AUTH_TOKENS", "auth-tokens", "comma-separated bearer tokens of at least 16 characters; empty: no auth", tokensValue{&c.AuthTokens}},
 		{"SENTIMENT_TLS_CERT", "tls-cert", "TLS certificate file (PEM); needs -tls-key", stringValue{p: &c.TLSCert}},
 		{"SENTIMENT_TLS_KEY", "tls-key", "TLS private key file (PEM); needs -tls-cert", stringValue{p: &c.TLSKey}},
 		{"SENTIMENT_SHUTDOWN_GRACE", "shutdown-grace", "seconds given to in-flight calls at shutdown", secondsValue{&c.ShutdownGrace, 0, 10 * time.Minute}},
@@ -317,7 +332,8 @@ func (c *Config) settings() []setting {
 		{"SENTIMENT_DEFAULT_DEADLINE", "default-deadline", "seconds allowed to a call that brings no deadline", secondsValue{&c.DefaultDeadline, time.Second, 10 * time.Minute}},
 		{"SENTIMENT_CLOUD_TIMEOUT", "cloud-timeout", "seconds allowed for one cloud model call", secondsValue{&c.CloudTimeout, 100 * time.Millisecond, 10 * time.Minute}},
 		{"SENTIMENT_MIN_TIER_TIME", "min-tier-time", "least seconds left before the deadline to try a tier or a retry", secondsValue{&c.MinTierTime, 0, time.Minute}},
-		{"SENTIMENT_TIER_RESERVE", "tier-reserve", "seconds of the deadline kept for each later model tier", secondsValue{&c.TierReserve, 0, time.Minute}},
+		{"SENTIMENT_TIER_RESERVE", "tier-reserve", "seconds of the deadline kept for each later model tier (shrunk in proportion for short deadlines)", secondsValue{&c.TierReserve, 0, time.Minute}},
+		{"SENTIMENT_ANSWER_MARGIN", "answer-margin", "seconds before the caller's deadline by which upstream calls end, so the answer arrives in time (at most a fifth of a short deadline)", secondsValue{&c.AnswerMargin, 0, 5 * time.Second}},
 		{"SENTIMENT_MAX_BACKOFF", "max-backoff", "longest wait in seconds between two attempts", secondsValue{&c.MaxBackoff, 0, 10 * time.Minute}},
 		{"SENTIMENT_BREAKER_FAILURES", "breaker-failures", "failures in a row that open a tier's breaker", intValue{&c.Breaker.Failures, 1, 1000}},
 		{"SENTIMENT_BREAKER_COOLDOWN", "breaker-cooldown", "seconds an open breaker waits before probing the tier", secondsValue{&c.Breaker.Cooldown, 100 * time.Millisecond, time.Hour}},
@@ -362,7 +378,7 @@ func (c *Config) settings() []setting {
 		{"SENTIMENT_GPU_WARMUP", "gpu-warmup", "preload the local model at start (1/0)", boolValue{&c.GPU.Warmup}},
 		{"SENTIMENT_GPU_PCI_BUS_ID", "gpu-pci-bus-id", "PCI address of the card whose VRAM counts (e.g. 0000:03:00.0); empty: the fullest discrete card", stringValue{p: &c.GPU.PCIBusID}},
 
-		{"REDIS_URL", "redis-url", "Redis URL for shared quotas and cache; empty: in memory", secretValue{&c.RedisURL}},
+		{"REDIS_URL", "redis-url", "Redis URL for shared quotas and cache; empty: in memory", redisURLValue{&c.RedisURL}},
 		{"LLM_CACHE_SIMILARITY", "cache-similarity", "near-duplicate similarity threshold", floatValue{&c.CacheSimilarity, 0.5, 1}},
 		{"LLM_CACHE_TTL", "cache-ttl", "seconds a cached answer is kept", secondsValue{&c.CacheTTL, 0, 30 * day}},
 		{"LLM_COST_ALERT_DAILY", "cost-alert-daily", "USD spent in a day that raises an alert", floatValue{&c.CostAlertDaily, 0, 1e6}},
@@ -372,10 +388,32 @@ func (c *Config) settings() []setting {
 	}
 }
 
+// SettingError is a setting whose value cannot be used. Its message is the
+// one line start-up prints: the setting, its value as shown (secrets
+// redacted) and what is allowed. main exits 2 on it.
+type SettingError struct {
+	// Settings is the setting or settings at fault with their values, as
+	// shown: SENTIMENT_GRPC_ADDR="50051".
+	Settings string
+	// Allowed says what would be accepted, and may end with the cause in
+	// parentheses.
+	Allowed string
+}
+
+func (e *SettingError) Error() string { return "setting " + e.Settings + ": " + e.Allowed }
+
+// Bad returns the SettingError of setting name holding value, shown
+// quoted. Callers outside this package use it for a setting found unusable
+// only when it is put to work (an address that cannot be listened on).
+func Bad(name, value, allowed string) *SettingError {
+	return &SettingError{Settings: fmt.Sprintf("%s=%q", name, value), Allowed: allowed}
+}
+
 // Load builds the Config from the defaults, then the environment (through
 // getenv), then the command-line arguments (without the program name).
-// Errors are one line naming the setting, the value and what is allowed;
-// flag.ErrHelp is returned as is after usage is written to out.
+// A bad value is a *SettingError, one line naming the setting, the value
+// and what is allowed; flag.ErrHelp is returned as is after usage is
+// written to out.
 func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	c := Default()
 	fs := flag.NewFlagSet("sentimentd", flag.ContinueOnError)
@@ -392,7 +430,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 			continue
 		}
 		if err := s.value.Set(v); err != nil {
-			return Config{}, fmt.Errorf("setting %s=%s: %v", s.env, shown(s, v), err)
+			return Config{}, &SettingError{Settings: s.env + "=" + shown(s.value, v), Allowed: err.Error()}
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -402,7 +440,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 			fs.PrintDefaults()
 			return Config{}, err
 		}
-		return Config{}, flagError(fs, settings, args, err)
+		return Config{}, flagError(settings, args, err)
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q: settings are flags (-name=value) or environment variables", fs.Arg(0))
@@ -416,7 +454,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 // flagError rewrites flag's message into the same one-line form as an
 // environment error. flag stops at the first bad flag, so finding it again
 // means the first setting whose value does not Set.
-func flagError(fs *flag.FlagSet, settings []setting, args []string, err error) error {
+func flagError(settings []setting, args []string, err error) error {
 	for _, a := range args {
 		name, val, ok := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		if !ok {
@@ -427,20 +465,25 @@ func flagError(fs *flag.FlagSet, settings []setting, args []string, err error) e
 				continue
 			}
 			if serr := s.value.Set(val); serr != nil {
-				return fmt.Errorf("setting -%s=%s: %v", s.flag, shown(s, val), serr)
+				return &SettingError{Settings: "-" + s.flag + "=" + shown(s.value, val), Allowed: serr.Error()}
 			}
 		}
 	}
 	return fmt.Errorf("%v (run with -help for the settings)", err)
 }
 
-// shown is how a bad value is quoted in an error: secrets are not.
-func shown(s setting, v string) string {
-	switch s.value.(type) {
-	case secretValue, secretListValue, webhooksValue:
-		return redacted
+// shower is a value that knows how to quote itself in an error without
+// giving a secret away.
+type shower interface {
+	show(raw string) string
+}
+
+// shown is how a bad value is quoted in an error.
+func shown(v flag.Value, raw string) string {
+	if s, ok := v.(shower); ok {
+		return s.show(raw)
 	}
-	return fmt.Sprintf("%q", v)
+	return fmt.Sprintf("%q", raw)
 }
 
 // claude5 matches the Claude 5-generation model ids (claude-haiku-5-5,
@@ -448,41 +491,82 @@ func shown(s setting, v string) string {
 // tool_choice or a non-default temperature.
 var claude5 = regexp.MustCompile(`^claude-[a-z]+-5([-.]|$)`)
 
-// Validate checks what no single setting can check alone.
+// Validate checks what no single setting can check alone, and that the
+// TLS files can be used.
 func (c *Config) Validate() error {
 	if err := checkAddr("SENTIMENT_GRPC_ADDR", c.GRPCAddr); err != nil {
 		return err
 	}
-	if err := checkAddr("SENTIMENT_METRICS_ADDR", c.MetricsAddr); err != nil {
-		return err
+	if c.MetricsAddr != "" {
+		if err := checkAddr("SENTIMENT_METRICS_ADDR", c.MetricsAddr); err != nil {
+			return err
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return fmt.Errorf("setting SENTIMENT_TLS_CERT=%q, SENTIMENT_TLS_KEY=%q: both or neither must be set", c.TLSCert, c.TLSKey)
+		return &SettingError{Settings: fmt.Sprintf("SENTIMENT_TLS_CERT=%q, SENTIMENT_TLS_KEY=%q", c.TLSCert, c.TLSKey), Allowed: "both or neither must be set"}
+	}
+	if c.TLSCert != "" {
+		if err := checkTLS(c.TLSCert, c.TLSKey); err != nil {
+			return err
+		}
 	}
 	if c.Local.Enabled && strings.TrimSpace(c.Local.Model) == "" {
-		return fmt.Errorf("setting LLM_MODEL_NAME=%q: must name a model while LLM_LOCAL_ENABLED=1", c.Local.Model)
+		return Bad("LLM_MODEL_NAME", c.Local.Model, "must name a model while LLM_LOCAL_ENABLED=1")
 	}
 	if c.Gemini.APIKey != "" && strings.TrimSpace(c.Gemini.Model) == "" {
-		return fmt.Errorf("setting SENTIMENT_GEMINI_MODEL=%q: must name a model while GEMINI_API_KEY is set", c.Gemini.Model)
+		return Bad("SENTIMENT_GEMINI_MODEL", c.Gemini.Model, "must name a model while GEMINI_API_KEY is set")
 	}
 	if c.Anthropic.APIKey != "" && strings.TrimSpace(c.Anthropic.Model) == "" {
-		return fmt.Errorf("setting SENTIMENT_ANTHROPIC_MODEL=%q: must name a model while ANTHROPIC_API_KEY is set", c.Anthropic.Model)
+		return Bad("SENTIMENT_ANTHROPIC_MODEL", c.Anthropic.Model, "must name a model while ANTHROPIC_API_KEY is set")
 	}
 	if c.Anthropic.APIKey != "" && claude5.MatchString(c.Anthropic.Model) {
-		return fmt.Errorf("setting SENTIMENT_ANTHROPIC_MODEL=%q: Claude 5-generation models reject the forced tool use and temperature 0 this service sends; use claude-haiku-4-5 or another 4.x model", c.Anthropic.Model)
+		return Bad("SENTIMENT_ANTHROPIC_MODEL", c.Anthropic.Model, "Claude 5-generation models reject the forced tool use and temperature 0 this service sends; use claude-haiku-4-5 or another 4.x model")
 	}
 	if c.GPU.HighWater >= c.GPU.Critical {
-		return fmt.Errorf("setting SENTIMENT_GPU_HIGH_WATER=%g, SENTIMENT_GPU_CRITICAL=%g: high water must be below critical", c.GPU.HighWater, c.GPU.Critical)
+		return &SettingError{
+			Settings: fmt.Sprintf("SENTIMENT_GPU_HIGH_WATER=%q, SENTIMENT_GPU_CRITICAL=%q", strconv.FormatFloat(c.GPU.HighWater, 'g', -1, 64), strconv.FormatFloat(c.GPU.Critical, 'g', -1, 64)),
+			Allowed:  "high water must be below critical",
+		}
 	}
 	if c.GPUSysfsRoot == "" {
-		return fmt.Errorf("setting SENTIMENT_GPU_SYSFS_ROOT=%q: must be a directory path", c.GPUSysfsRoot)
+		return Bad("SENTIMENT_GPU_SYSFS_ROOT", c.GPUSysfsRoot, "must be a directory path")
 	}
 	return nil
 }
 
 func checkAddr(name, addr string) error {
 	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
-		return fmt.Errorf("setting %s=%q: must be host:port, e.g. :50051 or 127.0.0.1:0", name, addr)
+		return Bad(name, addr, "must be host:port, e.g. :50051 or 127.0.0.1:0")
 	}
 	return nil
+}
+
+// checkTLS reads the certificate and key as the server will, so that a
+// missing or mismatched file stops start-up naming the setting at fault.
+func checkTLS(certFile, keyFile string) error {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return Bad("SENTIMENT_TLS_CERT", certFile, fmt.Sprintf("must be a readable PEM certificate file (%v)", pathErr(err)))
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return Bad("SENTIMENT_TLS_KEY", keyFile, fmt.Sprintf("must be a readable PEM private key file (%v)", pathErr(err)))
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return &SettingError{
+			Settings: fmt.Sprintf("SENTIMENT_TLS_CERT=%q, SENTIMENT_TLS_KEY=%q", certFile, keyFile),
+			Allowed:  fmt.Sprintf("must be a PEM certificate and the private key that matches it (%v)", err),
+		}
+	}
+	return nil
+}
+
+// pathErr drops the file name from an *fs.PathError: the message already
+// shows the value.
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

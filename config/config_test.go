@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/catalystbot/sentiment/internal/tlstest"
 )
 
 func env(m map[string]string) func(string) string {
@@ -39,7 +41,7 @@ func TestEnvironmentAndFlags(t *testing.T) {
 		"LLM_MAX_CONCURRENT":         "4",
 		"GEMINI_API_KEY":             "AIza-secret",
 		"LLM_MIN_PRESCALE_SCORE":     "0.35",
-		"SENTIMENT_AUTH_TOKENS":      "a, b,,c",
+		"SENTIMENT_AUTH_TOKENS":      "token-aaaaaaaaaaaa, token-bbbbbbbbbbbb ,token-cccccccccccc",
 		"SENTIMENT_DISCORD_WEBHOOKS": "alerts=https://discord.com/api/webhooks/1/tok,ops=https://discord.com/api/webhooks/2/tok2",
 		"SENTIMENT_GRPC_ADDR":        "127.0.0.1:6000",
 		"LLM_RETRY_DELAY":            "500ms",
@@ -62,7 +64,7 @@ func TestEnvironmentAndFlags(t *testing.T) {
 		{"gemini key", c.Gemini.APIKey.Reveal(), "AIza-secret"},
 		{"min prescore", c.MinPrescore, 0.35},
 		{"tokens", fmt.Sprint(c.AuthTokens), "[[redacted] [redacted] [redacted]]"},
-		{"token values", c.AuthTokens[2].Reveal(), "c"},
+		{"token values", c.AuthTokens[1].Reveal(), "token-bbbbbbbbbbbb"},
 		{"webhooks", len(c.DiscordWebhooks), 2},
 		{"webhook", c.DiscordWebhooks["ops"].Reveal(), "https://discord.com/api/webhooks/2/tok2"},
 		{"go duration", c.Local.RetryDelay, 500 * time.Millisecond},
@@ -115,7 +117,7 @@ func TestBadValuesNameSettingValueAndLimit(t *testing.T) {
 		{"choice", map[string]string{"SENTIMENT_LOCAL_API": "grpc"}, nil, `setting SENTIMENT_LOCAL_API="grpc": must be one of ollama, openai`},
 		{"reader", map[string]string{"SENTIMENT_GPU_READER": "xpu"}, nil, `setting SENTIMENT_GPU_READER="xpu": must be one of auto, sysfs, rocm-smi, amd-smi, nvidia-smi, none`},
 		{"url", map[string]string{"LLM_ENDPOINT_URL": "localhost:11434"}, nil, `setting LLM_ENDPOINT_URL="localhost:11434": must be an http(s) URL`},
-		{"url with credentials", map[string]string{"SENTIMENT_GEMINI_BASE_URL": "https://u:p@x"}, nil, `setting SENTIMENT_GEMINI_BASE_URL="https://u:p@x": must not carry credentials`},
+		{"url with credentials", map[string]string{"SENTIMENT_GEMINI_BASE_URL": "https://u:p@x"}, nil, `setting SENTIMENT_GEMINI_BASE_URL="https://u:xxxxx@x": must not carry credentials`},
 		{"address", map[string]string{"SENTIMENT_GRPC_ADDR": "50051"}, nil, `setting SENTIMENT_GRPC_ADDR="50051": must be host:port`},
 		{"tls pair", map[string]string{"SENTIMENT_TLS_CERT": "c.pem"}, nil, `SENTIMENT_TLS_KEY="": both or neither must be set`},
 		{"flag", nil, []string{"-local-max-concurrent=99"}, `setting -local-max-concurrent="99": must be an integer from 1 to 64`},
@@ -161,5 +163,69 @@ func TestSecretsNeverShown(t *testing.T) {
 	_, err = Load([]string{"-help"}, env(map[string]string{"ANTHROPIC_API_KEY": "hunter2"}), &help)
 	if !errors.Is(err, flag.ErrHelp) || strings.Contains(help.String(), "hunter2") || !strings.Contains(help.String(), "LLM_MAX_CONCURRENT") {
 		t.Errorf("help (%v) must list the environment names and hide secrets:\n%s", err, help.String())
+	}
+}
+
+// TestStartupErrorsWordForWord pins the exact line start-up prints for the
+// settings whose errors users meet most, secrets included.
+func TestStartupErrorsWordForWord(t *testing.T) {
+	cert, key := tlstest.SelfSigned(t)
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"blank token", map[string]string{"SENTIMENT_AUTH_TOKENS": "token-aaaaaaaaaaaa,,token-bbbbbbbbbbbb"},
+			`setting SENTIMENT_AUTH_TOKENS="[redacted]": must be comma-separated bearer tokens of at least 16 characters; entry 2 of 3 is blank`},
+		{"trailing comma", map[string]string{"SENTIMENT_AUTH_TOKENS": "token-aaaaaaaaaaaa,"},
+			`setting SENTIMENT_AUTH_TOKENS="[redacted]": must be comma-separated bearer tokens of at least 16 characters; entry 2 of 2 is blank`},
+		{"spaces only", map[string]string{"SENTIMENT_AUTH_TOKENS": "   "},
+			`setting SENTIMENT_AUTH_TOKENS="[redacted]": must be comma-separated bearer tokens of at least 16 characters; entry 1 of 1 is blank`},
+		{"short token", map[string]string{"SENTIMENT_AUTH_TOKENS": "hunter2"},
+			`setting SENTIMENT_AUTH_TOKENS="[redacted]": must be comma-separated bearer tokens of at least 16 characters; entry 1 of 1 has 7`},
+		{"redis scheme", map[string]string{"REDIS_URL": "http://:hunter2@cache:6379/0"},
+			`setting REDIS_URL="http://:xxxxx@cache:6379/0": must be a Redis URL such as redis://localhost:6379/0 or rediss://:password@host:6380/0 (invalid URL scheme: http)`},
+		{"redis database", map[string]string{"REDIS_URL": "redis://user:hunter2@cache:6379/zero"},
+			`setting REDIS_URL="redis://user:xxxxx@cache:6379/zero": must be a Redis URL such as redis://localhost:6379/0 or rediss://:password@host:6380/0 (invalid database number: "zero")`},
+		{"redis unparsable", map[string]string{"REDIS_URL": "redis://:hun ter2@cache:bad"},
+			`setting REDIS_URL="[redacted]": must be a Redis URL such as redis://localhost:6379/0 or rediss://:password@host:6380/0`},
+		{"tls cert missing", map[string]string{"SENTIMENT_TLS_CERT": "/nonexistent/cert.pem", "SENTIMENT_TLS_KEY": key},
+			`setting SENTIMENT_TLS_CERT="/nonexistent/cert.pem": must be a readable PEM certificate file (no such file or directory)`},
+		{"tls key missing", map[string]string{"SENTIMENT_TLS_CERT": cert, "SENTIMENT_TLS_KEY": "/nonexistent/key.pem"},
+			`setting SENTIMENT_TLS_KEY="/nonexistent/key.pem": must be a readable PEM private key file (no such file or directory)`},
+		{"tls swapped", map[string]string{"SENTIMENT_TLS_CERT": key, "SENTIMENT_TLS_KEY": cert},
+			fmt.Sprintf(`setting SENTIMENT_TLS_CERT=%q, SENTIMENT_TLS_KEY=%q: must be a PEM certificate and the private key that matches it (tls: failed to find certificate PEM data in certificate input, but did find a private key; PEM inputs may have been switched)`, key, cert)},
+		{"gpu thresholds", map[string]string{"SENTIMENT_GPU_HIGH_WATER": "95", "SENTIMENT_GPU_CRITICAL": "90"},
+			`setting SENTIMENT_GPU_HIGH_WATER="95", SENTIMENT_GPU_CRITICAL="90": high water must be below critical`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(nil, env(tt.env), io.Discard)
+			var se *SettingError
+			if !errors.As(err, &se) {
+				t.Fatalf("error %v (%T), want a *SettingError", err, err)
+			}
+			if err.Error() != tt.want {
+				t.Errorf("error\n  %s\nwant\n  %s", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q shows a secret", err)
+			}
+		})
+	}
+}
+
+func TestAnswerMarginAndTierReserveDefaults(t *testing.T) {
+	c, err := Load(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TierReserve != 2*time.Second || c.AnswerMargin != 100*time.Millisecond {
+		t.Errorf("tier reserve %v, answer margin %v; want 2s (as the README says) and 100ms", c.TierReserve, c.AnswerMargin)
+	}
+	var help strings.Builder
+	_, _ = Load([]string{"-help"}, env(nil), &help)
+	if !strings.Contains(help.String(), "(env SENTIMENT_TIER_RESERVE) (default 2)") {
+		t.Errorf("-help does not show the tier reserve's default of 2:\n%s", help.String())
 	}
 }

@@ -1,12 +1,16 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // The types below implement flag.Value for each kind of setting. Each
@@ -54,6 +58,70 @@ func (v secretValue) String() string {
 func (v secretValue) Set(s string) error {
 	*v.p = Secret(strings.TrimSpace(s))
 	return nil
+}
+
+func (secretValue) show(string) string { return redactedShown }
+
+// redisURLValue is REDIS_URL. It is checked as go-redis will read it, and
+// shown with its password replaced.
+type redisURLValue struct{ p *Secret }
+
+func (v redisURLValue) String() string { return secretValue(v).String() }
+
+func (v redisURLValue) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if _, err := redis.ParseURL(s); err != nil {
+		// The cause is kept only when it cannot repeat the URL.
+		var uerr *url.Error
+		msg := "must be a Redis URL such as redis://localhost:6379/0 or rediss://:password@host:6380/0"
+		if !errors.As(err, &uerr) {
+			msg += " (" + scrubURL(strings.TrimPrefix(err.Error(), "redis: "), s) + ")"
+		}
+		return errors.New(msg)
+	}
+	*v.p = Secret(s)
+	return nil
+}
+
+func (redisURLValue) show(raw string) string { return fmt.Sprintf("%q", redactURL(raw)) }
+
+// redactURL returns raw with its password, and any query value whose name
+// speaks of one, replaced. A value with an "@" that does not parse as a
+// URL with user info is not shown at all: it may hold a password in a
+// form url cannot take apart.
+func redactURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.User == nil {
+		if strings.Contains(raw, "@") {
+			return redacted
+		}
+		if err != nil {
+			return raw
+		}
+	}
+	if q := u.Query(); len(q) > 0 {
+		changed := false
+		for k := range q {
+			if k := strings.ToLower(k); strings.Contains(k, "pass") || strings.Contains(k, "secret") || strings.Contains(k, "token") {
+				q[k] = []string{"xxxxx"}
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.Redacted()
+}
+
+// scrubURL removes the password of raw from msg.
+func scrubURL(msg, raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+	}
+	return msg
 }
 
 type intValue struct {
@@ -156,24 +224,41 @@ func (v boolValue) Set(s string) error {
 // IsBoolFlag lets `-flag` stand for `-flag=true`.
 func (v boolValue) IsBoolFlag() bool { return true }
 
-// secretListValue is a comma-separated list of secrets (auth tokens).
-type secretListValue struct{ p *[]Secret }
+// minTokenChars is the shortest bearer token accepted: a short token is
+// guessable, and a typo such as "tok" must not pass for protection.
+const minTokenChars = 16
 
-func (v secretListValue) String() string {
+// tokensValue is the comma-separated bearer tokens. An entry that is blank
+// (",,", a trailing comma, a value of spaces) is refused rather than
+// dropped: a token list that silently shrinks to nothing would switch auth
+// off.
+type tokensValue struct{ p *[]Secret }
+
+func (v tokensValue) String() string {
 	if v.p == nil || len(*v.p) == 0 {
 		return ""
 	}
 	return fmt.Sprintf("%d tokens, %s", len(*v.p), redacted)
 }
 
-func (v secretListValue) Set(s string) error {
-	var out []Secret
-	for _, t := range splitList(s) {
+func (v tokensValue) Set(s string) error {
+	parts := strings.Split(s, ",")
+	out := make([]Secret, 0, len(parts))
+	for i, t := range parts {
+		t = strings.TrimSpace(t)
+		switch n := utf8.RuneCountInString(t); {
+		case n == 0:
+			return fmt.Errorf("must be comma-separated bearer tokens of at least %d characters; entry %d of %d is blank", minTokenChars, i+1, len(parts))
+		case n < minTokenChars:
+			return fmt.Errorf("must be comma-separated bearer tokens of at least %d characters; entry %d of %d has %d", minTokenChars, i+1, len(parts), n)
+		}
 		out = append(out, Secret(t))
 	}
 	*v.p = out
 	return nil
 }
+
+func (tokensValue) show(string) string { return redactedShown }
 
 // webhooksValue is a comma-separated list of channel=URL pairs. Webhook
 // URLs carry their token, so they are secrets.
@@ -209,6 +294,8 @@ func (v webhooksValue) Set(s string) error {
 	return nil
 }
 
+func (webhooksValue) show(string) string { return redactedShown }
+
 // endpointValue is an http(s) base URL. The owner's old LLM_ENDPOINT_URL
 // ends in /api/generate; the path of a known API route is dropped so the
 // base is what remains.
@@ -229,6 +316,10 @@ func (v endpointValue) Set(s string) error {
 	*v.p = base
 	return nil
 }
+
+// show hides a password a user pasted into the URL; the error says why
+// such a URL is refused.
+func (endpointValue) show(raw string) string { return fmt.Sprintf("%q", redactURL(raw)) }
 
 // knownRoutes are API paths a user may paste as part of an endpoint.
 var knownRoutes = []string{"/api/generate", "/api/chat", "/v1/chat/completions", "/v1"}

@@ -284,6 +284,17 @@ func (l *Limiter) Backend() string {
 	return "memory"
 }
 
+// Check asks Redis once, at start-up: when it cannot be reached the
+// limiter says so in one warning line at once and answers from the local
+// share until the back-off has passed, instead of staying silent until the
+// first call. It returns why Redis was not reached (nil in memory).
+func (l *Limiter) Check(ctx context.Context) error {
+	if l.rdb == nil {
+		return nil
+	}
+	return l.rdb.check(ctx)
+}
+
 // Close releases the Redis connections when FromConfig opened them.
 func (l *Limiter) Close() error {
 	if l.rdb != nil && l.rdb.ownsClient {

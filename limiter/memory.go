@@ -76,14 +76,13 @@ func (s *store) record(provider string, at int64) {
 	p.add(at)
 }
 
-// fill makes each window of provider hold at least counts[i] slots (as
-// many as the local limit keeps), adding the missing ones at now: the
-// shared windows' fullness, other replicas' slots included, that the local
-// share must not add to while Redis is away. The added slots leave the
-// window a full window length from now, which errs on the safe side.
-func (s *store) fill(provider string, counts []int64) {
+// fill sets each local window of provider to hold exactly used[i] slots
+// (as many as its limit keeps): dropping the oldest when it holds more,
+// adding slots at now when it holds fewer. The added slots leave the window
+// a full window length from now, which errs on the safe side.
+func (s *store) fill(provider string, used []int) {
 	p := s.provs[provider]
-	if p == nil || len(counts) != len(p.rules) {
+	if p == nil || len(used) != len(p.rules) {
 		return
 	}
 	s.mu.Lock()
@@ -91,8 +90,11 @@ func (s *store) fill(provider string, counts []int64) {
 	now := s.now()
 	p.prune(now)
 	for i, r := range p.rules {
-		want := min(int(counts[i]), r.n)
+		want := min(max(used[i], 0), r.n)
 		log := p.logs[i]
+		if len(log) > want {
+			log = log[len(log)-want:]
+		}
 		for len(log) < want {
 			j, _ := slices.BinarySearch(log, now+1)
 			log = slices.Insert(log, j, now)

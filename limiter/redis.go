@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -292,7 +293,7 @@ func (r *redisStore) reserve(ctx context.Context, provider string, maxWait time.
 			}
 			continue
 		case errors.As(err, &noSlot):
-			r.local.fill(provider, counts)
+			r.local.fill(provider, r.localUsed(p, counts))
 			return 0, err
 		case err != nil:
 			return r.failed(ctx, provider, maxWait, err, false)
@@ -302,13 +303,38 @@ func (r *redisStore) reserve(ctx context.Context, provider string, maxWait time.
 		// Should Redis go down next, the local share starts from how full
 		// the shared windows were, other replicas' slots included, not
 		// from this replica's own alone.
-		r.local.fill(provider, counts)
+		r.local.fill(provider, r.localUsed(p, counts))
 		r.mu.Lock()
 		r.remember(provider, claim{at, member})
 		r.mu.Unlock()
 		return wait, nil
 	}
 	return r.failed(ctx, provider, maxWait, fmt.Errorf("limiter: %s keys keep changing epoch", provider), false)
+}
+
+// localUsed turns the shared windows' counts (every replica's slots) into
+// how much of each local window counts as used, so that while Redis is
+// away this replica allows itself its share of what was left in each
+// shared window: floor(left × share), at least 1 while anything is left,
+// none when the window is full. With the share at most 1/replicas, all of
+// them together stay within what was left; and a replica keeps serving
+// what it safely can instead of finding its whole local share used up by
+// the others' slots.
+func (r *redisStore) localUsed(p *redisProv, counts []int64) []int {
+	if len(counts) != len(p.rules) {
+		return nil
+	}
+	local := p.limits.scaled(r.share).rules()
+	used := make([]int, len(p.rules))
+	for i, rl := range p.rules {
+		left := max(rl.n-int(counts[i]), 0)
+		allowed := 0
+		if left > 0 {
+			allowed = max(int(math.Floor(float64(left)*r.share)), 1)
+		}
+		used[i] = max(local[i].n-allowed, 0)
+	}
+	return used
 }
 
 // errEpochChanged says the provider's keys were lost and written anew since
@@ -410,6 +436,13 @@ func (r *redisStore) failed(ctx context.Context, provider string, maxWait time.D
 		// the local share while Redis may be counting would risk the quota.
 		return 0, fmt.Errorf("limiter: reserving a %s slot: %w", provider, ctx.Err())
 	}
+	r.markDown(err)
+	return r.reserveLocal(provider, maxWait)
+}
+
+// markDown takes Redis as unreachable until the back-off has passed; the
+// first time, it says so; r.mu is held.
+func (r *redisStore) markDown(err error) {
 	now := r.clock()
 	why := describe(err)
 	if r.up {
@@ -419,7 +452,20 @@ func (r *redisStore) failed(ctx context.Context, provider string, maxWait time.D
 	}
 	r.reason = why
 	r.retryAt = now.Add(r.backoff)
-	return r.reserveLocal(provider, maxWait)
+}
+
+// check pings Redis once; an unreachable Redis is marked down at once.
+func (r *redisStore) check(ctx context.Context) error {
+	cctx, cancel := r.callCtx(ctx)
+	defer cancel()
+	err := r.client.Ping(cctx).Err()
+	if err != nil && ctx.Err() == nil {
+		r.mu.Lock()
+		r.markDown(err)
+		r.mu.Unlock()
+		return fmt.Errorf("limiter: redis: %s", describe(err))
+	}
+	return nil
 }
 
 // recover writes this replica's journal back to Redis and marks Redis up

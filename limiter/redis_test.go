@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/catalystbot/sentiment/config"
+	"github.com/catalystbot/sentiment/internal/logtest"
 	"github.com/catalystbot/sentiment/internal/redistest"
 )
 
@@ -148,7 +149,7 @@ func TestRedisMinInterval(t *testing.T) {
 // and writes back what it claimed, so the shared minute stays exact.
 func TestRedisOutage(t *testing.T) {
 	srv := redistest.Start(t)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	limits := map[string]Limits{"gemini": {PerMinute: 20}}
 	l := NewRedis(newClient(t, srv), testPrefix, limits, 0.5, log,
@@ -162,13 +163,10 @@ func TestRedisOutage(t *testing.T) {
 
 	srv.Stop()
 	during := count(50)
-	share := 10 // floor(20 × 0.5)
-	if during > share {
-		t.Fatalf("admitted %d during the outage, over the local share %d", during, share)
-	}
-	// The four claimed through Redis count against the share too.
-	if during != share-4 {
-		t.Fatalf("admitted %d during the outage, want %d (share %d less the 4 already claimed)", during, share-4, share)
+	// The minute held 4 of 20 when Redis went away: the local share is
+	// half of the 16 that were left.
+	if want := 8; during != want {
+		t.Fatalf("admitted %d during the outage, want %d (half of the 16 left)", during, want)
 	}
 	if b := l.Backend(); !strings.HasPrefix(b, "memory (redis unreachable: ") {
 		t.Fatalf("backend %q during the outage", b)
@@ -190,10 +188,10 @@ func TestRedisOutage(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	after += count(50)
-	// Redis lost its data, but the 10 slots this replica claimed in the
-	// minute were written back: 10 more fit in the shared limit of 20.
-	if after != 10 {
-		t.Fatalf("admitted %d after Redis came back, want 10", after)
+	// Redis lost its data, but the 12 slots this replica claimed in the
+	// minute were written back: 8 more fit in the shared limit of 20.
+	if after != 8 {
+		t.Fatalf("admitted %d after Redis came back, want 8", after)
 	}
 	u := l.Usage(ctx, "gemini")
 	if len(u) != 1 || !u[0].Shared || u[0].Used != 20 {
@@ -270,24 +268,6 @@ func TestFromConfigRedisURL(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // admitted makes n Reserves of provider that may not wait and counts those
 // granted; every refusal must be a *NoSlotError.
 func admitted(t *testing.T, l *Limiter, provider string, n int) int {
@@ -327,5 +307,28 @@ func TestOutageKeepsOtherReplicasSlots(t *testing.T) {
 	}
 	if !strings.HasPrefix(a.Backend(), "memory (redis unreachable") {
 		t.Fatalf("backend %q, want the local fallback", a.Backend())
+	}
+}
+
+// TestOutageShareOfWhatWasLeft: while Redis is away each replica allows
+// itself its share of what the shared windows had left when it last saw
+// them, so the replicas keep serving and together stay within the quota.
+func TestOutageShareOfWhatWasLeft(t *testing.T) {
+	srv := redistest.Start(t)
+	limits := map[string]Limits{"gemini": {PerHour: 10}}
+	a := NewRedis(newClient(t, srv), testPrefix, limits, 0.5, nil, WithRetryBackoff(time.Hour))
+	b := NewRedis(newClient(t, srv), testPrefix, limits, 0.5, nil, WithRetryBackoff(time.Hour))
+	// a last sees 7 of 10 used, b last sees 6.
+	if got := admitted(t, a, "gemini", 1) + admitted(t, b, "gemini", 5) + admitted(t, a, "gemini", 1); got != 7 {
+		t.Fatalf("admitted %d through Redis, want 7", got)
+	}
+	srv.Stop()
+	gotA, gotB := admitted(t, a, "gemini", 20), admitted(t, b, "gemini", 20)
+	// a: half of the 3 it saw left, floored but at least 1; b: half of 4.
+	if gotA != 1 || gotB != 2 {
+		t.Fatalf("during the outage a admitted %d and b %d, want 1 and 2", gotA, gotB)
+	}
+	if 7+gotA+gotB > 10 {
+		t.Fatalf("%d admitted in all, over the hour's 10", 7+gotA+gotB)
 	}
 }

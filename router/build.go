@@ -18,18 +18,24 @@ const cloudConnsPerHost = 16
 // LLM_LOCAL_ENABLED, Gemini and Anthropic when their keys are set. Each
 // upstream gets its own HTTP client, shared by all its requests.
 func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, error) {
-	quota, err := limiter.FromConfig(c, log)
-	if err != nil {
-		return nil, fmt.Errorf("building the quota limiter: %w", err)
-	}
 	b := &Router{}
 	for _, o := range opts {
-		o(b) // the build options (WithGPUQueue, WithLocalGate) land here
+		o(b) // the build options (WithGPUQueue, WithLocalGate, WithQuota) land here
 	}
+	quota := b.quota
+	if quota == nil {
+		q, err := limiter.FromConfig(c, log)
+		if err != nil {
+			return nil, fmt.Errorf("building the quota limiter: %w", err)
+		}
+		quota = q
+		b.closers = append(b.closers, q.Close)
+	}
+	var err error
 	gpu := b.gpu
 	if gpu == nil {
 		if gpu, err = NewGPUQueue(c); err != nil {
-			quota.Close()
+			_ = closeAll(b.closers)
 			return nil, err
 		}
 	}
@@ -77,11 +83,11 @@ func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, err
 		},
 	}, log, opts...)
 	if err != nil {
-		quota.Close()
+		_ = closeAll(b.closers)
 		return nil, err
 	}
 	r.gpu = gpu
-	r.closers = append(r.closers, quota.Close)
+	r.closers = b.closers
 	return r, nil
 }
 
@@ -114,6 +120,10 @@ func NewGPUQueue(c config.Config) (*batcher.Queue, error) {
 // WithGPUQueue makes FromConfig use q for the local tier instead of a
 // queue of its own.
 func WithGPUQueue(q *batcher.Queue) Option { return func(r *Router) { r.gpu = q } }
+
+// WithQuota makes FromConfig use q for the quotas instead of a limiter of
+// its own; q stays the caller's to close.
+func WithQuota(q *limiter.Limiter) Option { return func(r *Router) { r.quota = q } }
 
 // WithLocalGate puts g (the GPU manager) in front of the local tier.
 func WithLocalGate(g Gate) Option { return func(r *Router) { r.localGate = g } }

@@ -194,6 +194,7 @@ type Router struct {
 	// localGate is WithLocalGate's gate, for FromConfig.
 	gpu       *batcher.Queue
 	localGate Gate
+	quota     *limiter.Limiter
 	closers   []func() error
 	cfg       Config
 	tiers     []*tier
@@ -208,6 +209,7 @@ type tier struct {
 	breaker     *gobreaker.TwoStepCircuitBreaker[struct{}]
 	pausedUntil atomic.Int64 // Unix ns before which the provider asked not to be called
 	errs        *errWindow
+	openedAt    atomic.Int64 // Unix ns of the breaker's last opening
 	answered    atomic.Uint64
 	transitions atomic.Uint64
 }
@@ -244,6 +246,9 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Router, error) {
 			IsExcluded:  notTiersFault,
 			OnStateChange: func(name string, from, to gobreaker.State) {
 				t.transitions.Add(1)
+				if to == gobreaker.StateOpen {
+					t.openedAt.Store(r.now().UnixNano())
+				}
 				r.log.Warn("breaker state changed", "tier", name, "from", from.String(), "to", to.String())
 			},
 		})
@@ -252,10 +257,13 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Router, error) {
 	return r, nil
 }
 
-// Close releases what the router holds (the quota backend's connections).
-func (r *Router) Close() error {
+// Close releases what the router holds (the quota backend's connections,
+// when it opened them).
+func (r *Router) Close() error { return closeAll(r.closers) }
+
+func closeAll(closers []func() error) error {
 	var errs []error
-	for _, c := range r.closers {
+	for _, c := range closers {
 		errs = append(errs, c())
 	}
 	return errors.Join(errs...)
@@ -338,7 +346,8 @@ func (r *Router) Judge(ctx context.Context, req Request) Result {
 			}
 			prompt, rendered = p, true
 		}
-		a, ans, usage := r.try(ctx, t, prompt, req.Priority, r.reserveAfter(i, req))
+		left, hasDeadline := r.remaining(ctx)
+		a, ans, usage := r.try(ctx, t, prompt, req.Priority, r.reserveAfter(i, req, left, hasDeadline))
 		a.Latency = r.now().Sub(start)
 		res.Tried = append(res.Tried, a)
 		res.Calls += a.Calls
@@ -363,7 +372,7 @@ func (r *Router) degrade(res Result, req Request, why string) Result {
 		parts := make([]string, 0, len(res.Tried))
 		for _, a := range res.Tried {
 			s := a.Tier.String() + ": " + a.Outcome.String()
-			if a.Detail != "" {
+			if a.Detail != "" && a.Detail != a.Outcome.String() {
 				s += " (" + a.Detail + ")"
 			}
 			parts = append(parts, s)
@@ -405,7 +414,7 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 		// or a half-open one whose probes are taken, costs no quota.
 		done, berr := t.breaker.Allow()
 		if berr != nil {
-			return stop(OutcomeBreakerOpen, "breaker "+t.breaker.State().String())
+			return stop(OutcomeBreakerOpen, r.breakerDetail(t))
 		}
 		release, outcome, detail := r.admit(ctx, t, reserve)
 		if release == nil {
@@ -459,6 +468,18 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 			return a, Answer{}, usage
 		}
 	}
+}
+
+// breakerDetail says when a refusing breaker will let a call through again.
+func (r *Router) breakerDetail(t *tier) string {
+	if t.breaker.State() == gobreaker.StateHalfOpen {
+		return "half-open: its probe calls are in flight"
+	}
+	next := time.Unix(0, t.openedAt.Load()).Add(r.cfg.Breaker.Cooldown).Sub(r.now())
+	if next <= 0 {
+		return "the next call probes it"
+	}
+	return "next probe in " + (next + time.Second - 1).Truncate(time.Second).String()
 }
 
 // pauseFor honours a wait the provider asked for but that this call could
@@ -574,18 +595,26 @@ func (r *Router) backoff(n int, retryAfter time.Duration) time.Duration {
 
 // reserveAfter is the time to keep for the enabled, allowed tiers after
 // tier i, so that a hanging local server cannot eat a cloud tier's chance.
-func (r *Router) reserveAfter(i int, req Request) time.Duration {
+// Each later tier is kept TierReserve, but never more than its fair part of
+// what is left: with k later tiers and left before the deadline, this tier
+// keeps at least left/(k+1). A short deadline is thus shared in proportion
+// instead of the first tier taking all but a sliver.
+func (r *Router) reserveAfter(i int, req Request, left time.Duration, hasDeadline bool) time.Duration {
 	each := r.cfg.TierReserve
 	if each <= 0 {
 		each = r.cfg.MinTierTime
 	}
-	var d time.Duration
+	k := 0
 	for _, t := range r.tiers[i+1:] {
 		if t.Provider != nil && allowed(t.Tier, req.Allowed) && !r.isPaused(t) {
-			d += each
+			k++
 		}
 	}
-	return d
+	reserve := time.Duration(k) * each
+	if hasDeadline && k > 0 {
+		reserve = min(reserve, left*time.Duration(k)/time.Duration(k+1))
+	}
+	return reserve
 }
 
 func (r *Router) remaining(ctx context.Context) (time.Duration, bool) {
@@ -649,15 +678,18 @@ func notTiersFault(err error) bool {
 }
 
 // classify turns a provider error into *Error, marking the ones the
-// breaker must not count: the caller went away or its deadline passed; an
-// attempt the caller's deadline cut below a fair budget timed out; the
-// provider refused one item (a safety block says nothing of its health);
-// a 429 (quotas are the limiter's and the pause's business, not the
-// breaker's). A tier that hangs with a fair budget in hand does count.
+// breaker must not count: the caller went away (or the server is shutting
+// down); an attempt cut below a fair budget timed out; the provider
+// refused one item (a safety block says nothing of its health); a 429
+// (quotas are the limiter's and the pause's business, not the breaker's).
+// A tier that hangs with a fair budget in hand does count, even when the
+// caller's deadline ended the attempt: with no later tier to keep time
+// for, the attempt's deadline is the caller's, and a hung GPU must still
+// be found.
 func classify(parent context.Context, err error, budget, tierTimeout time.Duration) error {
 	e := asError(err)
 	switch {
-	case parent.Err() != nil && (e.Kind == KindCanceled || e.Kind == KindTimeout),
+	case errors.Is(parent.Err(), context.Canceled),
 		e.Kind == KindCanceled,
 		e.Kind == KindTimeout && budget < min(tierTimeout, fairBudget),
 		e.Kind == KindRefused,
@@ -668,6 +700,9 @@ func classify(parent context.Context, err error, budget, tierTimeout time.Durati
 }
 
 // fairBudget is the time an attempt must have had for its timeout to count
-// against the tier: a model that cannot answer a headline in this long is
-// hung, while one cut to a sliver of the deadline is not proven so.
-const fairBudget = 2 * time.Second
+// against the tier: a model that cannot answer a headline in a second is
+// hung (a warm 7B model answers one in a few hundred milliseconds), while
+// one cut to a sliver of the deadline is not proven so. A second, not
+// more, so that callers with deadlines of a few seconds, whose local
+// attempt gets its share of them, still find a hung GPU.
+const fairBudget = time.Second

@@ -287,6 +287,16 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 		if res.Tried[0].Outcome != router.OutcomeBreakerOpen || res.Tried[0].Calls != 0 || u.local.Calls() != 0 {
 			t.Fatalf("open breaker: %+v with %d calls at local, want breaker open and no call", res.Tried[0], u.local.Calls())
 		}
+		if d := res.Tried[0].Detail; d != "next probe in 30s" {
+			t.Errorf("open breaker's detail %q, want when it probes next", d)
+		}
+		u.gemini.SetDefault(upstreamtest.GeminiUnavailable())
+		u.anthropic.SetDefault(upstreamtest.AnthropicOverloaded())
+		if res := judge(); !strings.Contains(res.Reason, "local: breaker open (next probe in 30s); gemini: error") {
+			t.Errorf("degraded reason %q, want the breaker named once with when it probes next", res.Reason)
+		}
+		u.gemini.SetDefault(upstreamtest.Answer(upstreamtest.BullishJSON))
+		u.anthropic.SetDefault(upstreamtest.Answer(upstreamtest.BullishJSON))
 
 		time.Sleep(29 * time.Second)
 		if res := judge(); res.Tried[0].Outcome != router.OutcomeBreakerOpen {
@@ -325,7 +335,7 @@ func TestHalfOpenFailureReopens(t *testing.T) {
 
 // TestNoAttemptOutlivesTheDeadline: every upstream hangs; the router gives
 // each tier a share of the caller's deadline and returns by it, and the
-// timeouts it cut short are not held against the tiers.
+// timeouts it cut below a fair budget are not held against the tiers.
 func TestNoAttemptOutlivesTheDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := policy()
@@ -335,22 +345,23 @@ func TestNoAttemptOutlivesTheDeadline(t *testing.T) {
 			f.SetDefault(upstreamtest.Hang())
 		}
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2400*time.Millisecond)
 		defer cancel()
 		res := r.Judge(ctx, request("Acme beats estimates"))
 		elapsed := time.Since(start)
 		synctest.Wait()
 
-		if elapsed > 3*time.Second {
-			t.Errorf("Judge took %v of a 3s deadline", elapsed)
+		if elapsed > 2400*time.Millisecond {
+			t.Errorf("Judge took %v of a 2.4s deadline", elapsed)
 		}
 		if !res.Degraded || len(res.Tried) != 3 {
 			t.Fatalf("result %+v, want degraded after trying all three tiers", res)
 		}
-		// Each tier gets what is left after reserving 1s for each later one.
+		// 2.4s cannot keep 1s for each later tier and leave the first its
+		// share: the reserve shrinks, and each tier gets a third.
 		for _, a := range res.Tried {
-			if a.Latency != time.Second {
-				t.Errorf("%v attempt ran %v, want 1s", a.Tier, a.Latency)
+			if a.Latency != 800*time.Millisecond {
+				t.Errorf("%v attempt ran %v, want 0.8s", a.Tier, a.Latency)
 			}
 		}
 		for _, a := range res.Tried {
@@ -365,10 +376,66 @@ func TestNoAttemptOutlivesTheDeadline(t *testing.T) {
 		}
 		for _, s := range r.Stats(context.Background()) {
 			if s.ConsecutiveFailures != 0 {
-				t.Errorf("%v: %d failures counted for timeouts after 1s: the caller's deadline left no fair budget", s.Tier, s.ConsecutiveFailures)
+				t.Errorf("%v: %d failures counted for timeouts after 0.8s: the caller's deadline left no fair budget", s.Tier, s.ConsecutiveFailures)
 			}
 		}
 	})
+}
+
+// TestShortDeadlinesAreSharedFairly: the reserve kept for later tiers
+// shrinks in proportion to a short deadline, so a hung local server leaves
+// the healthy cloud tier a real chance to answer.
+func TestShortDeadlinesAreSharedFairly(t *testing.T) {
+	tests := []struct {
+		name        string
+		deadline    time.Duration
+		reserve     time.Duration
+		geminiHangs bool
+		twoTiers    bool            // allow local and gemini only
+		want        []time.Duration // latency per tier tried
+		wantTier    router.Tier
+	}{
+		{name: "3s, gemini healthy", deadline: 3 * time.Second, reserve: 2 * time.Second, twoTiers: true,
+			want: []time.Duration{1500 * time.Millisecond, 0}, wantTier: router.TierGemini},
+		{name: "3s, gemini hangs too", deadline: 3 * time.Second, reserve: 2 * time.Second, geminiHangs: true,
+			want: []time.Duration{time.Second, time.Second, 0}, wantTier: router.TierAnthropic},
+		{name: "3s, three tiers, gemini healthy", deadline: 3 * time.Second, reserve: 2 * time.Second,
+			want: []time.Duration{time.Second, 0}, wantTier: router.TierGemini},
+		{name: "1s, gemini healthy", deadline: time.Second, reserve: 2 * time.Second, twoTiers: true,
+			want: []time.Duration{500 * time.Millisecond, 0}, wantTier: router.TierGemini},
+		{name: "10s keeps the full reserve", deadline: 10 * time.Second, reserve: 2 * time.Second, geminiHangs: true,
+			want: []time.Duration{6 * time.Second, 2 * time.Second, 0}, wantTier: router.TierAnthropic},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := policy()
+				cfg.MaxRetries, cfg.TierReserve = 1, tt.reserve
+				r, u := newRouter(t, cfg, true)
+				u.local.SetDefault(upstreamtest.Hang())
+				if tt.geminiHangs {
+					u.gemini.SetDefault(upstreamtest.Hang())
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), tt.deadline)
+				defer cancel()
+				req := request("Acme beats estimates")
+				if tt.twoTiers {
+					req.Allowed = []router.Tier{router.TierLocal, router.TierGemini}
+				}
+				res := r.Judge(ctx, req)
+				if res.Tier != tt.wantTier || res.Degraded {
+					t.Fatalf("answered by %v (degraded %v, tried %+v), want %v", res.Tier, res.Degraded, res.Tried, tt.wantTier)
+				}
+				var got []time.Duration
+				for _, a := range res.Tried {
+					got = append(got, a.Latency)
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("time per tier %v, want %v", got, tt.want)
+				}
+			})
+		})
+	}
 }
 
 // TestHungLocalWithAFairBudgetCounts: the owner's frozen GPU. A local
@@ -524,6 +591,37 @@ func TestCancelledCallerIsNotTheTiersFault(t *testing.T) {
 		}
 		if s := r.Stats(context.Background())[0]; s.ConsecutiveFailures != 0 {
 			t.Fatalf("local: %d failures counted for a caller that left", s.ConsecutiveFailures)
+		}
+	})
+}
+
+// TestHungOnlyTierOpensItsBreaker: with no later tier to keep time for,
+// a hung local attempt ends with the caller's deadline; having had a fair
+// budget, it still counts, and the breaker opens: the calls after it are
+// answered at once instead of waiting out every deadline.
+func TestHungOnlyTierOpensItsBreaker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := policy()
+		cfg.Breaker = router.BreakerConfig{Failures: 3, Cooldown: 30 * time.Second, HalfOpenSuccesses: 1}
+		r, u := newRouter(t, cfg, true)
+		u.local.SetDefault(upstreamtest.Hang())
+		req := request("Acme beats estimates")
+		req.Allowed = []router.Tier{router.TierLocal}
+		for range 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if res := r.Judge(ctx, req); !res.Degraded || res.Tried[0].Latency != 2*time.Second {
+				t.Fatalf("%+v, want the hang to take the whole deadline", res.Tried)
+			}
+			cancel()
+		}
+		if s := r.Stats(context.Background())[0]; s.Breaker != "open" {
+			t.Fatalf("local %+v after 3 hangs of 2s, want an open breaker", s)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		start := time.Now()
+		if res := r.Judge(ctx, req); res.Tried[0].Outcome != router.OutcomeBreakerOpen || time.Since(start) != 0 {
+			t.Fatalf("%+v after %v, want the open breaker to answer at once", res.Tried, time.Since(start))
 		}
 	})
 }

@@ -8,28 +8,11 @@ cd "$(dirname "$0")/.."
 n=${1:-20000}
 c=${2:-20}
 req='{"item":{"id":"1","ticker":"ACME","title":"Acme soars after FDA approval of its cancer drug"}}'
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+source scripts/lib.sh
 
 go build -o "$tmp/sentimentd" ./cmd/sentimentd
 go build -o "$tmp/echod" ./bench/echod
 go build -o "$tmp/ghz" -modfile=tools/go.mod github.com/bojand/ghz/cmd/ghz
-
-# start NAME CMD...: runs a server that prints "LISTENING host:port" first
-# and sets $addr.
-start() {
-  local name=$1; shift
-  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pids+=($!)
-  for _ in $(seq 100); do
-    addr=$(awk '/^LISTENING /{print $2; exit}' "$tmp/$name.out")
-    [ -n "$addr" ] && return 0
-    sleep 0.1
-  done
-  echo "$name did not start:" >&2; cat "$tmp/$name.err" >&2; exit 1
-}
 
 bench() {
   "$tmp/ghz" --insecure --call catalyst.sentiment.v1.SentimentService.Classify \

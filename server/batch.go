@@ -170,7 +170,6 @@ func (b *batch) judge(req *pb.ClassifyBatchRequest) {
 	}
 	resp, err := b.srv.judge(b.stream.Context(), req.GetItem(), req.GetOptions())
 	if err != nil {
-		b.srv.stats.failed.Add(1)
 		final = itemErr(id, status.Convert(err))
 		return
 	}

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"math"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -18,25 +20,42 @@ func (s *Server) Classify(ctx context.Context, req *pb.ClassifyRequest) (*pb.Cla
 	s.stats.classifyCalls.Add(1)
 	resp, err := s.judge(ctx, req.GetItem(), req.GetOptions())
 	if err != nil {
-		s.stats.failed.Add(1)
 		return nil, err
 	}
 	return resp, nil
+}
+
+// errShuttingDown is the cause given to the calls in flight when the
+// shutdown grace runs out: they are answered at once from the lexicon.
+var errShuttingDown = errors.New("the server is shutting down")
+
+// workContext is the context the request path runs under: the caller's
+// deadline, or the default one, less the margin the answer needs to reach
+// the caller, and cut short when the shutdown grace runs out. Every
+// upstream attempt is cut from it, so the answer, degraded or not, leaves
+// the server before the caller stops waiting for it.
+func (s *Server) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(s.cfg.DefaultDeadline)
+	}
+	margin := max(0, min(s.cfg.AnswerMargin, time.Until(deadline)/5))
+	cctx, cancelCause := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.abort, func() { cancelCause(errShuttingDown) })
+	dctx, cancel := context.WithDeadline(cctx, deadline.Add(-margin))
+	return dctx, func() {
+		cancel()
+		stop()
+		cancelCause(context.Canceled)
+	}
 }
 
 // judge runs the request path for one valid item and returns its final
 // answer: prescore, then the router, which answers from a model or, when
 // none could, from the lexicon marked degraded.
 func (s *Server) judge(ctx context.Context, item *pb.NewsItem, opts *pb.ClassifyOptions) (*pb.ClassifyResponse, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		// Every upstream call needs a bound; a caller that sets none gets
-		// the configured one.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.cfg.DefaultDeadline)
-		defer cancel()
-	}
 	if err := ctx.Err(); err != nil {
-		return nil, status.FromContextError(err).Err()
+		return nil, s.ended(ctx)
 	}
 	start := s.now()
 	pre := s.scorer.Score(itemText(item))
@@ -47,14 +66,25 @@ func (s *Server) judge(ctx context.Context, item *pb.NewsItem, opts *pb.Classify
 		resp.Provenance.Latency = durationpb.New(s.now().Sub(start))
 		return resp, nil
 	}
-	res := s.router.Judge(ctx, router.Request{
+	work, cancel := s.workContext(ctx)
+	defer cancel()
+	res := s.router.Judge(work, router.Request{
 		Item:     router.Item{Ticker: item.GetTicker(), Title: item.GetTitle(), Summary: item.GetSummary()},
 		Prescore: pre,
 		Priority: priorityOf(opts.GetPriority()),
 		Allowed:  tiersOf(opts.GetAllowedTiers()),
 	})
+	shutdown := errors.Is(context.Cause(work), errShuttingDown)
+	if ctx.Err() != nil && !shutdown {
+		// The caller went away: nobody reads this answer.
+		return nil, s.ended(ctx)
+	}
 	if res.Degraded {
+		if shutdown {
+			res.Reason = "the server is shutting down: the model's answer was not awaited; " + res.Reason
+		}
 		if opts.GetRequireLlm() {
+			s.stats.failed.Add(1)
 			return nil, status.Error(codes.Unavailable, "require_llm: "+res.Reason)
 		}
 		s.stats.degraded.Add(1)
@@ -63,6 +93,17 @@ func (s *Server) judge(ctx context.Context, item *pb.NewsItem, opts *pb.Classify
 	resp := answerOf(item, pre, res)
 	resp.Provenance.Latency = durationpb.New(s.now().Sub(start))
 	return resp, nil
+}
+
+// ended counts a call whose caller left (cancelled, or past its deadline)
+// and returns the status gRPC would give it.
+func (s *Server) ended(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		s.stats.cancelled.Add(1)
+	} else {
+		s.stats.failed.Add(1)
+	}
+	return status.FromContextError(ctx.Err()).Err()
 }
 
 // prefilter reports whether the lexicon alone answers: |prescore| below

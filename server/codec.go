@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -31,18 +32,29 @@ func newUTF8Codec() utf8Codec { return utf8Codec{base: encoding.GetCodecV2("prot
 func (c utf8Codec) Name() string                           { return c.base.Name() }
 func (c utf8Codec) Marshal(v any) (mem.BufferSlice, error) { return c.base.Marshal(v) }
 
+// malformedField marks a message whose bytes were not protobuf at all (cut
+// off, a wrong wire type, a bad length): gRPC would answer INTERNAL for
+// what is the caller's fault, so the codec leaves the message empty and
+// marked, and validation answers INVALID_ARGUMENT.
+const malformedField protowire.Number = protowire.MaxValidNumber - 1
+
 func (c utf8Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	err := c.base.Unmarshal(data, v)
-	if err == nil || !strings.Contains(err.Error(), "invalid UTF-8") {
-		return err
+	if err == nil {
+		return nil
 	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return err
 	}
+	if !strings.Contains(err.Error(), "invalid UTF-8") {
+		markMalformed(m, err)
+		return nil
+	}
 	fixed, path, rerr := repairUTF8(data.Materialize(), m.ProtoReflect().Descriptor(), "")
 	if rerr != nil || path == "" {
-		return err
+		markMalformed(m, err)
+		return nil
 	}
 	proto.Reset(m)
 	if uerr := proto.Unmarshal(fixed, m); uerr != nil {
@@ -103,19 +115,28 @@ func repairUTF8(b []byte, md protoreflect.MessageDescriptor, prefix string) ([]b
 	return out, first, nil
 }
 
-// badUTF8 returns the field the codec found invalid UTF-8 in, if any.
-func badUTF8(m proto.Message) string {
+// markMalformed empties m and records why its bytes did not decode.
+func markMalformed(m proto.Message, err error) {
+	proto.Reset(m)
+	why := strings.TrimPrefix(err.Error(), "proto: ")
+	mark := protowire.AppendTag(nil, malformedField, protowire.BytesType)
+	mark = protowire.AppendString(mark, strings.ToValidUTF8(why, "\uFFFD"))
+	m.ProtoReflect().SetUnknown(mark)
+}
+
+// codecMark returns the text the codec recorded under num, if any.
+func codecMark(m proto.Message, num protowire.Number) string {
 	b := m.ProtoReflect().GetUnknown()
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		n2, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return ""
 		}
-		if num == badUTF8Field && typ == protowire.BytesType {
-			path, _ := protowire.ConsumeString(b[n:])
-			return path
+		if n2 == num && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeString(b[n:])
+			return v
 		}
-		l := protowire.ConsumeFieldValue(num, typ, b[n:])
+		l := protowire.ConsumeFieldValue(n2, typ, b[n:])
 		if l < 0 {
 			return ""
 		}
@@ -124,9 +145,13 @@ func badUTF8(m proto.Message) string {
 	return ""
 }
 
-// utf8Error is the validation error for a field the codec repaired.
-func utf8Error(m proto.Message) *fieldError {
-	if path := badUTF8(m); path != "" {
+// codecError is the validation error for a message the codec could not
+// decode as sent: not protobuf at all, or a field it repaired.
+func codecError(m proto.Message) *fieldError {
+	if why := codecMark(m, malformedField); why != "" {
+		return &fieldError{"request", fmt.Sprintf("is not a valid %s protobuf message (%s)", m.ProtoReflect().Descriptor().Name(), why)}
+	}
+	if path := codecMark(m, badUTF8Field); path != "" {
 		return &fieldError{path, "must be valid UTF-8"}
 	}
 	return nil

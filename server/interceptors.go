@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 )
@@ -72,32 +74,88 @@ func logOptions() []logging.Option {
 	}
 }
 
-// slogAdapter lets the middleware log through our slog.Logger.
-func slogAdapter(l *slog.Logger) logging.Logger {
+// slogAdapter lets the middleware log through our slog.Logger. A quiet
+// adapter logs at debug what would be info.
+func slogAdapter(l *slog.Logger, quiet bool) logging.Logger {
 	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		l.Log(ctx, slog.Level(lvl), msg, fields...)
+		level := slog.Level(lvl)
+		if quiet && level == slog.LevelInfo {
+			level = slog.LevelDebug
+		}
+		l.Log(ctx, level, msg, fields...)
 	})
 }
 
+// quietMethod is a call logged at debug when it succeeds: reflection
+// (grpcurl asks for descriptors before every call) and health probes (a
+// supervisor asks every few seconds) would otherwise drown the calls that
+// matter.
+func quietMethod(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.reflection.") || strings.HasPrefix(fullMethod, "/grpc.health.")
+}
+
 func unaryLogging(l *slog.Logger) grpc.UnaryServerInterceptor {
-	return logging.UnaryServerInterceptor(slogAdapter(l), logOptions()...)
+	loud := logging.UnaryServerInterceptor(slogAdapter(l, false), logOptions()...)
+	quiet := logging.UnaryServerInterceptor(slogAdapter(l, true), logOptions()...)
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if quietMethod(info.FullMethod) {
+			return quiet(ctx, req, info, h)
+		}
+		return loud(ctx, req, info, h)
+	}
 }
 
 func streamLogging(l *slog.Logger) grpc.StreamServerInterceptor {
-	return logging.StreamServerInterceptor(slogAdapter(l), logOptions()...)
+	loud := logging.StreamServerInterceptor(slogAdapter(l, false), logOptions()...)
+	quiet := logging.StreamServerInterceptor(slogAdapter(l, true), logOptions()...)
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if quietMethod(info.FullMethod) {
+			return quiet(srv, ss, info, h)
+		}
+		return loud(srv, ss, info, h)
+	}
 }
 
 // unaryValidation rejects bad unary requests before they reach a handler.
 // Batch items are checked one by one in ClassifyBatch, where a bad item is
 // an error entry and not the end of the stream.
 func (s *Server) unaryValidation(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if r, ok := req.(*pb.ClassifyRequest); ok {
-		if ferr := validateClassify(r); ferr != nil {
-			s.stats.invalid.Add(1)
-			return nil, ferr.status().Err()
-		}
+	var ferr *fieldError
+	switch r := req.(type) {
+	case *pb.ClassifyRequest:
+		ferr = validateClassify(r)
+	case proto.Message:
+		ferr = codecError(r)
+	}
+	if ferr != nil {
+		s.stats.invalid.Add(1)
+		return nil, ferr.status().Err()
 	}
 	return h(ctx, req)
+}
+
+// streamValidation refuses a message the codec could not decode on the
+// streams that have no per-item error entries (reflection, health watch).
+// ClassifyBatch checks each of its items itself.
+func streamValidation(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if info.FullMethod == pb.SentimentService_ClassifyBatch_FullMethodName {
+		return h(srv, ss)
+	}
+	return h(srv, validatingStream{ss})
+}
+
+type validatingStream struct{ grpc.ServerStream }
+
+func (s validatingStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if pm, ok := m.(proto.Message); ok {
+		if ferr := codecError(pm); ferr != nil {
+			return ferr.status().Err()
+		}
+	}
+	return nil
 }
 
 func stack() []byte { return debug.Stack() }

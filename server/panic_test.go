@@ -1,13 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,27 +16,10 @@ import (
 
 	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/internal/logtest"
 	"github.com/catalystbot/sentiment/lexicon"
 	"github.com/catalystbot/sentiment/router"
 )
-
-// lockedBuffer collects log output written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // faultyScorer panics, as a bug in the request path would.
 type faultyScorer struct{}
@@ -53,7 +34,7 @@ func TestPanicsBecomeInternal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	cfg := config.Default()
 	cfg.Local.Enabled = false
 	log := slog.New(slog.NewTextHandler(logs, nil))

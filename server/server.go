@@ -57,6 +57,10 @@ type Server struct {
 	// new items, answer the ones they accepted and end.
 	draining  chan struct{}
 	drainOnce sync.Once
+	// abort is cancelled when the shutdown grace runs out: every call
+	// still waiting for a model is answered from the lexicon at once.
+	abort       context.Context
+	abortCancel context.CancelCauseFunc
 }
 
 // Prescorer reads the sentiment of a text in microseconds; the lexicon
@@ -102,11 +106,16 @@ func New(cfg config.Config, scorer Prescorer, rt Router, log *slog.Logger, opts 
 		health:   health.NewServer(),
 		draining: make(chan struct{}),
 	}
+	s.abort, s.abortCancel = context.WithCancelCause(context.Background())
 	for _, o := range opts {
 		o(s)
 	}
 	s.started = s.now()
 
+	if len(cfg.AuthTokens) > 0 && cfg.TLSCert == "" && !loopback(cfg.GRPCAddr) {
+		log.Warn("bearer tokens travel in plaintext: anyone on the network path can read them; set SENTIMENT_TLS_CERT and SENTIMENT_TLS_KEY, or listen on a loopback address",
+			"addr", cfg.GRPCAddr)
+	}
 	gopts, err := s.serverOptions()
 	if err != nil {
 		return nil, err
@@ -147,6 +156,7 @@ func (s *Server) serverOptions() ([]grpc.ServerOption, error) {
 		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(check), selector.MatchFunc(needsAuth)))
 	}
 	unary = append(unary, s.unaryValidation)
+	stream = append(stream, streamValidation)
 
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
@@ -161,6 +171,20 @@ func (s *Server) serverOptions() ([]grpc.ServerOption, error) {
 		opts = append(opts, grpc.Creds(creds))
 	}
 	return opts, nil
+}
+
+// loopback reports whether addr (host:port) listens on loopback only; an
+// empty host or a wildcard listens on every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // needsAuth leaves health checks open: load balancers and supervisors
@@ -200,9 +224,18 @@ func (s *Server) Serve(lis net.Listener) error {
 	return nil
 }
 
-// Shutdown stops taking calls, lets in-flight calls and streams finish
-// until ctx is done, then cuts what is left. Health turns NOT_SERVING first
-// so load balancers stop sending work.
+// finalAnswerWait bounds how long Shutdown waits, once the grace has run
+// out and the calls in flight were told to answer from the lexicon, for
+// those answers to be sent before it cuts the connections.
+const finalAnswerWait = 2 * time.Second
+
+// Shutdown stops taking calls and lets in-flight calls and streams finish
+// until ctx is done. Health turns NOT_SERVING first so load balancers stop
+// sending work. When ctx ends first, every call and batch item still
+// waiting for a model is answered at once with its lexicon answer, marked
+// degraded because the server is shutting down, and each batch stream ends
+// with a status that says so: nothing accepted is left unanswered. Only
+// what cannot even be sent within finalAnswerWait is cut.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()
 	s.drainOnce.Do(func() { close(s.draining) })
@@ -213,8 +246,17 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}()
 	select {
 	case <-done:
+		return
 	case <-ctx.Done():
-		s.log.Warn("shutdown grace ran out; cutting remaining calls")
+	}
+	s.log.Warn("shutdown grace ran out: answering the calls in flight from the lexicon")
+	s.abortCancel(errShuttingDown)
+	t := time.NewTimer(finalAnswerWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("cutting the connections that are left")
 		s.grpc.Stop()
 		<-done
 	}

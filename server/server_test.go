@@ -2,17 +2,10 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,10 +19,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/internal/logtest"
+	"github.com/catalystbot/sentiment/internal/tlstest"
 	"github.com/catalystbot/sentiment/lexicon"
 	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/server"
@@ -66,11 +62,16 @@ func start(t *testing.T, cfg config.Config, opts ...server.Option) *testServer {
 // startB starts a server for a test or a benchmark.
 func startB(t testing.TB, cfg config.Config, opts ...server.Option) *testServer {
 	t.Helper()
+	return startLogged(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+}
+
+// startLogged starts a server that logs to log.
+func startLogged(t testing.TB, cfg config.Config, log *slog.Logger, opts ...server.Option) *testServer {
+	t.Helper()
 	scorer, err := lexicon.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rt, err := router.FromConfig(cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -194,6 +195,9 @@ func TestClassifyRejectsBadInput(t *testing.T) {
 		{"long ticker", &pb.ClassifyRequest{Item: item(func(i *pb.NewsItem) { i.Ticker = "ABCDEFGHIJKLMNOPQ" })}, "item.ticker", "limit is 16"},
 		{"unknown priority", &pb.ClassifyRequest{Item: item(func(*pb.NewsItem) {}), Options: &pb.ClassifyOptions{Priority: 9}}, "options.priority", "PRIORITY_HIGH"},
 		{"unknown tier", &pb.ClassifyRequest{Item: item(func(*pb.NewsItem) {}), Options: &pb.ClassifyOptions{AllowedTiers: []pb.Tier{pb.Tier_TIER_LOCAL, 42}}}, "options.allowed_tiers[1]", "TIER_GEMINI"},
+		{"unspecified tier", &pb.ClassifyRequest{Item: item(func(*pb.NewsItem) {}), Options: &pb.ClassifyOptions{AllowedTiers: []pb.Tier{pb.Tier_TIER_UNSPECIFIED}}}, "options.allowed_tiers[0]", "TIER_UNSPECIFIED is not a tier; allowed: TIER_LEXICON, TIER_LOCAL, TIER_GEMINI, TIER_ANTHROPIC"},
+		{"repeated tier", &pb.ClassifyRequest{Item: item(func(*pb.NewsItem) {}), Options: &pb.ClassifyOptions{AllowedTiers: []pb.Tier{pb.Tier_TIER_LOCAL, pb.Tier_TIER_GEMINI, pb.Tier_TIER_LOCAL}}}, "options.allowed_tiers[2]", "TIER_LOCAL repeats options.allowed_tiers[0]"},
+		{"too many tiers", &pb.ClassifyRequest{Item: item(func(*pb.NewsItem) {}), Options: &pb.ClassifyOptions{AllowedTiers: make([]pb.Tier, 5)}}, "options.allowed_tiers", "has 5 entries; the limit is 4"},
 		{"min_prescore above 1", &pb.ClassifyRequest{Item: item(func(*pb.NewsItem) {}), Options: &pb.ClassifyOptions{MinPrescore: minPre(1.5)}}, "options.min_prescore", "from 0 to 1"},
 		{"alert without channel", &pb.ClassifyRequest{Item: item(func(*pb.NewsItem) {}), Options: &pb.ClassifyOptions{Alert: &pb.AlertOptions{LastPrice: 3}}}, "options.alert.channel", "required"},
 	}
@@ -312,7 +316,7 @@ func TestAuth(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	cfg := testConfig()
-	cfg.TLSCert, cfg.TLSKey = selfSigned(t)
+	cfg.TLSCert, cfg.TLSKey = tlstest.SelfSigned(t)
 	ts := start(t, cfg)
 	if _, err := ts.client.Classify(ctxT(t), &pb.ClassifyRequest{Item: &pb.NewsItem{Title: "Acme beats estimates"}}); err != nil {
 		t.Fatalf("Classify over TLS: %v", err)
@@ -393,42 +397,6 @@ func TestStatsCountRequests(t *testing.T) {
 	}
 }
 
-// selfSigned writes a certificate for 127.0.0.1 and its key.
-func selfSigned(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "sentimentd test"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 func clientTLS(t testing.TB, certFile string) credentials.TransportCredentials {
 	t.Helper()
 	creds, err := credentials.NewClientTLSFromFile(certFile, "127.0.0.1")
@@ -436,4 +404,56 @@ func clientTLS(t testing.TB, certFile string) credentials.TransportCredentials {
 		t.Fatal(err)
 	}
 	return creds
+}
+
+// TestLogLines: one info line per call that matters; reflection and
+// health probes only at debug; a plaintext bearer token warned about once
+// at start.
+func TestLogLines(t *testing.T) {
+	var logs logtest.Buffer
+	cfg := testConfig()
+	cfg.GRPCAddr = "0.0.0.0:0"
+	cfg.AuthTokens = []config.Secret{"token-aaaaaaaaaaaa"}
+	ts := startLogged(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx := metadata.AppendToOutgoingContext(ctxT(t), "authorization", "Bearer token-aaaaaaaaaaaa")
+
+	stream, err := reflectionpb.NewServerReflectionClient(ts.conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("end of reflection stream: %v", err)
+	}
+	if _, err := healthpb.NewHealthClient(ts.conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.client.Classify(ctx, &pb.ClassifyRequest{Item: &pb.NewsItem{Title: "Acme beats estimates"}}); err != nil {
+		t.Fatal(err)
+	}
+	// The Classify line is written when its call finishes, before the
+	// answer is sent: it is in the log now.
+	out := logs.String()
+	if !strings.Contains(out, "grpc.method=Classify") {
+		t.Errorf("no info line for Classify:\n%s", out)
+	}
+	for _, quiet := range []string{"ServerReflectionInfo", "grpc.method=Check"} {
+		if strings.Contains(out, quiet) {
+			t.Errorf("%s logged at info:\n%s", quiet, out)
+		}
+	}
+	if n := strings.Count(out, "bearer tokens travel in plaintext"); n != 1 {
+		t.Errorf("plaintext token warning logged %d times, want once:\n%s", n, out)
+	}
+	if strings.Contains(out, "token-aaaaaaaaaaaa") {
+		t.Errorf("the log shows a token:\n%s", out)
+	}
 }

@@ -20,6 +20,7 @@ type counters struct {
 	batchItems    atomic.Uint64
 	invalid       atomic.Uint64
 	failed        atomic.Uint64
+	cancelled     atomic.Uint64
 	degraded      atomic.Uint64
 	openStreams   atomic.Int64
 
@@ -125,6 +126,7 @@ func (s *Server) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsRespon
 			BatchItems:    c.batchItems.Load(),
 			Invalid:       c.invalid.Load(),
 			Failed:        c.failed.Load(),
+			Cancelled:     c.cancelled.Load(),
 			Degraded:      c.degraded.Load(),
 			OpenStreams:   uint64(max(c.openStreams.Load(), 0)),
 		},

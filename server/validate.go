@@ -23,6 +23,8 @@ const (
 	maxSourceChars  = 256
 	maxURLChars     = 2048
 	maxChannelChars = 64
+	// maxAllowedTiers is one entry per tier the contract defines.
+	maxAllowedTiers = int(pb.Tier_TIER_ANTHROPIC)
 )
 
 // fieldError is bad input in one field. It becomes INVALID_ARGUMENT with a
@@ -106,10 +108,23 @@ func validateOptions(o *pb.ClassifyOptions) *fieldError {
 	if _, ok := pb.Priority_name[int32(o.GetPriority())]; !ok {
 		return &fieldError{"options.priority", fmt.Sprintf("unknown value %d; allowed: %s", o.GetPriority(), enumNames(pb.Priority_name))}
 	}
-	for i, t := range o.GetAllowedTiers() {
-		if _, ok := pb.Tier_name[int32(t)]; !ok || t == pb.Tier_TIER_UNSPECIFIED {
-			return &fieldError{fmt.Sprintf("options.allowed_tiers[%d]", i), fmt.Sprintf("unknown value %d; allowed: TIER_LEXICON, TIER_LOCAL, TIER_GEMINI, TIER_ANTHROPIC", t)}
+	tiers := o.GetAllowedTiers()
+	if n := len(tiers); n > maxAllowedTiers {
+		return &fieldError{"options.allowed_tiers", fmt.Sprintf("has %d entries; the limit is %d, one per tier (%s)", n, maxAllowedTiers, enumNames(pb.Tier_name))}
+	}
+	seen := make(map[pb.Tier]int, len(tiers))
+	for i, t := range tiers {
+		field := fmt.Sprintf("options.allowed_tiers[%d]", i)
+		switch _, known := pb.Tier_name[int32(t)]; {
+		case t == pb.Tier_TIER_UNSPECIFIED:
+			return &fieldError{field, "TIER_UNSPECIFIED is not a tier; allowed: " + enumNames(pb.Tier_name)}
+		case !known:
+			return &fieldError{field, fmt.Sprintf("unknown value %d; allowed: %s", t, enumNames(pb.Tier_name))}
 		}
+		if j, dup := seen[t]; dup {
+			return &fieldError{field, fmt.Sprintf("%s repeats options.allowed_tiers[%d]; name each tier at most once", t, j)}
+		}
+		seen[t] = i
 	}
 	if o.MinPrescore != nil {
 		if v := o.GetMinPrescore(); math.IsNaN(v) || v < 0 || v > 1 {
@@ -144,7 +159,7 @@ func enumNames(m map[int32]string) string {
 
 // validateClassify checks a unary request.
 func validateClassify(r *pb.ClassifyRequest) *fieldError {
-	if err := utf8Error(r); err != nil {
+	if err := codecError(r); err != nil {
 		return err
 	}
 	if err := validateItem(r.GetItem(), false); err != nil {
@@ -155,7 +170,7 @@ func validateClassify(r *pb.ClassifyRequest) *fieldError {
 
 // validateBatchItem checks one item of a batch stream.
 func validateBatchItem(r *pb.ClassifyBatchRequest) *fieldError {
-	if err := utf8Error(r); err != nil {
+	if err := codecError(r); err != nil {
 		return err
 	}
 	if err := validateItem(r.GetItem(), true); err != nil {

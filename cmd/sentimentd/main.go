@@ -17,11 +17,16 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/catalystbot/sentiment/config"
 	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/limiter"
 	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/server"
 )
@@ -40,6 +45,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	// go-redis logs through a package-level logger; its lines join ours,
+	// in our format.
+	redis.SetLogger(redisLogger{log})
 
 	scorer, err := lexicon.New()
 	if err != nil {
@@ -56,7 +64,17 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Error("building the GPU manager", "err", err)
 		return 1
 	}
-	routerOpts := []router.Option{router.WithGPUQueue(queue)}
+	quota, err := limiter.FromConfig(cfg, log)
+	if err != nil {
+		log.Error("building the quota limiter", "err", err)
+		return 1
+	}
+	defer quota.Close()
+	// A Redis that cannot be reached is said at once, not at the first call.
+	checkCtx, cancelCheck := context.WithTimeout(context.Background(), time.Second)
+	_ = quota.Check(checkCtx)
+	cancelCheck()
+	routerOpts := []router.Option{router.WithGPUQueue(queue), router.WithQuota(quota)}
 	var serverOpts []server.Option
 	if mgr != nil {
 		routerOpts = append(routerOpts, router.WithLocalGate(mgr))
@@ -75,14 +93,15 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
-		log.Error("listening", "addr", cfg.GRPCAddr, "err", err)
-		return 1
+		return startupError(stderr, config.Bad("SENTIMENT_GRPC_ADDR", cfg.GRPCAddr, fmt.Sprintf("must be an address this host can listen on (%v)", listenErr(err))))
 	}
+	// Signals are caught before the address is announced: whoever reads
+	// LISTENING may stop the server at once, and gets a graceful stop.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	fmt.Fprintf(stdout, "LISTENING %s\n", lis.Addr())
 	log.Info("serving", "addr", lis.Addr().String(), "tls", cfg.TLSCert != "", "auth", len(cfg.AuthTokens) > 0, "version", server.Version)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if mgr != nil {
 		// The manager stops last: in-flight calls drain while it still
 		// guards the GPU.
@@ -124,4 +143,29 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// startupError prints a setting found unusable once put to work in the
+// same one-line form as a bad value, and gives the same exit status.
+func startupError(stderr io.Writer, err *config.SettingError) int {
+	fmt.Fprintln(stderr, "sentimentd:", err)
+	return 2
+}
+
+// listenErr keeps what went wrong of a listen error, without the
+// address the message already shows.
+func listenErr(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
+// redisLogger carries go-redis's own log lines (pool and connection
+// trouble) into the service's log.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client: "+strings.TrimSpace(fmt.Sprintf(format, v...)))
 }

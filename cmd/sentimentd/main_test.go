@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/catalystbot/sentiment/internal/logtest"
 )
 
 func TestBadSettingStopsStartupWithOneLine(t *testing.T) {
@@ -72,5 +75,86 @@ func TestServesUntilSignalled(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("server did not stop after SIGTERM")
+	}
+}
+
+// TestStartupErrorsExit2 checks the line and status of settings found bad
+// only when put to work.
+func TestStartupErrorsExit2(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"address in use", map[string]string{"SENTIMENT_GRPC_ADDR": busy.Addr().String()},
+			fmt.Sprintf("sentimentd: setting SENTIMENT_GRPC_ADDR=%q: must be an address this host can listen on (bind: address already in use)\n", busy.Addr().String())},
+		{"tls file", map[string]string{"SENTIMENT_TLS_CERT": "/nonexistent/cert.pem", "SENTIMENT_TLS_KEY": "/nonexistent/key.pem"},
+			"sentimentd: setting SENTIMENT_TLS_CERT=\"/nonexistent/cert.pem\": must be a readable PEM certificate file (no such file or directory)\n"},
+		{"redis url", map[string]string{"REDIS_URL": "redis://:hunter2@cache:6379/x"},
+			"sentimentd: setting REDIS_URL=\"redis://:xxxxx@cache:6379/x\": must be a Redis URL such as redis://localhost:6379/0 or rediss://:password@host:6380/0 (invalid database number: \"x\")\n"},
+		{"blank token", map[string]string{"SENTIMENT_AUTH_TOKENS": " "},
+			"sentimentd: setting SENTIMENT_AUTH_TOKENS=\"[redacted]\": must be comma-separated bearer tokens of at least 16 characters; entry 1 of 1 is blank\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["LLM_LOCAL_ENABLED"] = "0"
+			var stderr strings.Builder
+			if code := run(nil, func(k string) string { return tt.env[k] }, io.Discard, &stderr); code != 2 {
+				t.Errorf("exit code %d, want 2", code)
+			}
+			if stderr.String() != tt.want {
+				t.Errorf("stderr\n  %q\nwant\n  %q", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+// TestUnreachableRedisIsSaidAtStart: a Redis that cannot be reached is one
+// warning line at start-up, before any call, in the service's log format.
+func TestUnreachableRedisIsSaidAtStart(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := closed.Addr().String()
+	closed.Close()
+	env := map[string]string{
+		"SENTIMENT_GRPC_ADDR": "127.0.0.1:0", "LLM_LOCAL_ENABLED": "0", "SENTIMENT_LOG_FORMAT": "json",
+		"REDIS_URL": "redis://:hunter2@" + addr + "/0",
+	}
+	stdout, w := io.Pipe()
+	var stderr logtest.Buffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(nil, func(k string) string { return env[k] }, w, &stderr)
+		w.Close()
+	}()
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	// LISTENING is printed after the check: the warning is already out.
+	out := stderr.String()
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-exited; code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+	if n := strings.Count(out, "quota store unreachable"); n != 1 {
+		t.Errorf("%d warnings about Redis at start, want 1:\n%s", n, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			t.Errorf("a line not in the service's JSON format: %q", line)
+		}
+	}
+	if strings.Contains(stderr.String(), "hunter2") {
+		t.Errorf("the log shows the Redis password:\n%s", stderr.String())
 	}
 }

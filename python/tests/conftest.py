@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import queue
 import shutil
+import socket
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ _SCRUBBED_ENV = (
     "SENTIMENT_GPU_READER",
 )
 
-AUTH_TOKENS = ("tok-a", "tok-b")
+AUTH_TOKENS = ("tok-a-0123456789abcdef", "tok-b-0123456789abcdef")
 
 
 @dataclass
@@ -201,6 +202,58 @@ def auth_addr(
         tmp_path_factory.mktemp("sentimentd-auth"),
         "sentimentd-auth",
         {"SENTIMENT_AUTH_TOKENS": ",".join(AUTH_TOKENS)},
+    )
+    try:
+        yield srv.addr
+    finally:
+        _stop(srv)
+
+
+@pytest.fixture(scope="session")
+def hung_model() -> Iterator[str]:
+    """Base URL of a model server that accepts every connection and request
+    and never answers: the owner's frozen GPU."""
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(64)
+    conns = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            conns.append(conn)  # read nothing, answer nothing
+
+    thread = threading.Thread(target=accept, name="hung-model", daemon=True)
+    thread.start()
+    try:
+        yield "http://127.0.0.1:%d" % lsock.getsockname()[1]
+    finally:
+        stop.set()
+        lsock.close()
+        for conn in conns:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def hung_addr(
+    sentimentd_bin: str, tmp_path_factory: pytest.TempPathFactory, hung_model: str
+) -> Iterator[str]:
+    """``host:port`` of a server whose local model hangs, with no cloud tier."""
+    srv = _start_server(
+        sentimentd_bin,
+        tmp_path_factory.mktemp("sentimentd-hung"),
+        "sentimentd-hung",
+        {
+            "LLM_LOCAL_ENABLED": "1",
+            "LLM_ENDPOINT_URL": hung_model,
+            "SENTIMENT_GPU_WARMUP": "0",
+            "SENTIMENT_GPU_READER": "none",
+            "GPU_CLEANUP_INTERVAL_SEC": "0",
+        },
     )
     try:
         yield srv.addr

@@ -404,13 +404,13 @@ def test_auth_without_token_is_unauthenticated(auth_addr: str) -> None:
 
 
 def test_auth_wrong_token_is_unauthenticated(auth_addr: str) -> None:
-    with cs.Client(auth_addr, token="tok-c") as c:
+    with cs.Client(auth_addr, token="tok-c-0123456789abcdef") as c:
         with pytest.raises(grpc.RpcError) as excinfo:
             c.classify(BULLISH, id="u-3")
         assert _code(excinfo) == grpc.StatusCode.UNAUTHENTICATED
 
 
-@pytest.mark.parametrize("token", ["tok-a", "tok-b"])
+@pytest.mark.parametrize("token", ["tok-a-0123456789abcdef", "tok-b-0123456789abcdef"])
 def test_auth_listed_token_works(auth_addr: str, token: str) -> None:
     with cs.Client(auth_addr, token=token) as c:
         resp = c.classify(BULLISH, id="u-4")
@@ -424,7 +424,7 @@ def test_auth_listed_token_works(auth_addr: str, token: str) -> None:
 
 @pytest.mark.asyncio
 async def test_auth_async_token(auth_addr: str) -> None:
-    async with cs.AsyncClient(auth_addr, token="tok-a") as c:
+    async with cs.AsyncClient(auth_addr, token="tok-a-0123456789abcdef") as c:
         assert (await c.classify(BULLISH, id="u-6")).label == pb.LABEL_BULLISH
     async with cs.AsyncClient(auth_addr) as c:
         with pytest.raises(grpc.aio.AioRpcError) as excinfo:
@@ -500,3 +500,41 @@ def test_token_not_in_repr() -> None:
         assert "sekret" not in repr(c)
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("timeout", [0.3, 1.0, 3.0])
+def test_hung_model_answers_inside_the_deadline(hung_addr: str, timeout: float) -> None:
+    """The local model never answers: the caller still gets the lexicon's
+    answer, degraded, before its own deadline, never DEADLINE_EXCEEDED."""
+    with cs.Client(hung_addr) as c:
+        start = time.monotonic()
+        resp = c.classify(BULLISH, id="hung", timeout=timeout)
+        took = time.monotonic() - start
+    assert took < timeout
+    assert resp.provenance.degraded
+    assert resp.label == pb.LABEL_BULLISH
+    assert "local: " in resp.provenance.reason
+
+
+def test_hung_model_require_llm_is_unavailable_in_time(hung_addr: str) -> None:
+    with cs.Client(hung_addr) as c:
+        start = time.monotonic()
+        with pytest.raises(grpc.RpcError) as err:
+            c.classify(BULLISH, options={"require_llm": True}, timeout=1.0)
+        took = time.monotonic() - start
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert took < 1.0
+
+
+def test_hung_model_batch_items_answer_inside_the_deadline(hung_addr: str) -> None:
+    with cs.Client(hung_addr) as c:
+        results = list(
+            c.classify_batch(
+                [{"id": str(i), "title": h} for i, h in enumerate(HEADLINES)], timeout=2.0
+            )
+        )
+    assert sorted(r.id for r in results) == sorted(str(i) for i in range(len(HEADLINES)))
+    # Each is the lexicon's: prefiltered (too weak to ask a model) or
+    # degraded after the hung model's share of the deadline.
+    assert all(r.result.provenance.degraded or r.result.provenance.prefiltered for r in results)
+    assert any(r.result.provenance.degraded for r in results)

@@ -2183,10 +2183,14 @@ type RequestStats struct {
 	Invalid uint64 `protobuf:"varint,4,opt,name=invalid,proto3" json:"invalid,omitempty"`
 	// Answers marked degraded.
 	Degraded uint64 `protobuf:"varint,5,opt,name=degraded,proto3" json:"degraded,omitempty"`
-	// Calls that ended in an error other than INVALID_ARGUMENT.
+	// Calls and batch items that ended in an error other than
+	// INVALID_ARGUMENT, cancelled ones excepted (UNAVAILABLE for require_llm,
+	// a deadline already past on arrival).
 	Failed uint64 `protobuf:"varint,6,opt,name=failed,proto3" json:"failed,omitempty"`
 	// Batch streams open now.
-	OpenStreams   uint64 `protobuf:"varint,7,opt,name=open_streams,json=openStreams,proto3" json:"open_streams,omitempty"`
+	OpenStreams uint64 `protobuf:"varint,7,opt,name=open_streams,json=openStreams,proto3" json:"open_streams,omitempty"`
+	// Calls and batch items whose caller cancelled them before the answer.
+	Cancelled     uint64 `protobuf:"varint,8,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2266,6 +2270,13 @@ func (x *RequestStats) GetFailed() uint64 {
 func (x *RequestStats) GetOpenStreams() uint64 {
 	if x != nil {
 		return x.OpenStreams
+	}
+	return 0
+}
+
+func (x *RequestStats) GetCancelled() uint64 {
+	if x != nil {
+		return x.Cancelled
 	}
 	return 0
 }
@@ -2741,7 +2752,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	" \x01(\tR\fquotaBackend\x1aA\n" +
 	"\x13ErrorsLastHourEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xec\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x8a\x02\n" +
 	"\fRequestStats\x12%\n" +
 	"\x0eclassify_calls\x18\x01 \x01(\x04R\rclassifyCalls\x12#\n" +
 	"\rbatch_streams\x18\x02 \x01(\x04R\fbatchStreams\x12\x1f\n" +
@@ -2750,7 +2761,8 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\ainvalid\x18\x04 \x01(\x04R\ainvalid\x12\x1a\n" +
 	"\bdegraded\x18\x05 \x01(\x04R\bdegraded\x12\x16\n" +
 	"\x06failed\x18\x06 \x01(\x04R\x06failed\x12!\n" +
-	"\fopen_streams\x18\a \x01(\x04R\vopenStreams\"\xa4\x01\n" +
+	"\fopen_streams\x18\a \x01(\x04R\vopenStreams\x12\x1c\n" +
+	"\tcancelled\x18\b \x01(\x04R\tcancelled\"\xa4\x01\n" +
 	"\n" +
 	"CacheStats\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x1d\n" +

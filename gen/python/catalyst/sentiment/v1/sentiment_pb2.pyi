@@ -415,7 +415,7 @@ class TierStats(_message.Message):
     def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., enabled: _Optional[bool] = ..., model: _Optional[str] = ..., breaker_state: _Optional[_Union[BreakerState, str]] = ..., consecutive_failures: _Optional[int] = ..., quotas: _Optional[_Iterable[_Union[QuotaWindow, _Mapping]]] = ..., errors_last_hour: _Optional[_Mapping[str, int]] = ..., answered: _Optional[int] = ..., breaker_transitions: _Optional[int] = ..., quota_backend: _Optional[str] = ...) -> None: ...
 
 class RequestStats(_message.Message):
-    __slots__ = ("classify_calls", "batch_streams", "batch_items", "invalid", "degraded", "failed", "open_streams")
+    __slots__ = ("classify_calls", "batch_streams", "batch_items", "invalid", "degraded", "failed", "open_streams", "cancelled")
     CLASSIFY_CALLS_FIELD_NUMBER: _ClassVar[int]
     BATCH_STREAMS_FIELD_NUMBER: _ClassVar[int]
     BATCH_ITEMS_FIELD_NUMBER: _ClassVar[int]
@@ -423,6 +423,7 @@ class RequestStats(_message.Message):
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     OPEN_STREAMS_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
     classify_calls: int
     batch_streams: int
     batch_items: int
@@ -430,7 +431,8 @@ class RequestStats(_message.Message):
     degraded: int
     failed: int
     open_streams: int
-    def __init__(self, classify_calls: _Optional[int] = ..., batch_streams: _Optional[int] = ..., batch_items: _Optional[int] = ..., invalid: _Optional[int] = ..., degraded: _Optional[int] = ..., failed: _Optional[int] = ..., open_streams: _Optional[int] = ...) -> None: ...
+    cancelled: int
+    def __init__(self, classify_calls: _Optional[int] = ..., batch_streams: _Optional[int] = ..., batch_items: _Optional[int] = ..., invalid: _Optional[int] = ..., degraded: _Optional[int] = ..., failed: _Optional[int] = ..., open_streams: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
 
 class CacheStats(_message.Message):
     __slots__ = ("backend", "exact_hits", "near_hits", "misses", "shared_in_flight")

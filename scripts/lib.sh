@@ -1,0 +1,22 @@
+# Shared by the ghz scripts: a scratch directory and the servers started in
+# it, all removed and stopped on exit. Source it from the repo root.
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+# start NAME CMD...: runs a server that prints "LISTENING host:port" first
+# on stdout, and sets $addr and $pid.
+start() {
+  local name=$1; shift
+  "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pid=$!
+  pids+=($pid)
+  for _ in $(seq 100); do
+    addr=$(awk '/^LISTENING /{print $2; exit}' "$tmp/$name.out")
+    [ -n "$addr" ] && return 0
+    sleep 0.1
+  done
+  echo "$name did not start:" >&2; cat "$tmp/$name.err" >&2; exit 1
+}
