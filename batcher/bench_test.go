@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/catalystbot/sentiment/batcher"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // burstItems is the burst BenchmarkBurstThroughput sends: the old bot's 136
@@ -74,7 +75,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			rel(batcher.Success)
+			rel(upstream.SignalOK)
 		}
 	})
 	b.Run("contended", func(b *testing.B) {
@@ -91,7 +92,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 					b.Error(err)
 					return
 				}
-				rel(batcher.Success)
+				rel(upstream.SignalOK)
 			}
 		})
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/catalystbot/sentiment/batcher"
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // gpuServer is a fake Ollama server with slots parallel slots, on the
@@ -84,25 +85,25 @@ var generateBody = []byte(`{"model":"mistral","prompt":"Acme raises full-year gu
 
 // generate makes one /api/generate call and says what became of it, as the
 // router's Ollama client classifies it.
-func (g *gpuServer) generate(ctx context.Context) batcher.Outcome {
+func (g *gpuServer) generate(ctx context.Context) upstream.Signal {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.fake.URL+"/api/generate", bytes.NewReader(generateBody))
 	if err != nil {
-		return batcher.OtherFailure
+		return upstream.SignalBadAnswer
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := g.client.Do(req)
 	if err != nil {
-		return batcher.Overload
+		return upstream.SignalServerError
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	switch {
 	case resp.StatusCode == http.StatusOK:
-		return batcher.Success
+		return upstream.SignalOK
 	case resp.StatusCode == http.StatusInternalServerError, resp.StatusCode == http.StatusServiceUnavailable:
-		return batcher.Overload
+		return upstream.SignalServerError
 	default:
-		return batcher.OtherFailure
+		return upstream.SignalBadAnswer
 	}
 }
 
@@ -128,9 +129,9 @@ func burst(ctx context.Context, q *batcher.Queue, g *gpuServer, items int, maxWa
 			o := g.generate(ctx)
 			rel(o)
 			switch o {
-			case batcher.Success:
+			case upstream.SignalOK:
 				ok.Add(1)
-			case batcher.Overload:
+			case upstream.SignalServerError:
 				over.Add(1)
 			}
 		})

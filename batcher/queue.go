@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // Errors Acquire returns when an item should go elsewhere (a cloud tier,
@@ -58,36 +60,6 @@ func ParsePacing(s string) (Pacing, error) {
 		return Waves, nil
 	}
 	return 0, fmt.Errorf("batcher: pacing %q: must be adaptive or waves", s)
-}
-
-// Outcome is what became of a call; the caller reports it when it releases
-// its slot, and the limit adapts to it.
-type Outcome int
-
-const (
-	// Success: the server answered. A run of them grows the limit.
-	Success Outcome = iota
-	// Overload: the server could not take the call: HTTP 500 or 503, a
-	// timeout, a crashed runner, a refused or reset connection. It halves
-	// the limit, once per round.
-	Overload
-	// OtherFailure: a failure that says nothing about load (a bad answer,
-	// a 4xx, the caller's own deadline): the limit and the run of successes
-	// are left as they are.
-	OtherFailure
-)
-
-// String names the outcome.
-func (o Outcome) String() string {
-	switch o {
-	case Success:
-		return "success"
-	case Overload:
-		return "overload"
-	case OtherFailure:
-		return "other-failure"
-	}
-	return fmt.Sprintf("Outcome(%d)", int(o))
 }
 
 // Config shapes a Queue. New validates it.
@@ -254,9 +226,10 @@ func New(cfg Config, opts ...Option) (*Queue, error) {
 // (wrapping ctx.Err()) or maxWait passes (ErrNoTimeToStart); either way the
 // item leaves the line and holds no slot.
 //
-// On success the caller must call release exactly once, with the call's
-// outcome; later calls of it do nothing.
-func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release func(Outcome), err error) {
+// On success the caller must call release exactly once, with what the
+// call said of the server's health (see release); later calls of it do
+// nothing.
+func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release func(upstream.Signal), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("batcher: acquiring a GPU slot: %w", err)
 	}
@@ -356,23 +329,29 @@ func (q *Queue) Stats() Stats {
 }
 
 // releaser returns the release function of one granted slot.
-func (q *Queue) releaser(s slot) func(Outcome) {
+func (q *Queue) releaser(s slot) func(upstream.Signal) {
 	var done atomic.Bool
-	return func(o Outcome) {
+	return func(sig upstream.Signal) {
 		if done.Swap(true) {
 			return
 		}
-		q.release(s, o)
+		q.release(s, sig)
 	}
 }
 
-func (q *Queue) release(s slot, o Outcome) {
+// release frees a slot and adapts the limit to what the call said: an
+// answer (SignalOK) counts toward growth; a server that could not take
+// the call (sig.Overload: busy, crashed, down, hung, a 5xx) halves the
+// limit, once per round; anything else (a bad answer, a 4xx, a call the
+// caller's own deadline cut short) leaves the limit and the run of
+// successes as they are.
+func (q *Queue) release(s slot, sig upstream.Signal) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.now()
 	q.inFlight--
-	switch o {
-	case Success:
+	switch {
+	case sig == upstream.SignalOK:
 		q.observeLocked(now.Sub(s.start))
 		q.run++
 		need := q.cfg.SuccessesToGrow
@@ -386,7 +365,7 @@ func (q *Queue) release(s slot, o Outcome) {
 				q.st.Grows++
 			}
 		}
-	case Overload:
+	case sig.Overload():
 		q.run = 0
 		// Calls that started before the last cut were sent at the old
 		// limit: their failures are the same burst, already answered.

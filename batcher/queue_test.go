@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/catalystbot/sentiment/batcher"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 func newQueue(t *testing.T, cfg batcher.Config, opts ...batcher.Option) *batcher.Queue {
@@ -25,7 +26,7 @@ func newQueue(t *testing.T, cfg batcher.Config, opts ...batcher.Option) *batcher
 }
 
 // acquireNow takes a slot that must be free now.
-func acquireNow(t *testing.T, q *batcher.Queue) func(batcher.Outcome) {
+func acquireNow(t *testing.T, q *batcher.Queue) func(upstream.Signal) {
 	t.Helper()
 	rel, err := q.Acquire(t.Context(), 0)
 	if err != nil {
@@ -35,7 +36,7 @@ func acquireNow(t *testing.T, q *batcher.Queue) func(batcher.Outcome) {
 }
 
 type acquired struct {
-	rel func(batcher.Outcome)
+	rel func(upstream.Signal)
 	err error
 }
 
@@ -125,7 +126,7 @@ func TestBurstRespectsLimit(t *testing.T) {
 				}
 				time.Sleep(time.Duration(1+i%4) * time.Millisecond)
 				active.Add(-1)
-				rel(batcher.Success)
+				rel(upstream.SignalOK)
 			})
 		}
 		wg.Wait()
@@ -158,12 +159,12 @@ func TestFIFO(t *testing.T) {
 				mu.Lock()
 				order = append(order, i)
 				mu.Unlock()
-				rel(batcher.Success)
+				rel(upstream.SignalOK)
 			})
 			synctest.Wait() // waiter i is in line before waiter i+1 comes
 		}
 		checkStats(t, q, func(s batcher.Stats) bool { return s.Waiting == n }, "10 waiting")
-		hold(batcher.Success)
+		hold(upstream.SignalOK)
 		wg.Wait()
 		want := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
 		if !slices.Equal(order, want) {
@@ -193,13 +194,13 @@ func TestQueueFullAtOnce(t *testing.T) {
 			return s.SpilledFull == 1 && s.Waiting == 2 && s.InFlight == 1
 		}, "one refused, two waiting, one in flight")
 
-		hold(batcher.Success)
+		hold(upstream.SignalOK)
 		for _, w := range []<-chan acquired{w1, w2} {
 			r := <-w
 			if r.err != nil {
 				t.Fatalf("waiter: %v", r.err)
 			}
-			r.rel(batcher.Success)
+			r.rel(upstream.SignalOK)
 		}
 	})
 }
@@ -228,10 +229,10 @@ func TestNoTimeToStart(t *testing.T) {
 				q := newQueue(t, batcher.Config{MaxConcurrent: 2, QueueSize: 10}, batcher.WithClock(clk.Now))
 				rel := acquireNow(t, q)
 				clk.Advance(100 * time.Millisecond)
-				rel(batcher.Success)
+				rel(upstream.SignalOK)
 				checkStats(t, q, func(s batcher.Stats) bool { return s.ServiceTime == 100*time.Millisecond }, "ServiceTime 100ms")
 
-				holds := []func(batcher.Outcome){acquireNow(t, q), acquireNow(t, q)}
+				holds := []func(upstream.Signal){acquireNow(t, q), acquireNow(t, q)}
 				var wg sync.WaitGroup
 				waitErrs := make(chan error, 3) // read at the end: a goroutine must not fail t after it ends
 				for range 3 {
@@ -241,7 +242,7 @@ func TestNoTimeToStart(t *testing.T) {
 							waitErrs <- err
 							return
 						}
-						rel(batcher.OtherFailure)
+						rel(upstream.SignalBadAnswer)
 					})
 				}
 				synctest.Wait()
@@ -269,7 +270,7 @@ func TestNoTimeToStart(t *testing.T) {
 
 				q.SetCeiling(2)
 				for _, h := range holds {
-					h(batcher.OtherFailure)
+					h(upstream.SignalBadAnswer)
 				}
 				wg.Wait()
 				close(waitErrs)
@@ -306,12 +307,12 @@ func TestCancelWhileWaitingFreesNothing(t *testing.T) {
 		if _, ok := ready(w2); ok {
 			t.Fatal("a waiter started while the only slot was held")
 		}
-		hold(batcher.Success)
+		hold(upstream.SignalOK)
 		r2 := <-w2
 		if r2.err != nil {
 			t.Fatalf("second waiter: %v", r2.err)
 		}
-		r2.rel(batcher.Success)
+		r2.rel(upstream.SignalOK)
 		checkStats(t, q, func(s batcher.Stats) bool { return s.InFlight == 0 && s.Started == 2 }, "nothing held")
 	})
 }
@@ -351,13 +352,13 @@ func TestCancelRacingGrant(t *testing.T) {
 	for range 200 {
 		q := newQueue(t, batcher.Config{MaxConcurrent: 1, QueueSize: 2})
 		hold := acquireNow(t, q)
-		ctx := &raceCtx{Context: t.Context(), before: func() { hold(batcher.Success) }, done: make(chan struct{})}
+		ctx := &raceCtx{Context: t.Context(), before: func() { hold(upstream.SignalOK) }, done: make(chan struct{})}
 		rel, err := q.Acquire(ctx, time.Hour)
 		started := uint64(1)
 		if err == nil {
 			won++
 			started++
-			rel(batcher.Success)
+			rel(upstream.SignalOK)
 		} else if errors.Is(err, context.Canceled) {
 			lost++
 		} else {
@@ -366,7 +367,7 @@ func TestCancelRacingGrant(t *testing.T) {
 		checkStats(t, q, func(s batcher.Stats) bool {
 			return s.InFlight == 0 && s.Waiting == 0 && s.Started == started
 		}, "nothing held or waiting")
-		acquireNow(t, q)(batcher.Success)
+		acquireNow(t, q)(upstream.SignalOK)
 	}
 	if won == 0 || lost == 0 {
 		t.Fatalf("waiter got the slot %d times and gave up %d times: both paths should have run", won, lost)
@@ -377,10 +378,10 @@ func TestReleaseTwiceIsHarmless(t *testing.T) {
 	q := newQueue(t, batcher.Config{MaxConcurrent: 2})
 	rel := acquireNow(t, q)
 	other := acquireNow(t, q)
-	rel(batcher.Overload)
-	rel(batcher.Overload)
+	rel(upstream.SignalServerError)
+	rel(upstream.SignalServerError)
 	checkStats(t, q, func(s batcher.Stats) bool { return s.InFlight == 1 && s.Halvings == 1 }, "one released, one cut")
-	other(batcher.Success)
+	other(upstream.SignalOK)
 }
 
 // TestReleaseWakesNext: a release starts the next in line, unless the limit
@@ -392,27 +393,27 @@ func TestReleaseWakesNext(t *testing.T) {
 		w := acquireAsync(t.Context(), q, time.Hour)
 		synctest.Wait()
 
-		a(batcher.Overload) // limit 2 -> 1, with b still in flight: no room
+		a(upstream.SignalServerError) // limit 2 -> 1, with b still in flight: no room
 		synctest.Wait()
 		if _, ok := ready(w); ok {
 			t.Fatal("waiter started with 1 in flight and a limit of 1")
 		}
 		checkStats(t, q, func(s batcher.Stats) bool { return s.Limit == 1 && s.InFlight == 1 && s.Waiting == 1 }, "limit 1, b in flight, w waiting")
 
-		b(batcher.Success)
+		b(upstream.SignalOK)
 		synctest.Wait()
 		r, ok := ready(w)
 		if !ok || r.err != nil {
 			t.Fatalf("waiter not started by the release that made room (ok %v, err %v)", ok, r.err)
 		}
-		r.rel(batcher.Success)
+		r.rel(upstream.SignalOK)
 	})
 }
 
 func TestHalvingOncePerRound(t *testing.T) {
 	q := newQueue(t, batcher.Config{MaxConcurrent: 8})
-	burst := func(n int) []func(batcher.Outcome) {
-		rels := make([]func(batcher.Outcome), n)
+	burst := func(n int) []func(upstream.Signal) {
+		rels := make([]func(upstream.Signal), n)
 		for i := range rels {
 			rels[i] = acquireNow(t, q)
 		}
@@ -425,32 +426,32 @@ func TestHalvingOncePerRound(t *testing.T) {
 	}
 
 	round0 := burst(8)
-	round0[0](batcher.Overload)
+	round0[0](upstream.SignalServerError)
 	want(4, 1)
 	// The rest of the same burst: started before the cut, already answered.
 	for _, rel := range round0[1:] {
-		rel(batcher.Overload)
+		rel(upstream.SignalServerError)
 	}
 	want(4, 1)
 
 	round1 := burst(4)
-	round1[0](batcher.Overload)
+	round1[0](upstream.SignalServerError)
 	want(2, 2)
 	for _, rel := range round1[1:] {
-		rel(batcher.Overload)
+		rel(upstream.SignalServerError)
 	}
 	want(2, 2)
 
 	round2 := burst(2)
-	round2[0](batcher.Overload)
-	round2[1](batcher.Overload)
+	round2[0](upstream.SignalServerError)
+	round2[1](upstream.SignalServerError)
 	want(1, 3)
-	acquireNow(t, q)(batcher.Overload)
+	acquireNow(t, q)(upstream.SignalServerError)
 	want(1, 4) // a limit of 1 stays 1
 }
 
 // cycle runs one call that starts at once and ends with o.
-func cycle(t *testing.T, q *batcher.Queue, o batcher.Outcome, times int) {
+func cycle(t *testing.T, q *batcher.Queue, o upstream.Signal, times int) {
 	t.Helper()
 	for range times {
 		acquireNow(t, q)(o)
@@ -460,17 +461,17 @@ func cycle(t *testing.T, q *batcher.Queue, o batcher.Outcome, times int) {
 // cutTo halves a fresh queue of MaxConcurrent 4 to a limit of 2.
 func cutTo2(t *testing.T, q *batcher.Queue) {
 	t.Helper()
-	rels := []func(batcher.Outcome){acquireNow(t, q), acquireNow(t, q), acquireNow(t, q), acquireNow(t, q)}
-	rels[0](batcher.Overload)
+	rels := []func(upstream.Signal){acquireNow(t, q), acquireNow(t, q), acquireNow(t, q), acquireNow(t, q)}
+	rels[0](upstream.SignalServerError)
 	for _, rel := range rels[1:] {
-		rel(batcher.OtherFailure)
+		rel(upstream.SignalBadAnswer)
 	}
 	checkStats(t, q, func(s batcher.Stats) bool { return s.Limit == 2 }, "limit 2 after one cut")
 }
 
 func TestGrowth(t *testing.T) {
 	type step struct {
-		outcome   batcher.Outcome
+		outcome   upstream.Signal
 		times     int
 		ceiling   int // >0: SetCeiling first
 		wantLimit int
@@ -484,20 +485,20 @@ func TestGrowth(t *testing.T) {
 		{
 			name: "default: a run as long as the limit, up to MaxConcurrent",
 			steps: []step{
-				{outcome: batcher.Success, times: 1, wantLimit: 2},
-				{outcome: batcher.Success, times: 1, wantLimit: 3}, // 2 in a row at limit 2
-				{outcome: batcher.Success, times: 2, wantLimit: 3},
-				{outcome: batcher.Success, times: 1, wantLimit: 4}, // 3 in a row at limit 3
-				{outcome: batcher.Success, times: 20, wantLimit: 4},
+				{outcome: upstream.SignalOK, times: 1, wantLimit: 2},
+				{outcome: upstream.SignalOK, times: 1, wantLimit: 3}, // 2 in a row at limit 2
+				{outcome: upstream.SignalOK, times: 2, wantLimit: 3},
+				{outcome: upstream.SignalOK, times: 1, wantLimit: 4}, // 3 in a row at limit 3
+				{outcome: upstream.SignalOK, times: 20, wantLimit: 4},
 			},
 			wantGrows: 2,
 		},
 		{
 			name: "other failures neither count nor break the run",
 			steps: []step{
-				{outcome: batcher.Success, times: 1, wantLimit: 2},
-				{outcome: batcher.OtherFailure, times: 5, wantLimit: 2},
-				{outcome: batcher.Success, times: 1, wantLimit: 3},
+				{outcome: upstream.SignalOK, times: 1, wantLimit: 2},
+				{outcome: upstream.SignalBadAnswer, times: 5, wantLimit: 2},
+				{outcome: upstream.SignalOK, times: 1, wantLimit: 3},
 			},
 			wantGrows: 1,
 		},
@@ -505,10 +506,10 @@ func TestGrowth(t *testing.T) {
 			name: "an overload breaks the run",
 			grow: 3,
 			steps: []step{
-				{outcome: batcher.Success, times: 2, wantLimit: 2},
-				{outcome: batcher.Overload, times: 1, wantLimit: 1},
-				{outcome: batcher.Success, times: 2, wantLimit: 1},
-				{outcome: batcher.Success, times: 1, wantLimit: 2},
+				{outcome: upstream.SignalOK, times: 2, wantLimit: 2},
+				{outcome: upstream.SignalServerError, times: 1, wantLimit: 1},
+				{outcome: upstream.SignalOK, times: 2, wantLimit: 1},
+				{outcome: upstream.SignalOK, times: 1, wantLimit: 2},
 			},
 			wantGrows: 1,
 		},
@@ -516,10 +517,10 @@ func TestGrowth(t *testing.T) {
 			name: "never above the ceiling, and on when it is raised",
 			grow: 1,
 			steps: []step{
-				{ceiling: 3, outcome: batcher.Success, times: 1, wantLimit: 3},
-				{outcome: batcher.Success, times: 10, wantLimit: 3},
-				{ceiling: 4, outcome: batcher.Success, times: 1, wantLimit: 4},
-				{outcome: batcher.Success, times: 10, wantLimit: 4},
+				{ceiling: 3, outcome: upstream.SignalOK, times: 1, wantLimit: 3},
+				{outcome: upstream.SignalOK, times: 10, wantLimit: 3},
+				{ceiling: 4, outcome: upstream.SignalOK, times: 1, wantLimit: 4},
+				{outcome: upstream.SignalOK, times: 10, wantLimit: 4},
 			},
 			wantGrows: 2,
 		},
@@ -546,14 +547,14 @@ func TestGrowth(t *testing.T) {
 func TestSetCeilingDownThenUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		q := newQueue(t, batcher.Config{MaxConcurrent: 4, QueueSize: 8})
-		holds := []func(batcher.Outcome){acquireNow(t, q), acquireNow(t, q), acquireNow(t, q), acquireNow(t, q)}
+		holds := []func(upstream.Signal){acquireNow(t, q), acquireNow(t, q), acquireNow(t, q), acquireNow(t, q)}
 		q.SetCeiling(1)
 		var ws []<-chan acquired
 		for range 3 {
 			ws = append(ws, acquireAsync(t.Context(), q, time.Hour))
 			synctest.Wait()
 		}
-		started := func() (n int, rels []func(batcher.Outcome)) {
+		started := func() (n int, rels []func(upstream.Signal)) {
 			for i, w := range ws {
 				if w == nil {
 					continue
@@ -571,13 +572,13 @@ func TestSetCeilingDownThenUp(t *testing.T) {
 		}
 
 		for _, h := range holds[:3] {
-			h(batcher.Success)
+			h(upstream.SignalOK)
 		}
 		synctest.Wait()
 		if n, _ := started(); n != 0 {
 			t.Fatalf("%d waiters started with 1 in flight under a ceiling of 1", n)
 		}
-		holds[3](batcher.Success)
+		holds[3](upstream.SignalOK)
 		synctest.Wait()
 		n, rels := started()
 		if n != 1 {
@@ -593,7 +594,7 @@ func TestSetCeilingDownThenUp(t *testing.T) {
 		}
 		checkStats(t, q, func(s batcher.Stats) bool { return s.Ceiling == 4 && s.InFlight == 3 }, "ceiling 4, 3 in flight")
 		for _, rel := range append(rels, more...) {
-			rel(batcher.Success)
+			rel(upstream.SignalOK)
 		}
 	})
 }
@@ -610,8 +611,8 @@ func TestCeilingZeroClosesTheQueue(t *testing.T) {
 		if _, err := q.Acquire(t.Context(), time.Hour); !errors.Is(err, batcher.ErrNoTimeToStart) {
 			t.Fatalf("new item under ceiling 0: err %v, want ErrNoTimeToStart", err)
 		}
-		a(batcher.Success)
-		b(batcher.Success)
+		a(upstream.SignalOK)
+		b(upstream.SignalOK)
 		r := <-w // nothing starts: the waiter leaves when its maxWait is up
 		if !errors.Is(r.err, batcher.ErrNoTimeToStart) {
 			t.Fatalf("waiter under ceiling 0: err %v, want ErrNoTimeToStart", r.err)
@@ -624,7 +625,7 @@ func TestCeilingZeroClosesTheQueue(t *testing.T) {
 		}, "nothing held, two spilled")
 
 		q.SetCeiling(2)
-		acquireNow(t, q)(batcher.Success)
+		acquireNow(t, q)(upstream.SignalOK)
 	})
 }
 
@@ -654,7 +655,7 @@ func TestWavesPacing(t *testing.T) {
 				starts = append(starts, time.Since(t0))
 				mu.Unlock()
 				time.Sleep(service)
-				rel(batcher.Success)
+				rel(upstream.SignalOK)
 			})
 		}
 		wg.Wait()
@@ -683,7 +684,7 @@ func TestWavesEstimate(t *testing.T) {
 		t0 := time.Now()
 		rel := acquireNow(t, q)
 		time.Sleep(100 * time.Millisecond)
-		rel(batcher.Success)
+		rel(upstream.SignalOK)
 
 		if _, err := q.Acquire(t.Context(), time.Second); !errors.Is(err, batcher.ErrNoTimeToStart) {
 			t.Fatalf("during a 2s rest with 1s to spare: err %v, want ErrNoTimeToStart", err)
@@ -698,6 +699,6 @@ func TestWavesEstimate(t *testing.T) {
 		if d := time.Since(t0); d != 2100*time.Millisecond {
 			t.Fatalf("started at %v, want 2.1s (the end of the rest)", d)
 		}
-		rel(batcher.Success)
+		rel(upstream.SignalOK)
 	})
 }

@@ -22,30 +22,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/catalystbot/sentiment/secret"
 )
 
-// Secret is a value that must never reach logs, errors, metrics or Stats.
-// Its String and LogValue forms are redacted; call Reveal where the raw value
-// is sent to its owner (an Authorization header, a webhook POST).
-type Secret string
-
-const redacted = "[redacted]"
+// redacted is how a secret's value appears.
+const redacted = secret.Redacted
 
 // redactedShown is how a secret's value appears in a setting error.
 const redactedShown = `"` + redacted + `"`
-
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString keeps %#v from printing the value.
-func (s Secret) GoString() string { return s.String() }
-
-// Reveal returns the raw value.
-func (s Secret) Reveal() string { return string(s) }
 
 // Config holds every setting of the service.
 type Config struct {
@@ -55,7 +40,7 @@ type Config struct {
 	MetricsAddr string
 	// AuthTokens, when not empty, are the bearer tokens a caller must
 	// present; health checks stay open.
-	AuthTokens []Secret
+	AuthTokens []secret.Secret
 	TLSCert    string
 	TLSKey     string
 	// ShutdownGrace bounds how long in-flight calls and streams are given
@@ -125,7 +110,7 @@ type Config struct {
 	// GPU is the VRAM policy of the GPU manager.
 	GPU GPUPolicy
 
-	RedisURL         Secret
+	RedisURL         secret.Secret
 	CacheSimilarity  float64
 	CacheTTL         time.Duration
 	CostAlertDaily   float64
@@ -133,7 +118,7 @@ type Config struct {
 	UsageLogPath     string
 	// DiscordWebhooks maps a channel name (what callers put in
 	// alert.channel) to its webhook URL.
-	DiscordWebhooks map[string]Secret
+	DiscordWebhooks map[string]secret.Secret
 }
 
 // LocalConfig is the local model server on the owner's GPU.
@@ -205,7 +190,7 @@ type Quota struct {
 
 // CloudConfig is one cloud provider. The tier is enabled when APIKey is set.
 type CloudConfig struct {
-	APIKey  Secret
+	APIKey  secret.Secret
 	Model   string
 	BaseURL string
 	Quota

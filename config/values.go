@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/catalystbot/sentiment/secret"
 )
 
 // The types below implement flag.Value for each kind of setting. Each
@@ -46,7 +48,7 @@ func (v stringValue) Set(s string) error {
 // secretValue holds an API key, token or URL with credentials. It never
 // prints its value: flag's -help output and error messages show only
 // whether it is set.
-type secretValue struct{ p *Secret }
+type secretValue struct{ p *secret.Secret }
 
 func (v secretValue) String() string {
 	if v.p == nil || *v.p == "" {
@@ -56,7 +58,7 @@ func (v secretValue) String() string {
 }
 
 func (v secretValue) Set(s string) error {
-	*v.p = Secret(strings.TrimSpace(s))
+	*v.p = secret.Secret(strings.TrimSpace(s))
 	return nil
 }
 
@@ -64,7 +66,7 @@ func (secretValue) show(string) string { return redactedShown }
 
 // redisURLValue is REDIS_URL. It is checked as go-redis will read it, and
 // shown with its password replaced.
-type redisURLValue struct{ p *Secret }
+type redisURLValue struct{ p *secret.Secret }
 
 func (v redisURLValue) String() string { return secretValue(v).String() }
 
@@ -79,7 +81,7 @@ func (v redisURLValue) Set(s string) error {
 		}
 		return errors.New(msg)
 	}
-	*v.p = Secret(s)
+	*v.p = secret.Secret(s)
 	return nil
 }
 
@@ -232,7 +234,7 @@ const minTokenChars = 16
 // (",,", a trailing comma, a value of spaces) is refused rather than
 // dropped: a token list that silently shrinks to nothing would switch auth
 // off.
-type tokensValue struct{ p *[]Secret }
+type tokensValue struct{ p *[]secret.Secret }
 
 func (v tokensValue) String() string {
 	if v.p == nil || len(*v.p) == 0 {
@@ -243,7 +245,7 @@ func (v tokensValue) String() string {
 
 func (v tokensValue) Set(s string) error {
 	parts := strings.Split(s, ",")
-	out := make([]Secret, 0, len(parts))
+	out := make([]secret.Secret, 0, len(parts))
 	for i, t := range parts {
 		t = strings.TrimSpace(t)
 		switch n := utf8.RuneCountInString(t); {
@@ -252,7 +254,7 @@ func (v tokensValue) Set(s string) error {
 		case n < minTokenChars:
 			return fmt.Errorf("must be comma-separated bearer tokens of at least %d characters; entry %d of %d has %d", minTokenChars, i+1, len(parts), n)
 		}
-		out = append(out, Secret(t))
+		out = append(out, secret.Secret(t))
 	}
 	*v.p = out
 	return nil
@@ -262,7 +264,7 @@ func (tokensValue) show(string) string { return redactedShown }
 
 // webhooksValue is a comma-separated list of channel=URL pairs. Webhook
 // URLs carry their token, so they are secrets.
-type webhooksValue struct{ p *map[string]Secret }
+type webhooksValue struct{ p *map[string]secret.Secret }
 
 func (v webhooksValue) String() string {
 	if v.p == nil || len(*v.p) == 0 {
@@ -276,7 +278,7 @@ func (v webhooksValue) String() string {
 }
 
 func (v webhooksValue) Set(s string) error {
-	m := map[string]Secret{}
+	m := map[string]secret.Secret{}
 	for _, pair := range splitList(s) {
 		name, raw, ok := strings.Cut(pair, "=")
 		name = strings.TrimSpace(name)
@@ -288,7 +290,7 @@ func (v webhooksValue) Set(s string) error {
 			// The URL itself is not repeated: it holds the webhook token.
 			return fmt.Errorf("channel %q: must be an http(s) webhook URL", name)
 		}
-		m[name] = Secret(strings.TrimSpace(raw))
+		m[name] = secret.Secret(strings.TrimSpace(raw))
 	}
 	*v.p = m
 	return nil

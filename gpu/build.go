@@ -11,9 +11,10 @@ import (
 // amd-smi and nvidia-smi; "none" watches no VRAM but still reloads a
 // crashed runner) and acts through the local Ollama server, holding queue
 // (the local tier's GPU queue). There is no manager (nil, nil) without a
-// local Ollama tier: an OpenAI-compatible server has no unload to call.
-func FromConfig(cfg config.Config, queue Queue, log *slog.Logger) (*Manager, error) {
-	if !cfg.Local.Enabled || cfg.Local.API != "ollama" {
+// local Ollama tier (ctl nil): an OpenAI-compatible server has no unload
+// to call.
+func FromConfig(cfg config.Config, ctl Controller, queue Queue, log *slog.Logger) (*Manager, error) {
+	if ctl == nil {
 		return nil, nil
 	}
 	reader, err := Select(cfg.GPUReader, cfg.GPUSysfsRoot, nil)
@@ -22,7 +23,7 @@ func FromConfig(cfg config.Config, queue Queue, log *slog.Logger) (*Manager, err
 	}
 	return NewManager(ManagerConfig{
 		Reader:          reader,
-		Controller:      NewOllamaController(cfg.Local.Endpoint, cfg.Local.Model, cfg.Local.KeepAlive, cfg.Local.NumCtx, nil),
+		Controller:      ctl,
 		Queue:           queue,
 		MaxConcurrent:   cfg.Local.MaxConcurrent,
 		Policy:          cfg.GPU,

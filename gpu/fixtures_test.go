@@ -13,6 +13,7 @@ import (
 
 	"github.com/catalystbot/sentiment/config"
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
+	"github.com/catalystbot/sentiment/ollama"
 )
 
 // Figures of the fake card: an RX 6800 (gpu.md 1.2: a 16 GB Navi 21
@@ -234,7 +235,7 @@ func newManagerEnv(t *testing.T, edit func(*ManagerConfig)) *managerEnv {
 	e.gpu.attach(e.ollama)
 	cfg := ManagerConfig{
 		Reader:        NewSysfs(e.gpu.root),
-		Controller:    NewOllamaController(e.ollama.URL, "mistral", "30m", 2048, e.ollama.Client()),
+		Controller:    ollama.New(ollama.Config{BaseURL: e.ollama.URL, Model: "mistral", KeepAlive: "30m", NumCtx: 2048}, e.ollama.Client()),
 		Queue:         e.queue,
 		MaxConcurrent: 4,
 		Policy:        testPolicy(),
@@ -267,21 +268,4 @@ func (e *managerEnv) commands() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]string(nil), e.cmds...)
-}
-
-// controlRequests lists the load ("load") and unload ("unload") requests
-// the Ollama fake received, in order.
-func controlRequests(f *upstreamtest.Fake) []string {
-	var out []string
-	for _, r := range f.Requests() {
-		if r.Path != "/api/generate" || r.Field("prompt") != nil {
-			continue
-		}
-		if ka, ok := r.Field("keep_alive").(float64); ok && ka == 0 {
-			out = append(out, "unload")
-		} else {
-			out = append(out, "load")
-		}
-	}
-	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/catalystbot/sentiment/batcher"
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/ollama"
 	"github.com/catalystbot/sentiment/router"
 )
 
@@ -62,26 +63,28 @@ func TestLeakingModelServer(t *testing.T) {
 			loadTime    = 2 * time.Second
 			cloudTime   = 300 * time.Millisecond
 		)
-		ollama := upstreamtest.NewMemory(t, upstreamtest.Ollama)
+		ollamaFake := upstreamtest.NewMemory(t, upstreamtest.Ollama)
 		gemini := upstreamtest.NewMemory(t, upstreamtest.Gemini)
 		card := newFakeGPU(t)
-		card.attach(ollama)
-		ollama.SetDefault(upstreamtest.Delay(callTime, upstreamtest.Func(func(c *upstreamtest.Call) {
+		card.attach(ollamaFake)
+		ollamaFake.SetDefault(upstreamtest.Delay(callTime, upstreamtest.Func(func(c *upstreamtest.Call) {
 			card.grow(leakPerCall)
 			upstreamtest.Answer(upstreamtest.BullishJSON)(c)
 		})))
-		ollama.SetLoadDefault(upstreamtest.Delay(loadTime, upstreamtest.OllamaModelControl()))
+		ollamaFake.SetLoadDefault(upstreamtest.Delay(loadTime, upstreamtest.OllamaModelControl()))
 		gemini.SetDefault(upstreamtest.Delay(cloudTime, upstreamtest.Answer(upstreamtest.BullishJSON)))
 
 		queue, err := batcher.New(batcher.Config{MaxConcurrent: 4, QueueSize: 8})
 		if err != nil {
 			t.Fatal(err)
 		}
+		// One client for the local tier and the manager, as the service has.
+		ctl := ollama.New(ollama.Config{BaseURL: ollamaFake.URL, Model: "mistral", KeepAlive: "30m", NumCtx: 2048, Seed: 42}, ollamaFake.Client())
 		reader := &watchedReader{Reader: NewSysfs(card.root), t: t, critical: 90}
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
 		m, err := NewManager(ManagerConfig{
 			Reader:        reader,
-			Controller:    NewOllamaController(ollama.URL, "mistral", "30m", 2048, ollama.Client()),
+			Controller:    ctl,
 			Queue:         queue,
 			MaxConcurrent: 4,
 			Policy:        testPolicy(),
@@ -92,7 +95,7 @@ func TestLeakingModelServer(t *testing.T) {
 		r, err := router.New(router.Config{
 			Tiers: []router.TierConfig{
 				{Tier: router.TierLocal, Model: "mistral", Timeout: 15 * time.Second, Queue: queue, Gate: m,
-					Provider: router.NewOllama(router.OllamaConfig{BaseURL: ollama.URL, Model: "mistral", KeepAlive: "30m", NumCtx: 2048, Seed: 42}, ollama.Client())},
+					Provider: router.NewOllama(ctl)},
 				{Tier: router.TierGemini, Model: "gemini-2.5-flash", Timeout: 20 * time.Second,
 					Provider: router.NewGemini(router.GeminiConfig{BaseURL: gemini.URL, Model: "gemini-2.5-flash", APIKey: "gk"}, gemini.Client())},
 			},

@@ -2,17 +2,17 @@ package gpu
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/catalystbot/sentiment/config"
+	"github.com/catalystbot/sentiment/ollama"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // The manager is the GPU's side of the request path. The old bot crashed
@@ -60,6 +60,20 @@ type Queue interface {
 	InFlight() int
 }
 
+// Controller is the model server as the manager acts through it: the
+// local tier's own ollama.Client, so that preloads carry the keep_alive
+// and num_ctx of the calls that follow.
+type Controller interface {
+	// Model names the model loaded and unloaded.
+	Model() string
+	// Warm loads the model and returns how long the load took.
+	Warm(ctx context.Context) (time.Duration, error)
+	// Unload asks the server to unload the model now.
+	Unload(ctx context.Context) error
+	// Loaded reports the model as the server holds it, if it does.
+	Loaded(ctx context.Context) (ollama.LoadedModel, bool, error)
+}
+
 // ManagerConfig is what a Manager watches and acts through, and its policy.
 type ManagerConfig struct {
 	// Reader reads VRAM; nil watches nothing (SENTIMENT_GPU_READER=none):
@@ -69,7 +83,7 @@ type ManagerConfig struct {
 	// Controller loads and unloads the local model; nil means the local
 	// tier is off (or not an Ollama server): the gate stays closed and
 	// nothing is unloaded or warmed.
-	Controller *OllamaController
+	Controller Controller
 	// Queue is the GPU queue; nil leaves concurrency alone (cleanups then
 	// do not wait for calls in flight).
 	Queue Queue
@@ -348,19 +362,19 @@ func (m *Manager) Admit() (ok bool, reason string) {
 	return m.gateOpen, m.gateReason
 }
 
-// Report is told how every local call went: nil, or the call's error. A
-// success resets the count of failures in a row. A crashed runner ("llama
-// runner process has terminated", "model runner has unexpectedly
-// stopped") or a refused connection closes the gate at once and asks Run
-// for a cleanup; so do Policy.MaxFailures failures in a row. A full
-// Ollama queue (503 "server busy") and a caller's cancellation are not the
-// model server failing and are not counted.
-func (m *Manager) Report(err error) {
-	if err != nil && (errors.Is(err, context.Canceled) || serverBusy(err)) {
+// Report is told what every local call said of the model server's health
+// (upstream.Signal, read once by the router) and, for a failure, its text.
+// An answer resets the count of failures in a row. A crashed runner or a
+// refused connection (Signal.Fatal) closes the gate at once and asks Run
+// for a cleanup; so do Policy.MaxFailures failures in a row. A server that
+// only asked to wait (SignalBusy, Ollama's full queue) and a call that
+// says nothing of the server (SignalNone) are not counted.
+func (m *Manager) Report(sig upstream.Signal, detail string) {
+	if sig != upstream.SignalOK && !sig.Failure() {
 		return
 	}
 	m.mu.Lock()
-	if err == nil {
+	if sig == upstream.SignalOK {
 		m.failures = 0
 		m.mu.Unlock()
 		return
@@ -370,13 +384,17 @@ func (m *Manager) Report(err error) {
 		m.mu.Unlock()
 		return
 	}
-	reason, crash := crashSignal(err)
-	if !crash {
-		if m.cfg.Policy.MaxFailures == 0 || m.failures < m.cfg.Policy.MaxFailures {
-			m.mu.Unlock()
-			return
-		}
-		reason = fmt.Sprintf("%d local calls failed in a row, the last with: %s", m.failures, oneLine(err.Error()))
+	var reason string
+	switch {
+	case sig == upstream.SignalCrash:
+		reason = "the model runner crashed: " + oneLine(detail)
+	case sig == upstream.SignalDown:
+		reason = "the model server refused the connection: " + oneLine(detail)
+	case m.cfg.Policy.MaxFailures == 0 || m.failures < m.cfg.Policy.MaxFailures:
+		m.mu.Unlock()
+		return
+	default:
+		reason = fmt.Sprintf("%d local calls failed in a row, the last with: %s", m.failures, oneLine(detail))
 	}
 	m.gateOpen, m.gateReason = false, reason+"; cleanup pending"
 	m.mu.Unlock()
@@ -385,25 +403,6 @@ func (m *Manager) Report(err error) {
 	case m.trigger <- reason:
 	default:
 	}
-}
-
-// crashSignal says whether err means the runner or the server is gone.
-func crashSignal(err error) (string, bool) {
-	msg := strings.ToLower(err.Error())
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(msg, "connection refused"):
-		return "the model server refused the connection: " + oneLine(err.Error()), true
-	case strings.Contains(msg, "runner process has terminated"),
-		strings.Contains(msg, "runner has unexpectedly stopped"):
-		return "the model runner crashed: " + oneLine(err.Error()), true
-	}
-	return "", false
-}
-
-// serverBusy is Ollama's 503 for a full queue: back off, not a crash.
-func serverBusy(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "server busy") || strings.Contains(msg, "maximum pending requests exceeded")
 }
 
 // oneLine keeps an error message to one short line for a gate reason.
@@ -682,7 +681,7 @@ func (m *Manager) refreshModel(ctx context.Context) {
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, psTimeout)
-	models, err := m.cfg.Controller.PS(pctx)
+	lm, ok, err := m.cfg.Controller.Loaded(pctx)
 	cancel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -693,7 +692,6 @@ func (m *Manager) refreshModel(ctx context.Context) {
 		return
 	}
 	m.psErr = ""
-	lm, ok := m.cfg.Controller.Find(models)
 	m.model.Loaded = ok
 	m.model.Size, m.model.SizeVRAM, m.model.ExpiresAt, m.model.ContextLength = lm.Size, lm.SizeVRAM, lm.ExpiresAt, lm.ContextLength
 	if !ok {
@@ -758,10 +756,8 @@ func (m *Manager) cleanup(ctx context.Context, r *recovery, reason string, perio
 	}
 	r.expected = 0
 	pctx, cancel := context.WithTimeout(ctx, psTimeout)
-	if models, err := m.cfg.Controller.PS(pctx); err == nil {
-		if lm, ok := m.cfg.Controller.Find(models); ok {
-			r.expected = lm.SizeVRAM
-		}
+	if lm, ok, err := m.cfg.Controller.Loaded(pctx); err == nil && ok {
+		r.expected = lm.SizeVRAM
 	}
 	cancel()
 

@@ -2,20 +2,18 @@ package gpu
 
 import (
 	"context"
-	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
-	"github.com/catalystbot/sentiment/router"
+	"github.com/catalystbot/sentiment/ollama"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // The manager tests run in synctest bubbles: the poll ticker, drains and
@@ -92,7 +90,7 @@ func TestCriticalCleanup(t *testing.T) {
 		if !strings.Contains(st.LastCleanupReason, "critical") || st.Cleanups != 1 || st.Model.Loaded {
 			t.Errorf("status during the reload: %+v", st)
 		}
-		if got := controlRequests(e.ollama); !slices.Equal(got, []string{"load", "unload", "load"}) {
+		if got := e.ollama.ControlRequests(); !slices.Equal(got, []string{"load", "unload", "load"}) {
 			t.Errorf("control requests %v, want load, unload, load", got)
 		}
 		if ok, _ := e.m.Admit(); ok {
@@ -153,7 +151,7 @@ func TestVRAMNotFreed(t *testing.T) {
 				t.Errorf("round %d, after restart and reload: %+v", round, st)
 			}
 		}
-		if got := controlRequests(e.ollama); !slices.Equal(got, []string{"load", "unload", "load", "unload", "load"}) {
+		if got := e.ollama.ControlRequests(); !slices.Equal(got, []string{"load", "unload", "load", "unload", "load"}) {
 			t.Errorf("control requests %v", got)
 		}
 	})
@@ -168,7 +166,7 @@ func TestVRAMNotFreedWithoutRestart(t *testing.T) {
 		e.start()
 		step(500 * time.Millisecond)
 		e.gpu.setStuck(true)
-		e.m.Report(errors.New("http 500: llama runner process has terminated: error:fault"))
+		e.m.Report(upstream.SignalCrash, "http 500: llama runner process has terminated: error:fault")
 		step(10*time.Second + 5*time.Second)
 		st := e.m.Status()
 		if len(e.commands()) != 0 || !st.Admitting || !st.VRAMNotFreed || !strings.Contains(st.VRAMMessage, "went from") {
@@ -187,12 +185,12 @@ func TestCrashLeavesVRAMHeld(t *testing.T) {
 		step(500 * time.Millisecond)
 		// The runner dies and leaves its memory behind.
 		e.gpu.setStuck(true)
-		ctl := NewOllamaController(e.ollama.URL, "mistral", "", 0, e.ollama.Client())
+		ctl := ollama.New(ollama.Config{BaseURL: e.ollama.URL, Model: "mistral"}, e.ollama.Client())
 		if err := ctl.Unload(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		e.gpu.setPercent(95)
-		e.m.Report(errors.New("http 500: llama runner process has terminated: exit status 2"))
+		e.m.Report(upstream.SignalCrash, "http 500: llama runner process has terminated: exit status 2")
 		step(10 * time.Second)
 		st := e.m.Status()
 		if !st.VRAMNotFreed || !strings.Contains(st.VRAMMessage, "critical") || st.Admitting {
@@ -205,27 +203,28 @@ func TestCrashLeavesVRAMHeld(t *testing.T) {
 // connection each close the gate at once and lead to one cleanup; a full
 // Ollama queue and successes do not.
 func TestFailureTriggers(t *testing.T) {
-	http500 := &router.Error{Kind: router.KindHTTP, Status: 500, Retryable: true, Message: "CUDA error"}
-	crash := &router.Error{Kind: router.KindHTTP, Status: 500, Retryable: true, Message: "llama runner process has terminated: exit status 2"}
-	crashInBody := &router.Error{Kind: router.KindBadResponse, Retryable: true, Message: "model runner has unexpectedly stopped, this may be due to resource limitations"}
-	refused := &router.Error{Kind: router.KindConnection, Retryable: true,
-		Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
-	busy := &router.Error{Kind: router.KindHTTP, Status: 503, Retryable: true, Message: "server busy, please try again.  maximum pending requests exceeded"}
-
+	const (
+		http500 = upstream.SignalServerError
+		crash   = upstream.SignalCrash
+		refused = upstream.SignalDown
+		busy    = upstream.SignalBusy
+		ok      = upstream.SignalOK
+		none    = upstream.SignalNone
+	)
 	cases := []struct {
 		name    string
-		reports []error
+		reports []upstream.Signal
 		cleanup bool
 		reason  string
 	}{
-		{"two failures", []error{http500, http500}, false, ""},
-		{"success resets the count", []error{http500, http500, nil, http500, http500}, false, ""},
-		{"max failures", []error{http500, nil, http500, http500, http500}, true, "3 local calls failed in a row"},
-		{"runner crash", []error{crash}, true, "the model runner crashed"},
-		{"runner crash in a 200 body", []error{crashInBody}, true, "the model runner crashed"},
-		{"connection refused", []error{refused}, true, "refused the connection"},
-		{"queue full is not a failure", []error{busy, busy, busy, busy}, false, ""},
-		{"caller gone is not a failure", []error{context.Canceled, context.Canceled, context.Canceled}, false, ""},
+		{"two failures", []upstream.Signal{http500, http500}, false, ""},
+		{"success resets the count", []upstream.Signal{http500, http500, ok, http500, http500}, false, ""},
+		{"max failures", []upstream.Signal{http500, ok, http500, http500, http500}, true, "3 local calls failed in a row"},
+		{"bad answers count too", []upstream.Signal{upstream.SignalBadAnswer, upstream.SignalHung, upstream.SignalRejected}, true, "3 local calls failed in a row"},
+		{"runner crash", []upstream.Signal{crash}, true, "the model runner crashed"},
+		{"connection refused", []upstream.Signal{refused}, true, "refused the connection"},
+		{"queue full is not a failure", []upstream.Signal{busy, busy, busy, busy}, false, ""},
+		{"caller gone is not a failure", []upstream.Signal{none, none, none}, false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,8 +232,8 @@ func TestFailureTriggers(t *testing.T) {
 				e := newManagerEnv(t, nil)
 				e.start()
 				step(500 * time.Millisecond)
-				for _, err := range tc.reports {
-					e.m.Report(err)
+				for _, sig := range tc.reports {
+					e.m.Report(sig, "upstream said "+sig.String())
 				}
 				// The gate closes in Report itself, before Run acts.
 				ok, why := e.m.Admit()
@@ -280,9 +279,9 @@ func TestCleanupsNeverOverlap(t *testing.T) {
 		step(2*time.Second + 500*time.Millisecond) // the start warm-up
 
 		e.queue.setInFlight(1) // holds the cleanup in its drain
-		e.m.Report(errors.New("http 500: llama runner process has terminated: exit status 2"))
+		e.m.Report(upstream.SignalCrash, "http 500: llama runner process has terminated: exit status 2")
 		synctest.Wait()
-		e.m.Report(errors.New("http 500: llama runner process has terminated: exit status 2"))
+		e.m.Report(upstream.SignalCrash, "http 500: llama runner process has terminated: exit status 2")
 		e.gpu.setPercent(95)
 		step(3 * time.Second) // polls see critical while draining
 		e.queue.setInFlight(0)
@@ -292,7 +291,7 @@ func TestCleanupsNeverOverlap(t *testing.T) {
 		if st.Cleanups != 1 || !st.Admitting {
 			t.Errorf("cleanups %d, admitting %v (%q); want one cleanup, gate open", st.Cleanups, st.Admitting, st.GateReason)
 		}
-		if got := controlRequests(e.ollama); !slices.Equal(got, []string{"load", "unload", "load"}) {
+		if got := e.ollama.ControlRequests(); !slices.Equal(got, []string{"load", "unload", "load"}) {
 			t.Errorf("control requests %v, want load, unload, load", got)
 		}
 		mu.Lock()
@@ -312,17 +311,17 @@ func TestDrainWaitsForInFlight(t *testing.T) {
 			e.start()
 			step(500 * time.Millisecond)
 			e.queue.setInFlight(2)
-			e.m.Report(errors.New("llama runner process has terminated"))
+			e.m.Report(upstream.SignalCrash, "llama runner process has terminated")
 			step(5 * time.Second)
 			if e.queue.last() != 0 {
 				t.Errorf("ceiling %d while draining, want 0", e.queue.last())
 			}
-			if got := controlRequests(e.ollama); !slices.Equal(got, []string{"load"}) {
+			if got := e.ollama.ControlRequests(); !slices.Equal(got, []string{"load"}) {
 				t.Fatalf("control requests %v while 2 calls were in flight, want no unload", got)
 			}
 			e.queue.setInFlight(0)
 			step(drainPoll)
-			if got := controlRequests(e.ollama); !slices.Equal(got, []string{"load", "unload", "load"}) {
+			if got := e.ollama.ControlRequests(); !slices.Equal(got, []string{"load", "unload", "load"}) {
 				t.Errorf("control requests %v after the drain, want load, unload, load", got)
 			}
 		})
@@ -333,13 +332,13 @@ func TestDrainWaitsForInFlight(t *testing.T) {
 			e.start()
 			step(500 * time.Millisecond)
 			e.queue.setInFlight(1)
-			e.m.Report(errors.New("llama runner process has terminated"))
+			e.m.Report(upstream.SignalCrash, "llama runner process has terminated")
 			step(10*time.Second - time.Millisecond)
-			if n := len(controlRequests(e.ollama)); n != 1 {
+			if n := len(e.ollama.ControlRequests()); n != 1 {
 				t.Fatalf("unloaded before DrainTimeout")
 			}
 			step(time.Millisecond)
-			if got := controlRequests(e.ollama); !slices.Equal(got, []string{"load", "unload", "load"}) {
+			if got := e.ollama.ControlRequests(); !slices.Equal(got, []string{"load", "unload", "load"}) {
 				t.Errorf("control requests %v after DrainTimeout, want load, unload, load", got)
 			}
 		})
@@ -416,7 +415,7 @@ func TestStatusWithoutReadings(t *testing.T) {
 		if ok, why := m.Admit(); ok || !strings.Contains(why, "local tier off") {
 			t.Errorf("Admit = %v, %q", ok, why)
 		}
-		m.Report(errors.New("llama runner process has terminated")) // nothing to clean up, no panic
+		m.Report(upstream.SignalCrash, "llama runner process has terminated") // nothing to clean up, no panic
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		m.Run(ctx) // returns at once
@@ -521,7 +520,7 @@ func TestStalledUnloadDoesNotHoldTheGate(t *testing.T) {
 			t.Fatalf("gate closed after warm-up: %s", why)
 		}
 		e.ollama.PushLoad(upstreamtest.Hang()) // the unload stalls
-		e.m.Report(&router.Error{Kind: router.KindHTTP, Status: 500, Message: "llama runner process has terminated: exit status 2"})
+		e.m.Report(upstream.SignalCrash, "http 500: llama runner process has terminated: exit status 2")
 		step(10 * time.Second)
 		if ok, _ := e.m.Admit(); ok {
 			t.Fatal("gate open while the unload is still stalled")

@@ -13,9 +13,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/catalystbot/sentiment/config"
 	"github.com/catalystbot/sentiment/internal/logtest"
 	"github.com/catalystbot/sentiment/internal/redistest"
+	"github.com/catalystbot/sentiment/secret"
 )
 
 // newClient returns a go-redis client for s, closed in tb.Cleanup.
@@ -249,7 +249,7 @@ func TestRedisLostDataWriteBack(t *testing.T) {
 func TestFromConfigRedisURL(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := testConfig()
-	cfg.RedisURL = config.Secret("redis://:hunter2@" + srv.Addr() + "/0")
+	cfg.RedisURL = secret.Secret("redis://:hunter2@" + srv.Addr() + "/0")
 	l, err := FromConfig(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // Limits of answer validation and repair.
@@ -86,8 +87,8 @@ func answerSchema() map[string]any {
 // invalidAnswer is the failure of a model text that holds no valid
 // judgement. It is retryable: the same model may answer well next time, and
 // the router counts it against the tier.
-func invalidAnswer(format string, args ...any) *Error {
-	return &Error{Kind: KindInvalidAnswer, Retryable: true, Message: fmt.Sprintf(format, args...)}
+func invalidAnswer(format string, args ...any) *upstream.Error {
+	return &upstream.Error{Kind: upstream.KindInvalidAnswer, Retryable: true, Message: fmt.Sprintf(format, args...)}
 }
 
 // parseAnswer validates a model's text against the answer schema and
@@ -111,7 +112,7 @@ func invalidAnswer(format string, args ...any) *Error {
 //   - the rationale: trimmed and cut to 500 runes; a missing or non-string
 //     rationale is empty.
 //
-// Everything else fails with *Error{Kind: KindInvalidAnswer, Retryable:
+// Everything else fails with *upstream.Error{Kind: upstream.KindInvalidAnswer, Retryable:
 // true}: no object, no label or an unknown one, a score whose sign
 // contradicts the label (bullish with -0.6), a score or confidence far out
 // of range or not a finite number. A zero score is taken as agreeing with
@@ -122,7 +123,7 @@ func parseAnswer(text string) (Answer, error) {
 	}
 	obj, ok := firstObject(text)
 	if !ok {
-		return Answer{}, invalidAnswer("no JSON object in model text %s", snippet(text))
+		return Answer{}, invalidAnswer("no JSON object in model text %s", upstream.Snippet(text))
 	}
 	fields := make(map[string]json.RawMessage, len(obj))
 	for k, v := range obj {
@@ -230,7 +231,7 @@ func parseLabel(raw json.RawMessage) (lexicon.Label, error) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return 0, invalidAnswer("label is not a string: %s", snippet(string(raw)))
+		return 0, invalidAnswer("label is not a string: %s", upstream.Snippet(string(raw)))
 	}
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "bullish", "positive":
@@ -240,7 +241,7 @@ func parseLabel(raw json.RawMessage) (lexicon.Label, error) {
 	case "neutral":
 		return lexicon.LabelNeutral, nil
 	}
-	return 0, invalidAnswer("unknown label %s", snippet(s))
+	return 0, invalidAnswer("unknown label %s", upstream.Snippet(s))
 }
 
 // parseNumber reads a JSON number, or a string holding one ("0.8", and with
@@ -255,7 +256,7 @@ func parseNumber(raw json.RawMessage, allowPercent bool) (v float64, present boo
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return 0, false, fmt.Errorf("not a number: %s", snippet(string(raw)))
+		return 0, false, fmt.Errorf("not a number: %s", upstream.Snippet(string(raw)))
 	}
 	s = strings.TrimSpace(s)
 	if allowPercent {
@@ -263,7 +264,7 @@ func parseNumber(raw json.RawMessage, allowPercent bool) (v float64, present boo
 	}
 	v, err = strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, false, fmt.Errorf("not a finite number: %s", snippet(s))
+		return 0, false, fmt.Errorf("not a finite number: %s", upstream.Snippet(s))
 	}
 	return v, true, nil
 }
@@ -309,18 +310,4 @@ func parseRationale(raw json.RawMessage) string {
 		s = strings.TrimSpace(string([]rune(s)[:maxRationale]))
 	}
 	return s
-}
-
-// snippet quotes the start of a model text for an error message: enough to
-// recognise it in a log, never the whole of a runaway answer.
-func snippet(s string) string {
-	const n = 60
-	if len(s) > n {
-		cut := n
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return strconv.Quote(s[:cut]) + "..."
-	}
-	return strconv.Quote(s)
 }

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 func TestParseAnswer(t *testing.T) {
@@ -67,8 +68,8 @@ func TestParseAnswer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := parseAnswer(tt.in)
 			if tt.fail != "" {
-				var e *Error
-				if !errors.As(err, &e) || e.Kind != KindInvalidAnswer || !e.Retryable {
+				var e *upstream.Error
+				if !errors.As(err, &e) || e.Kind != upstream.KindInvalidAnswer || !e.Retryable {
 					t.Fatalf("parseAnswer(%q) = %+v, %v; want a retryable invalid_answer", tt.in, got, err)
 				}
 				if !strings.Contains(err.Error(), tt.fail) {
@@ -101,8 +102,8 @@ func FuzzParseAnswer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text string) {
 		a, err := parseAnswer(text)
 		if err != nil {
-			var e *Error
-			if !errors.As(err, &e) || e.Kind != KindInvalidAnswer || !e.Retryable {
+			var e *upstream.Error
+			if !errors.As(err, &e) || e.Kind != upstream.KindInvalidAnswer || !e.Retryable {
 				t.Fatalf("error %v is not a retryable invalid_answer", err)
 			}
 			return

@@ -6,7 +6,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/catalystbot/sentiment/config"
+	"github.com/catalystbot/sentiment/secret"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // AnthropicConfig is the Anthropic Messages API.
@@ -14,7 +15,7 @@ type AnthropicConfig struct {
 	// BaseURL is the root, e.g. https://api.anthropic.com.
 	BaseURL string
 	Model   string
-	APIKey  config.Secret
+	APIKey  secret.Secret
 	// MaxTokens caps the output; 0 means 400, plenty for the answer.
 	MaxTokens int
 }
@@ -55,7 +56,7 @@ type anthropicRequest struct {
 	Model       string              `json:"model"`
 	MaxTokens   int                 `json:"max_tokens"`
 	System      string              `json:"system"`
-	Messages    []ollamaMessage     `json:"messages"`
+	Messages    []chatMessage       `json:"messages"`
 	Temperature float64             `json:"temperature"`
 	Tools       []anthropicTool     `json:"tools"`
 	ToolChoice  anthropicToolChoice `json:"tool_choice"`
@@ -85,14 +86,14 @@ func (a *Anthropic) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) 
 	if key != "" {
 		hdr.Set("X-Api-Key", key)
 	}
-	body, err := postJSON(ctx, a.hc, httpCall{
-		url:    a.url,
-		header: hdr,
-		body: anthropicRequest{
+	body, err := upstream.Do(ctx, a.hc, upstream.Call{
+		URL:    a.url,
+		Header: hdr,
+		Body: anthropicRequest{
 			Model:       a.cfg.Model,
 			MaxTokens:   a.cfg.MaxTokens,
 			System:      p.System,
-			Messages:    []ollamaMessage{{Role: "user", Content: p.User}},
+			Messages:    []chatMessage{{Role: "user", Content: p.User}},
 			Temperature: 0,
 			Tools: []anthropicTool{{
 				Name:        answerToolName,
@@ -101,41 +102,41 @@ func (a *Anthropic) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) 
 			}},
 			ToolChoice: anthropicToolChoice{Type: "tool", Name: answerToolName},
 		},
-		secrets:   []string{key},
-		errorBody: anthropicErrorBody,
+		Secrets:   []string{key},
+		ErrorBody: anthropicErrorBody,
 	})
 	if err != nil {
-		return Answer{}, Usage{}, wrapOp(anthropicOp, err, key)
+		return Answer{}, Usage{}, upstream.WrapOp(anthropicOp, err, key)
 	}
 	var r anthropicResponse
-	if err := decodeBody(body, &r); err != nil {
-		return Answer{}, Usage{}, wrapOp(anthropicOp, err, key)
+	if err := upstream.Decode(body, &r); err != nil {
+		return Answer{}, Usage{}, upstream.WrapOp(anthropicOp, err, key)
 	}
 	usage := Usage{TokensIn: r.Usage.InputTokens, TokensOut: r.Usage.OutputTokens}
 	if r.StopReason == "refusal" {
-		return Answer{}, usage, wrapOp(anthropicOp, &Error{Kind: KindRefused, Message: "stop_reason refusal"}, key)
+		return Answer{}, usage, upstream.WrapOp(anthropicOp, &upstream.Error{Kind: upstream.KindRefused, Message: "stop_reason refusal"}, key)
 	}
 	var text strings.Builder
 	for _, b := range r.Content {
 		switch {
 		case b.Type == "tool_use" && b.Name == answerToolName:
 			ans, err := parseAnswer(string(b.Input))
-			return ans, usage, wrapOp(anthropicOp, err, key)
+			return ans, usage, upstream.WrapOp(anthropicOp, err, key)
 		case b.Type == "text":
 			text.WriteString(b.Text)
 		}
 	}
 	if strings.TrimSpace(text.String()) == "" {
-		return Answer{}, usage, wrapOp(anthropicOp, invalidAnswer("no tool_use block (stop_reason %s)", r.StopReason), key)
+		return Answer{}, usage, upstream.WrapOp(anthropicOp, invalidAnswer("no tool_use block (stop_reason %s)", r.StopReason), key)
 	}
 	ans, err := parseAnswer(text.String())
-	return ans, usage, wrapOp(anthropicOp, err, key)
+	return ans, usage, upstream.WrapOp(anthropicOp, err, key)
 }
 
 // anthropicErrorBody reads {"type":"error","error":{type,message}}. The
 // status decides retrying (429, 500, 529 overloaded: yes; 4xx: no) and the
 // retry-after header the wait; the body adds the error type to the message.
-func anthropicErrorBody(e *Error, body []byte) {
+func anthropicErrorBody(e *upstream.Error, body []byte) {
 	var b struct {
 		Error struct {
 			Type    string `json:"type"`

@@ -6,6 +6,7 @@ import (
 
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 func TestAnthropicRequestAndAnswer(t *testing.T) {
@@ -68,32 +69,32 @@ func TestAnthropicBlocks(t *testing.T) {
 	}
 	wantAnswer(t, a, lexicon.LabelNeutral, 0)
 	_, _, err = p.Judge(t.Context(), testPrompt)
-	wantError(t, err, Error{Kind: KindInvalidAnswer, Retryable: true}, "no JSON object")
+	wantError(t, err, upstream.Error{Kind: upstream.KindInvalidAnswer, Retryable: true}, "no JSON object")
 	_, _, err = p.Judge(t.Context(), testPrompt)
-	wantError(t, err, Error{Kind: KindInvalidAnswer, Retryable: true}, "contradicts")
+	wantError(t, err, upstream.Error{Kind: upstream.KindInvalidAnswer, Retryable: true}, "contradicts")
 }
 
 func TestAnthropicErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		b    upstreamtest.Behavior
-		err  Error
+		err  upstream.Error
 		msg  string
 	}{
 		{"rate limited", upstreamtest.AnthropicRateLimited(7 * time.Second),
-			Error{Kind: KindHTTP, Status: 429, Retryable: true, RetryAfter: 7 * time.Second}, "rate_limit_error: Number of request tokens"},
-		{"overloaded", upstreamtest.AnthropicOverloaded(), Error{Kind: KindHTTP, Status: 529, Retryable: true}, "overloaded_error: Overloaded"},
-		{"api error", upstreamtest.Error(500, "Internal server error"), Error{Kind: KindHTTP, Status: 500, Retryable: true}, "api_error"},
-		{"timeout error", upstreamtest.Error(504, "Request timed out"), Error{Kind: KindHTTP, Status: 504, Retryable: true}, "timeout_error"},
-		{"invalid request", upstreamtest.Error(400, "temperature: not supported"), Error{Kind: KindHTTP, Status: 400}, "invalid_request_error"},
-		{"authentication", upstreamtest.Error(401, "invalid x-api-key"), Error{Kind: KindHTTP, Status: 401}, "authentication_error"},
-		{"billing", upstreamtest.Error(402, "credit balance too low"), Error{Kind: KindHTTP, Status: 402}, "billing_error"},
-		{"permission", upstreamtest.Error(403, "no access"), Error{Kind: KindHTTP, Status: 403}, "permission_error"},
-		{"not found", upstreamtest.Error(404, "model: claude-x"), Error{Kind: KindHTTP, Status: 404}, "not_found_error"},
-		{"too large from Cloudflare", upstreamtest.Raw(413, "text/html", "<html>413 Request Entity Too Large</html>"), Error{Kind: KindHTTP, Status: 413}, "413 Request Entity"},
-		{"refusal", upstreamtest.AnthropicRefusal(), Error{Kind: KindRefused}, "refusal"},
+			upstream.Error{Kind: upstream.KindHTTP, Status: 429, Retryable: true, RetryAfter: 7 * time.Second}, "rate_limit_error: Number of request tokens"},
+		{"overloaded", upstreamtest.AnthropicOverloaded(), upstream.Error{Kind: upstream.KindHTTP, Status: 529, Retryable: true}, "overloaded_error: Overloaded"},
+		{"api error", upstreamtest.Error(500, "Internal server error"), upstream.Error{Kind: upstream.KindHTTP, Status: 500, Retryable: true}, "api_error"},
+		{"timeout error", upstreamtest.Error(504, "Request timed out"), upstream.Error{Kind: upstream.KindHTTP, Status: 504, Retryable: true}, "timeout_error"},
+		{"invalid request", upstreamtest.Error(400, "temperature: not supported"), upstream.Error{Kind: upstream.KindHTTP, Status: 400}, "invalid_request_error"},
+		{"authentication", upstreamtest.Error(401, "invalid x-api-key"), upstream.Error{Kind: upstream.KindHTTP, Status: 401}, "authentication_error"},
+		{"billing", upstreamtest.Error(402, "credit balance too low"), upstream.Error{Kind: upstream.KindHTTP, Status: 402}, "billing_error"},
+		{"permission", upstreamtest.Error(403, "no access"), upstream.Error{Kind: upstream.KindHTTP, Status: 403}, "permission_error"},
+		{"not found", upstreamtest.Error(404, "model: claude-x"), upstream.Error{Kind: upstream.KindHTTP, Status: 404}, "not_found_error"},
+		{"too large from Cloudflare", upstreamtest.Raw(413, "text/html", "<html>413 Request Entity Too Large</html>"), upstream.Error{Kind: upstream.KindHTTP, Status: 413}, "413 Request Entity"},
+		{"refusal", upstreamtest.AnthropicRefusal(), upstream.Error{Kind: upstream.KindRefused}, "refusal"},
 		{"max tokens without tool", upstreamtest.Raw(200, "application/json", `{"type":"message","content":[],"stop_reason":"max_tokens"}`),
-			Error{Kind: KindInvalidAnswer, Retryable: true}, "max_tokens"},
+			upstream.Error{Kind: upstream.KindInvalidAnswer, Retryable: true}, "max_tokens"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

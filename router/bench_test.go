@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
+	"github.com/catalystbot/sentiment/ollama"
 	"github.com/catalystbot/sentiment/router"
 )
 
@@ -25,7 +26,7 @@ func p50(b *testing.B, d []time.Duration) {
 // in memory: the cost the router adds to is everything else.
 func BenchmarkProviderDirect(b *testing.B) {
 	f := upstreamtest.NewMemory(b, upstreamtest.Ollama)
-	p := router.NewOllama(router.OllamaConfig{BaseURL: f.URL, Model: "mistral", KeepAlive: "30m", NumCtx: 2048}, f.Client())
+	p := router.NewOllama(ollama.New(ollama.Config{BaseURL: f.URL, Model: "mistral", KeepAlive: "30m", NumCtx: 2048}, f.Client()))
 	pr, err := router.NewPrompter()
 	if err != nil {
 		b.Fatal(err)
@@ -53,7 +54,7 @@ func BenchmarkRouterJudge(b *testing.B) {
 	f := upstreamtest.NewMemory(b, upstreamtest.Ollama)
 	r, err := router.New(router.Config{
 		Tiers: []router.TierConfig{{Tier: router.TierLocal, Model: "mistral", Timeout: 15 * time.Second,
-			Provider: router.NewOllama(router.OllamaConfig{BaseURL: f.URL, Model: "mistral", KeepAlive: "30m", NumCtx: 2048}, f.Client())}},
+			Provider: router.NewOllama(ollama.New(ollama.Config{BaseURL: f.URL, Model: "mistral", KeepAlive: "30m", NumCtx: 2048}, f.Client()))}},
 		MaxRetries: 3, RetryDelay: time.Second, MinTierTime: 250 * time.Millisecond,
 		Breaker: router.BreakerConfig{Failures: 5, Cooldown: 30 * time.Second, HalfOpenSuccesses: 2},
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))

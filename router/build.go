@@ -7,6 +7,8 @@ import (
 	"github.com/catalystbot/sentiment/batcher"
 	"github.com/catalystbot/sentiment/config"
 	"github.com/catalystbot/sentiment/limiter"
+	"github.com/catalystbot/sentiment/ollama"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // cloudConnsPerHost bounds the connections kept to one cloud API; their
@@ -47,10 +49,13 @@ func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, err
 		local.DisabledReason = "disabled: LLM_LOCAL_ENABLED=0"
 	case c.Local.API == "openai":
 		local.Provider = NewOpenAI(OpenAIConfig{BaseURL: c.Local.Endpoint, Model: c.Local.Model, Seed: c.Seed},
-			NewHTTPClient(c.Local.MaxConcurrent))
+			upstream.NewHTTPClient(c.Local.MaxConcurrent))
 	default:
-		local.Provider = NewOllama(OllamaConfig{BaseURL: c.Local.Endpoint, Model: c.Local.Model,
-			KeepAlive: c.Local.KeepAlive, NumCtx: c.Local.NumCtx, Seed: c.Seed}, NewHTTPClient(c.Local.MaxConcurrent))
+		oc := b.ollama
+		if oc == nil {
+			oc = LocalOllama(c)
+		}
+		local.Provider = NewOllama(oc)
 	}
 
 	gemini := TierConfig{Tier: TierGemini, Model: c.Gemini.Model, Timeout: c.CloudTimeout, Price: price(c, c.Gemini.Model), Quota: quota}
@@ -58,7 +63,7 @@ func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, err
 		gemini.DisabledReason = "disabled: GEMINI_API_KEY is not set"
 	} else {
 		gemini.Provider = NewGemini(GeminiConfig{BaseURL: c.Gemini.BaseURL, Model: c.Gemini.Model, APIKey: c.Gemini.APIKey, Seed: c.Seed},
-			NewHTTPClient(cloudConnsPerHost))
+			upstream.NewHTTPClient(cloudConnsPerHost))
 	}
 
 	anthropic := TierConfig{Tier: TierAnthropic, Model: c.Anthropic.Model, Timeout: c.CloudTimeout, Price: price(c, c.Anthropic.Model), Quota: quota}
@@ -66,7 +71,7 @@ func FromConfig(c config.Config, log *slog.Logger, opts ...Option) (*Router, err
 		anthropic.DisabledReason = "disabled: ANTHROPIC_API_KEY is not set"
 	} else {
 		anthropic.Provider = NewAnthropic(AnthropicConfig{BaseURL: c.Anthropic.BaseURL, Model: c.Anthropic.Model,
-			APIKey: c.Anthropic.APIKey}, NewHTTPClient(cloudConnsPerHost))
+			APIKey: c.Anthropic.APIKey}, upstream.NewHTTPClient(cloudConnsPerHost))
 	}
 
 	r, err := New(Config{
@@ -120,6 +125,20 @@ func NewGPUQueue(c config.Config) (*batcher.Queue, error) {
 // WithGPUQueue makes FromConfig use q for the local tier instead of a
 // queue of its own.
 func WithGPUQueue(q *batcher.Queue) Option { return func(r *Router) { r.gpu = q } }
+
+// LocalOllama is the client of the configured local Ollama server, nil
+// when the local tier is off or not Ollama; the GPU manager acts through
+// the same client (WithOllama).
+func LocalOllama(c config.Config) *ollama.Client {
+	if !c.Local.Enabled || c.Local.API != "ollama" {
+		return nil
+	}
+	return ollama.New(ollama.Config{BaseURL: c.Local.Endpoint, Model: c.Local.Model,
+		KeepAlive: c.Local.KeepAlive, NumCtx: c.Local.NumCtx, Seed: c.Seed}, upstream.NewHTTPClient(c.Local.MaxConcurrent))
+}
+
+// WithOllama makes FromConfig's local tier use c.
+func WithOllama(c *ollama.Client) Option { return func(r *Router) { r.ollama = c } }
 
 // WithQuota makes FromConfig use q for the quotas instead of a limiter of
 // its own; q stays the caller's to close.

@@ -9,9 +9,11 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/catalystbot/sentiment/config"
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/ollama"
+	"github.com/catalystbot/sentiment/secret"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // Tests of what the four clients share: the transport failures, the answer
@@ -24,23 +26,23 @@ var testPrompt = Prompt{
 	Version: "v1",
 }
 
-const testKey config.Secret = "sk-test-KEY-0123456789"
+const testKey secret.Secret = "sk-test-KEY-0123456789"
 
 var allFormats = []upstreamtest.Format{upstreamtest.Ollama, upstreamtest.OpenAI, upstreamtest.Gemini, upstreamtest.Anthropic}
 
 // testHTTPClient is a client from NewHTTPClient whose idle connections are
 // closed when the test ends, so goleak sees no connection goroutines.
 func testHTTPClient(t *testing.T) *http.Client {
-	hc := NewHTTPClient(4)
+	hc := upstream.NewHTTPClient(4)
 	t.Cleanup(hc.CloseIdleConnections)
 	return hc
 }
 
 // newProvider builds the client of format f for baseURL.
-func newProvider(f upstreamtest.Format, baseURL string, hc *http.Client, key config.Secret) Provider {
+func newProvider(f upstreamtest.Format, baseURL string, hc *http.Client, key secret.Secret) Provider {
 	switch f {
 	case upstreamtest.Ollama:
-		return NewOllama(OllamaConfig{BaseURL: baseURL, Model: "mistral", KeepAlive: "30m", NumCtx: 4096, Seed: 42}, hc)
+		return NewOllama(ollama.New(ollama.Config{BaseURL: baseURL, Model: "mistral", KeepAlive: "30m", NumCtx: 4096, Seed: 42}, hc))
 	case upstreamtest.OpenAI:
 		return NewOpenAI(OpenAIConfig{BaseURL: baseURL, Model: "qwen3:8b", APIKey: key, Seed: 42}, hc)
 	case upstreamtest.Gemini:
@@ -58,13 +60,13 @@ func setup(t *testing.T, f upstreamtest.Format) (*upstreamtest.Fake, Provider) {
 	return fake, newProvider(f, fake.URL, testHTTPClient(t), testKey)
 }
 
-// wantError checks that err is an *Error like want (Kind, Status,
+// wantError checks that err is an *upstream.Error like want (Kind, Status,
 // Retryable, RetryAfter within a millisecond) whose text contains msg.
-func wantError(t *testing.T, err error, want Error, msg string) {
+func wantError(t *testing.T, err error, want upstream.Error, msg string) {
 	t.Helper()
-	var e *Error
+	var e *upstream.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("error %v (%T) is not an *Error", err, err)
+		t.Fatalf("error %v (%T) is not an *upstream.Error", err, err)
 	}
 	if e.Kind != want.Kind || e.Status != want.Status || e.Retryable != want.Retryable {
 		t.Errorf("error %q: kind %s status %d retryable %v; want kind %s status %d retryable %v",
@@ -86,43 +88,43 @@ func wantAnswer(t *testing.T, got Answer, label lexicon.Label, score float64) {
 }
 
 func TestClientsCommon(t *testing.T) {
-	big := strings.Repeat("x", maxResponseBody+10)
+	big := strings.Repeat("x", upstream.MaxResponseBody+10)
 	tests := []struct {
 		name    string
 		b       upstreamtest.Behavior
 		timeout time.Duration
-		err     Error  // zero Kind: success
-		msg     string // in the error text
+		err     upstream.Error // zero Kind: success
+		msg     string         // in the error text
 	}{
 		{name: "prose-wrapped answer is repaired", b: upstreamtest.Answer(upstreamtest.Prose(upstreamtest.BearishJSON))},
 		{name: "reasoning before the answer is skipped", b: upstreamtest.AnswerThinking(upstreamtest.BullishJSON)},
 		{name: "contradictory answer", b: upstreamtest.Answer(`{"label":"bullish","score":-0.6,"confidence":0.9}`),
-			err: Error{Kind: KindInvalidAnswer, Retryable: true}, msg: "contradicts"},
+			err: upstream.Error{Kind: upstream.KindInvalidAnswer, Retryable: true}, msg: "contradicts"},
 		{name: "hang past the deadline", b: upstreamtest.Hang(), timeout: 100 * time.Millisecond,
-			err: Error{Kind: KindTimeout, Retryable: true}, msg: "deadline exceeded"},
+			err: upstream.Error{Kind: upstream.KindTimeout, Retryable: true}, msg: "deadline exceeded"},
 		{name: "slow body past the deadline", b: upstreamtest.SlowBody(upstreamtest.BullishJSON, 20*time.Millisecond), timeout: 150 * time.Millisecond,
-			err: Error{Kind: KindTimeout, Retryable: true}, msg: "timeout"},
+			err: upstream.Error{Kind: upstream.KindTimeout, Retryable: true}, msg: "timeout"},
 		{name: "connection reset", b: upstreamtest.Reset(),
-			err: Error{Kind: KindConnection, Retryable: true}, msg: "connection"},
+			err: upstream.Error{Kind: upstream.KindConnection, Retryable: true}, msg: "connection"},
 		{name: "malformed JSON", b: upstreamtest.Malformed(),
-			err: Error{Kind: KindBadResponse, Retryable: true}, msg: "decoding response"},
+			err: upstream.Error{Kind: upstream.KindBadResponse, Retryable: true}, msg: "decoding response"},
 		{name: "body over the limit", b: upstreamtest.Raw(200, "application/json", big),
-			err: Error{Kind: KindBadResponse, Retryable: true}, msg: "over 1048576 bytes"},
+			err: upstream.Error{Kind: upstream.KindBadResponse, Retryable: true}, msg: "over 1048576 bytes"},
 		{name: "proxy HTML 502", b: upstreamtest.Raw(502, "text/html", "\n<html><head><title>502 Bad Gateway</title></head></html>\n"),
-			err: Error{Kind: KindHTTP, Status: 502, Retryable: true}, msg: "502 Bad Gateway"},
+			err: upstream.Error{Kind: upstream.KindHTTP, Status: 502, Retryable: true}, msg: "502 Bad Gateway"},
 		{name: "x-should-retry false overrides 503", b: upstreamtest.Error(503, "busy", "x-should-retry", "false"),
-			err: Error{Kind: KindHTTP, Status: 503}, msg: "busy"},
+			err: upstream.Error{Kind: upstream.KindHTTP, Status: 503}, msg: "busy"},
 		{name: "x-should-retry true overrides 400", b: upstreamtest.Error(400, "odd", "x-should-retry", "true"),
-			err: Error{Kind: KindHTTP, Status: 400, Retryable: true}, msg: "odd"},
-		{name: "408 is retryable", b: upstreamtest.Error(408, "timeout"), err: Error{Kind: KindHTTP, Status: 408, Retryable: true}},
-		{name: "409 is retryable", b: upstreamtest.Error(409, "conflict"), err: Error{Kind: KindHTTP, Status: 409, Retryable: true}},
-		{name: "422 is not", b: upstreamtest.Error(422, "bad"), err: Error{Kind: KindHTTP, Status: 422}},
+			err: upstream.Error{Kind: upstream.KindHTTP, Status: 400, Retryable: true}, msg: "odd"},
+		{name: "408 is retryable", b: upstreamtest.Error(408, "timeout"), err: upstream.Error{Kind: upstream.KindHTTP, Status: 408, Retryable: true}},
+		{name: "409 is retryable", b: upstreamtest.Error(409, "conflict"), err: upstream.Error{Kind: upstream.KindHTTP, Status: 409, Retryable: true}},
+		{name: "422 is not", b: upstreamtest.Error(422, "bad"), err: upstream.Error{Kind: upstream.KindHTTP, Status: 422}},
 		{name: "Retry-After seconds", b: upstreamtest.Error(429, "slow down", "Retry-After", "7"),
-			err: Error{Kind: KindHTTP, Status: 429, Retryable: true, RetryAfter: 7 * time.Second}, msg: "slow down"},
+			err: upstream.Error{Kind: upstream.KindHTTP, Status: 429, Retryable: true, RetryAfter: 7 * time.Second}, msg: "slow down"},
 		{name: "Retry-After float", b: upstreamtest.Error(503, "busy", "Retry-After", "1.5"),
-			err: Error{Kind: KindHTTP, Status: 503, Retryable: true, RetryAfter: 1500 * time.Millisecond}},
+			err: upstream.Error{Kind: upstream.KindHTTP, Status: 503, Retryable: true, RetryAfter: 1500 * time.Millisecond}},
 		{name: "retry-after-ms first", b: upstreamtest.Error(429, "x", "retry-after-ms", "250", "Retry-After", "9"),
-			err: Error{Kind: KindHTTP, Status: 429, Retryable: true, RetryAfter: 250 * time.Millisecond}},
+			err: upstream.Error{Kind: upstream.KindHTTP, Status: 429, Retryable: true, RetryAfter: 250 * time.Millisecond}},
 	}
 	for _, f := range allFormats {
 		for _, tt := range tests {
@@ -170,7 +172,7 @@ func TestClientsCanceled(t *testing.T) {
 				cancel()
 			}()
 			_, _, err := p.Judge(ctx, testPrompt)
-			wantError(t, err, Error{Kind: KindCanceled}, "canceled")
+			wantError(t, err, upstream.Error{Kind: upstream.KindCanceled}, "canceled")
 		})
 	}
 }
@@ -183,7 +185,7 @@ func TestClientsServerDownAndBack(t *testing.T) {
 			fake, p := setup(t, f)
 			fake.Close()
 			_, _, err := p.Judge(t.Context(), testPrompt)
-			wantError(t, err, Error{Kind: KindConnection, Retryable: true}, "refused")
+			wantError(t, err, upstream.Error{Kind: upstream.KindConnection, Retryable: true}, "refused")
 			if strings.Contains(err.Error(), fake.URL) {
 				t.Errorf("error %q holds the URL", err)
 			}
@@ -210,7 +212,7 @@ func TestClientsFakeClock(t *testing.T) {
 					ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 					_, _, err := p.Judge(ctx, testPrompt)
 					cancel()
-					wantError(t, err, Error{Kind: KindTimeout, Retryable: true}, "deadline")
+					wantError(t, err, upstream.Error{Kind: upstream.KindTimeout, Retryable: true}, "deadline")
 					if d := time.Since(start); d != 5*time.Second {
 						t.Errorf("gave up after %v, want 5s", d)
 					}
@@ -220,10 +222,10 @@ func TestClientsFakeClock(t *testing.T) {
 					t.Fatalf("delayed answer: %v", err)
 				}
 				_, _, err := p.Judge(t.Context(), testPrompt)
-				wantError(t, err, Error{Kind: KindConnection, Retryable: true}, "reset")
+				wantError(t, err, upstream.Error{Kind: upstream.KindConnection, Retryable: true}, "reset")
 				fake.Close()
 				_, _, err = p.Judge(t.Context(), testPrompt)
-				wantError(t, err, Error{Kind: KindConnection, Retryable: true}, "refused")
+				wantError(t, err, upstream.Error{Kind: upstream.KindConnection, Retryable: true}, "refused")
 			})
 		})
 	}
@@ -253,7 +255,7 @@ func TestAPIKeyNeverInErrors(t *testing.T) {
 			if f == upstreamtest.Gemini {
 				status = http.StatusBadRequest // Google reports a bad key as INVALID_ARGUMENT
 			}
-			wantError(t, err, Error{Kind: KindHTTP, Status: status}, "[redacted]")
+			wantError(t, err, upstream.Error{Kind: upstream.KindHTTP, Status: status}, "[redacted]")
 			checkNoKey(t, err, key)
 		})
 		for name, b := range behaviours {
@@ -283,7 +285,7 @@ func checkNoKey(t *testing.T, err error, key string) {
 func errorsDump(err error) string {
 	var b strings.Builder
 	for e := err; e != nil; e = errors.Unwrap(e) {
-		if pe, ok := e.(*Error); ok {
+		if pe, ok := e.(*upstream.Error); ok {
 			b.WriteString(pe.Message + " ")
 		}
 		b.WriteString(e.Error() + "\n")
@@ -291,4 +293,16 @@ func errorsDump(err error) string {
 	return b.String()
 }
 
-func errorsAs(err error, e **Error) bool { return errors.As(err, e) }
+func errorsAs(err error, e **upstream.Error) bool { return errors.As(err, e) }
+
+// TestKeyInBaseURL checks that a base URL carrying a key (a misconfigured
+// proxy URL) never reaches an error through the transport's *url.Error.
+func TestKeyInBaseURL(t *testing.T) {
+	const secret = "AIzaSECRET"
+	p := NewOllama(ollama.New(ollama.Config{BaseURL: "http://127.0.0.1:1/x?key=" + secret, Model: "m"}, testHTTPClient(t)))
+	_, _, err := p.Judge(t.Context(), testPrompt)
+	wantError(t, err, upstream.Error{Kind: upstream.KindConnection, Retryable: true}, "refused")
+	if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "127.0.0.1:1/x") {
+		t.Errorf("error %q holds the URL", err)
+	}
+}

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/catalystbot/sentiment/config"
+	"github.com/catalystbot/sentiment/secret"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // GeminiConfig is the Google Gemini API (v1beta).
@@ -18,7 +19,7 @@ type GeminiConfig struct {
 	// Model is the model id ("gemini-2.5-flash"); a "models/" prefix is
 	// accepted.
 	Model  string
-	APIKey config.Secret
+	APIKey secret.Secret
 	Seed   int
 }
 
@@ -104,10 +105,10 @@ func (g *Gemini) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
 	if key != "" {
 		hdr = http.Header{"X-Goog-Api-Key": {key}}
 	}
-	body, err := postJSON(ctx, g.hc, httpCall{
-		url:    g.url,
-		header: hdr,
-		body: geminiRequest{
+	body, err := upstream.Do(ctx, g.hc, upstream.Call{
+		URL:    g.url,
+		Header: hdr,
+		Body: geminiRequest{
 			Contents:          []geminiContent{{Role: "user", Parts: []geminiPart{{Text: p.User}}}},
 			SystemInstruction: geminiContent{Parts: []geminiPart{{Text: p.System}}},
 			GenerationConfig: geminiGenerationConfig{
@@ -118,16 +119,16 @@ func (g *Gemini) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
 				ResponseSchema:   geminiSchema(answerSchema()),
 			},
 		},
-		secrets:   []string{key},
-		errorBody: g.errorBody,
-		now:       g.now,
+		Secrets:   []string{key},
+		ErrorBody: g.errorBody,
+		Now:       g.now,
 	})
 	if err != nil {
-		return Answer{}, Usage{}, wrapOp(geminiOp, err, key)
+		return Answer{}, Usage{}, upstream.WrapOp(geminiOp, err, key)
 	}
 	var r geminiResponse
-	if err := decodeBody(body, &r); err != nil {
-		return Answer{}, Usage{}, wrapOp(geminiOp, err, key)
+	if err := upstream.Decode(body, &r); err != nil {
+		return Answer{}, Usage{}, upstream.WrapOp(geminiOp, err, key)
 	}
 	m := r.UsageMetadata
 	usage := Usage{TokensIn: m.PromptTokenCount, TokensOut: m.CandidatesTokenCount + m.ThoughtsTokenCount}
@@ -137,13 +138,13 @@ func (g *Gemini) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
 			if r.PromptFeedback.BlockReasonMessage != "" {
 				msg += ": " + r.PromptFeedback.BlockReasonMessage
 			}
-			return Answer{}, usage, wrapOp(geminiOp, &Error{Kind: KindRefused, Message: clip(msg)}, key)
+			return Answer{}, usage, upstream.WrapOp(geminiOp, &upstream.Error{Kind: upstream.KindRefused, Message: upstream.Clip(msg)}, key)
 		}
-		return Answer{}, usage, wrapOp(geminiOp, badResponse("response has no candidates"), key)
+		return Answer{}, usage, upstream.WrapOp(geminiOp, upstream.BadResponse("response has no candidates"), key)
 	}
 	c := r.Candidates[0]
 	if geminiRefused(c.FinishReason) {
-		return Answer{}, usage, wrapOp(geminiOp, &Error{Kind: KindRefused, Message: "finishReason " + c.FinishReason}, key)
+		return Answer{}, usage, upstream.WrapOp(geminiOp, &upstream.Error{Kind: upstream.KindRefused, Message: "finishReason " + c.FinishReason}, key)
 	}
 	var text strings.Builder
 	if c.Content != nil {
@@ -154,10 +155,10 @@ func (g *Gemini) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
 		}
 	}
 	if strings.TrimSpace(text.String()) == "" {
-		return Answer{}, usage, wrapOp(geminiOp, invalidAnswer("no answer text (finishReason %s)", c.FinishReason), key)
+		return Answer{}, usage, upstream.WrapOp(geminiOp, invalidAnswer("no answer text (finishReason %s)", c.FinishReason), key)
 	}
 	a, err := parseAnswer(text.String())
-	return a, usage, wrapOp(geminiOp, err, key)
+	return a, usage, upstream.WrapOp(geminiOp, err, key)
 }
 
 // geminiSchema converts a JSON Schema into Google's OpenAPI-subset Schema:
@@ -205,7 +206,7 @@ type geminiErrorBody struct {
 // (…PerDay…) will not clear before midnight Pacific time, when Google
 // resets daily quotas, so it is not retryable and RetryAfter says how long
 // until then.
-func (g *Gemini) errorBody(e *Error, body []byte) {
+func (g *Gemini) errorBody(e *upstream.Error, body []byte) {
 	var b geminiErrorBody
 	if json.Unmarshal(body, &b) != nil {
 		return

@@ -7,6 +7,7 @@ import (
 
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 func TestGeminiRequestAndAnswer(t *testing.T) {
@@ -67,27 +68,27 @@ func TestGeminiErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		b    upstreamtest.Behavior
-		err  Error
+		err  upstream.Error
 		msg  string
 	}{
 		{"per-minute quota", upstreamtest.GeminiRateLimited("10s", upstreamtest.GeminiPerMinuteQuota),
-			Error{Kind: KindHTTP, Status: 429, Retryable: true, RetryAfter: 10 * time.Second}, "RESOURCE_EXHAUSTED: You exceeded your current quota"},
+			upstream.Error{Kind: upstream.KindHTTP, Status: 429, Retryable: true, RetryAfter: 10 * time.Second}, "RESOURCE_EXHAUSTED: You exceeded your current quota"},
 		{"fractional delay", upstreamtest.GeminiRateLimited("1.5s", ""),
-			Error{Kind: KindHTTP, Status: 429, Retryable: true, RetryAfter: 1500 * time.Millisecond}, "retry in 1.5s"},
+			upstream.Error{Kind: upstream.KindHTTP, Status: 429, Retryable: true, RetryAfter: 1500 * time.Millisecond}, "retry in 1.5s"},
 		{"no details", upstreamtest.Error(429, "Resource has been exhausted"),
-			Error{Kind: KindHTTP, Status: 429, Retryable: true}, "RESOURCE_EXHAUSTED"},
+			upstream.Error{Kind: upstream.KindHTTP, Status: 429, Retryable: true}, "RESOURCE_EXHAUSTED"},
 		{"daily quota", upstreamtest.GeminiRateLimited("37s", upstreamtest.GeminiPerDayQuota),
-			Error{Kind: KindHTTP, Status: 429, RetryAfter: 14 * time.Hour}, "quota"},
-		{"overloaded", upstreamtest.GeminiUnavailable(), Error{Kind: KindHTTP, Status: 503, Retryable: true}, "UNAVAILABLE: The model is overloaded"},
-		{"internal", upstreamtest.Error(500, "An internal error has occurred"), Error{Kind: KindHTTP, Status: 500, Retryable: true}, "INTERNAL"},
-		{"deadline", upstreamtest.Error(504, "Deadline exceeded"), Error{Kind: KindHTTP, Status: 504, Retryable: true}, "DEADLINE_EXCEEDED"},
-		{"invalid argument", upstreamtest.Error(400, "Invalid JSON payload"), Error{Kind: KindHTTP, Status: 400}, "INVALID_ARGUMENT"},
-		{"permission denied", upstreamtest.Error(403, "Method doesn't allow unregistered callers"), Error{Kind: KindHTTP, Status: 403}, "PERMISSION_DENIED"},
-		{"not found", upstreamtest.Error(404, "models/x is not found"), Error{Kind: KindHTTP, Status: 404}, "NOT_FOUND"},
-		{"blocked prompt", upstreamtest.GeminiBlocked("PROHIBITED_CONTENT"), Error{Kind: KindRefused}, "prompt blocked: PROHIBITED_CONTENT"},
-		{"safety stop", upstreamtest.GeminiFinish("SAFETY"), Error{Kind: KindRefused}, "finishReason SAFETY"},
-		{"out of tokens while thinking", upstreamtest.GeminiFinish("MAX_TOKENS"), Error{Kind: KindInvalidAnswer, Retryable: true}, "MAX_TOKENS"},
-		{"no candidates", upstreamtest.Raw(200, "application/json", `{"usageMetadata":{}}`), Error{Kind: KindBadResponse, Retryable: true}, "no candidates"},
+			upstream.Error{Kind: upstream.KindHTTP, Status: 429, RetryAfter: 14 * time.Hour}, "quota"},
+		{"overloaded", upstreamtest.GeminiUnavailable(), upstream.Error{Kind: upstream.KindHTTP, Status: 503, Retryable: true}, "UNAVAILABLE: The model is overloaded"},
+		{"internal", upstreamtest.Error(500, "An internal error has occurred"), upstream.Error{Kind: upstream.KindHTTP, Status: 500, Retryable: true}, "INTERNAL"},
+		{"deadline", upstreamtest.Error(504, "Deadline exceeded"), upstream.Error{Kind: upstream.KindHTTP, Status: 504, Retryable: true}, "DEADLINE_EXCEEDED"},
+		{"invalid argument", upstreamtest.Error(400, "Invalid JSON payload"), upstream.Error{Kind: upstream.KindHTTP, Status: 400}, "INVALID_ARGUMENT"},
+		{"permission denied", upstreamtest.Error(403, "Method doesn't allow unregistered callers"), upstream.Error{Kind: upstream.KindHTTP, Status: 403}, "PERMISSION_DENIED"},
+		{"not found", upstreamtest.Error(404, "models/x is not found"), upstream.Error{Kind: upstream.KindHTTP, Status: 404}, "NOT_FOUND"},
+		{"blocked prompt", upstreamtest.GeminiBlocked("PROHIBITED_CONTENT"), upstream.Error{Kind: upstream.KindRefused}, "prompt blocked: PROHIBITED_CONTENT"},
+		{"safety stop", upstreamtest.GeminiFinish("SAFETY"), upstream.Error{Kind: upstream.KindRefused}, "finishReason SAFETY"},
+		{"out of tokens while thinking", upstreamtest.GeminiFinish("MAX_TOKENS"), upstream.Error{Kind: upstream.KindInvalidAnswer, Retryable: true}, "MAX_TOKENS"},
+		{"no candidates", upstreamtest.Raw(200, "application/json", `{"usageMetadata":{}}`), upstream.Error{Kind: upstream.KindBadResponse, Retryable: true}, "no candidates"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

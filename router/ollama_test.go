@@ -5,6 +5,8 @@ import (
 
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/ollama"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 func TestOllamaRequestAndAnswer(t *testing.T) {
@@ -50,7 +52,7 @@ func TestOllamaRequestAndAnswer(t *testing.T) {
 // server: an explicit num_ctx would make Ollama reload the model.
 func TestOllamaOptionalFields(t *testing.T) {
 	fake := upstreamtest.New(t, upstreamtest.Ollama)
-	p := NewOllama(OllamaConfig{BaseURL: fake.URL + "/", Model: "mistral"}, testHTTPClient(t))
+	p := NewOllama(ollama.New(ollama.Config{BaseURL: fake.URL + "/", Model: "mistral"}, testHTTPClient(t)))
 	if _, _, err := p.Judge(t.Context(), testPrompt); err != nil {
 		t.Fatalf("Judge: %v", err)
 	}
@@ -69,20 +71,20 @@ func TestOllamaErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		b    upstreamtest.Behavior
-		err  Error
+		err  upstream.Error
 		msg  string
 	}{
-		{"runner terminated", upstreamtest.OllamaRunnerTerminated(), Error{Kind: KindHTTP, Status: 500, Retryable: true}, "llama runner process has terminated"},
-		{"queue full", upstreamtest.OllamaBusy(), Error{Kind: KindHTTP, Status: 503, Retryable: true}, "server busy"},
-		{"model not found", upstreamtest.OllamaModelNotFound("mistral"), Error{Kind: KindHTTP, Status: 404}, `model "mistral" not found`},
-		{"bad request", upstreamtest.Error(400, "model is required"), Error{Kind: KindHTTP, Status: 400}, "model is required"},
+		{"runner terminated", upstreamtest.OllamaRunnerTerminated(), upstream.Error{Kind: upstream.KindHTTP, Status: 500, Retryable: true}, "llama runner process has terminated"},
+		{"queue full", upstreamtest.OllamaBusy(), upstream.Error{Kind: upstream.KindHTTP, Status: 503, Retryable: true}, "server busy"},
+		{"model not found", upstreamtest.OllamaModelNotFound("mistral"), upstream.Error{Kind: upstream.KindHTTP, Status: 404}, `model "mistral" not found`},
+		{"bad request", upstreamtest.Error(400, "model is required"), upstream.Error{Kind: upstream.KindHTTP, Status: 400}, "model is required"},
 		{"error line with 200", upstreamtest.OllamaErrorLine("llama runner process has terminated: signal: killed"),
-			Error{Kind: KindBadResponse, Retryable: true}, "llama runner process has terminated"},
+			upstream.Error{Kind: upstream.KindBadResponse, Retryable: true}, "llama runner process has terminated"},
 		{"cloud 429", upstreamtest.Error(429, "too many requests", "Retry-After", "3"),
-			Error{Kind: KindHTTP, Status: 429, Retryable: true, RetryAfter: 3e9}, "too many requests"},
-		{"empty body", upstreamtest.Raw(200, "application/json", ""), Error{Kind: KindBadResponse, Retryable: true}, "empty"},
+			upstream.Error{Kind: upstream.KindHTTP, Status: 429, Retryable: true, RetryAfter: 3e9}, "too many requests"},
+		{"empty body", upstreamtest.Raw(200, "application/json", ""), upstream.Error{Kind: upstream.KindBadResponse, Retryable: true}, "empty"},
 		{"openai-style body", upstreamtest.Raw(503, "application/json", `{"error":{"message":"queue full","type":"api_error"}}`),
-			Error{Kind: KindHTTP, Status: 503, Retryable: true}, "queue full"},
+			upstream.Error{Kind: upstream.KindHTTP, Status: 503, Retryable: true}, "queue full"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,5 +117,5 @@ func TestOllamaStreamedAnyway(t *testing.T) {
 	fake.Push(upstreamtest.Raw(200, "application/x-ndjson",
 		`{"message":{"content":"{"},"done":false}`+"\n"+`{"error":"llama runner process has terminated"}`+"\n"))
 	_, _, err = p.Judge(t.Context(), testPrompt)
-	wantError(t, err, Error{Kind: KindBadResponse, Retryable: true}, "runner process")
+	wantError(t, err, upstream.Error{Kind: upstream.KindBadResponse, Retryable: true}, "runner process")
 }

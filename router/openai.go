@@ -6,18 +6,26 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/catalystbot/sentiment/config"
+	"github.com/catalystbot/sentiment/secret"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // OpenAIConfig is a server speaking OpenAI's chat completions: OpenAI
 // itself, Ollama's /v1, vLLM, the llama.cpp server, LM Studio.
+// chatMessage is one message of a chat request, in the shape OpenAI's and
+// Anthropic's formats share.
+type chatMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
 type OpenAIConfig struct {
 	// BaseURL is the root without /v1, e.g. http://localhost:8000.
 	BaseURL string
 	Model   string
 	// APIKey is sent as a bearer token when set; local servers mostly
 	// need none.
-	APIKey config.Secret
+	APIKey secret.Secret
 	Seed   int
 }
 
@@ -39,7 +47,7 @@ const openaiOp = "openai chat completions"
 
 type openaiRequest struct {
 	Model          string               `json:"model"`
-	Messages       []ollamaMessage      `json:"messages"`
+	Messages       []chatMessage        `json:"messages"`
 	Temperature    float64              `json:"temperature"`
 	Seed           int                  `json:"seed"`
 	MaxTokens      int                  `json:"max_tokens"`
@@ -80,12 +88,12 @@ func (o *OpenAI) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
 	if key != "" {
 		hdr = http.Header{"Authorization": {"Bearer " + key}}
 	}
-	body, err := postJSON(ctx, o.hc, httpCall{
-		url:    o.url,
-		header: hdr,
-		body: openaiRequest{
+	body, err := upstream.Do(ctx, o.hc, upstream.Call{
+		URL:    o.url,
+		Header: hdr,
+		Body: openaiRequest{
 			Model: o.cfg.Model,
-			Messages: []ollamaMessage{
+			Messages: []chatMessage{
 				{Role: "system", Content: p.System},
 				{Role: "user", Content: p.User},
 			},
@@ -101,39 +109,39 @@ func (o *OpenAI) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
 				},
 			},
 		},
-		secrets:   []string{key},
-		errorBody: openaiErrorBody,
+		Secrets:   []string{key},
+		ErrorBody: openaiErrorBody,
 	})
 	if err != nil {
-		return Answer{}, Usage{}, wrapOp(openaiOp, err, key)
+		return Answer{}, Usage{}, upstream.WrapOp(openaiOp, err, key)
 	}
 	var r openaiResponse
-	if err := decodeBody(body, &r); err != nil {
-		return Answer{}, Usage{}, wrapOp(openaiOp, err, key)
+	if err := upstream.Decode(body, &r); err != nil {
+		return Answer{}, Usage{}, upstream.WrapOp(openaiOp, err, key)
 	}
 	usage := Usage{TokensIn: r.Usage.PromptTokens, TokensOut: r.Usage.CompletionTokens}
 	if len(r.Choices) == 0 {
-		return Answer{}, usage, wrapOp(openaiOp, badResponse("response has no choices"), key)
+		return Answer{}, usage, upstream.WrapOp(openaiOp, upstream.BadResponse("response has no choices"), key)
 	}
 	c := r.Choices[0]
 	if c.Message.Refusal != nil && *c.Message.Refusal != "" {
-		return Answer{}, usage, wrapOp(openaiOp, &Error{Kind: KindRefused, Message: clip(*c.Message.Refusal)}, key)
+		return Answer{}, usage, upstream.WrapOp(openaiOp, &upstream.Error{Kind: upstream.KindRefused, Message: upstream.Clip(*c.Message.Refusal)}, key)
 	}
 	if c.FinishReason == "content_filter" {
-		return Answer{}, usage, wrapOp(openaiOp, &Error{Kind: KindRefused, Message: "finish_reason content_filter"}, key)
+		return Answer{}, usage, upstream.WrapOp(openaiOp, &upstream.Error{Kind: upstream.KindRefused, Message: "finish_reason content_filter"}, key)
 	}
 	if c.Message.Content == nil || strings.TrimSpace(*c.Message.Content) == "" {
-		return Answer{}, usage, wrapOp(openaiOp, invalidAnswer("empty content (finish_reason %s)", c.FinishReason), key)
+		return Answer{}, usage, upstream.WrapOp(openaiOp, invalidAnswer("empty content (finish_reason %s)", c.FinishReason), key)
 	}
 	a, err := parseAnswer(*c.Message.Content)
-	return a, usage, wrapOp(openaiOp, err, key)
+	return a, usage, upstream.WrapOp(openaiOp, err, key)
 }
 
 // openaiError is the error object of every OpenAI-compatible server.
 type openaiError struct {
-	Message string     `json:"message"`
-	Type    string     `json:"type"`
-	Code    flexString `json:"code"`
+	Message string              `json:"message"`
+	Type    string              `json:"type"`
+	Code    upstream.FlexString `json:"code"`
 }
 
 // openaiErrorBody reads the error shapes of section 2.3: nested
@@ -141,7 +149,7 @@ type openaiError struct {
 // or an int (vLLM, llama.cpp), vLLM's older flat {"object":"error",...},
 // and a bare {"error":"..."}. An exhausted billing quota (429
 // insufficient_quota) is not retryable: it will not clear by waiting.
-func openaiErrorBody(e *Error, body []byte) {
+func openaiErrorBody(e *upstream.Error, body []byte) {
 	var nested struct {
 		Error json.RawMessage `json:"error"`
 	}

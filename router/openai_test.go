@@ -7,6 +7,7 @@ import (
 
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 func TestOpenAIRequestAndAnswer(t *testing.T) {
@@ -69,31 +70,31 @@ func TestOpenAIErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		b    upstreamtest.Behavior
-		err  Error
+		err  upstream.Error
 		msg  string
 	}{
 		{"rate limited", upstreamtest.OpenAIRateLimited(1500 * time.Millisecond),
-			Error{Kind: KindHTTP, Status: 429, Retryable: true, RetryAfter: 1500 * time.Millisecond}, "rate_limit_exceeded: Rate limit reached"},
-		{"insufficient quota", upstreamtest.OpenAIInsufficientQuota(), Error{Kind: KindHTTP, Status: 429}, "insufficient_quota"},
-		{"llama.cpp loading, int code", upstreamtest.LlamaCppLoading(), Error{Kind: KindHTTP, Status: 503, Retryable: true}, "Loading model"},
+			upstream.Error{Kind: upstream.KindHTTP, Status: 429, Retryable: true, RetryAfter: 1500 * time.Millisecond}, "rate_limit_exceeded: Rate limit reached"},
+		{"insufficient quota", upstreamtest.OpenAIInsufficientQuota(), upstream.Error{Kind: upstream.KindHTTP, Status: 429}, "insufficient_quota"},
+		{"llama.cpp loading, int code", upstreamtest.LlamaCppLoading(), upstream.Error{Kind: upstream.KindHTTP, Status: 503, Retryable: true}, "Loading model"},
 		{"vLLM nested int code", upstreamtest.Raw(400, "application/json", `{"error":{"message":"max_tokens too large","type":"BadRequestError","param":null,"code":400}}`),
-			Error{Kind: KindHTTP, Status: 400}, "max_tokens too large"},
+			upstream.Error{Kind: upstream.KindHTTP, Status: 400}, "max_tokens too large"},
 		{"vLLM flat", upstreamtest.Raw(400, "application/json", `{"object":"error","message":"model not served","type":"NotFoundError","param":null,"code":404}`),
-			Error{Kind: KindHTTP, Status: 400}, "model not served"},
-		{"bare error string", upstreamtest.Raw(500, "application/json", `{"error":"boom"}`), Error{Kind: KindHTTP, Status: 500, Retryable: true}, "boom"},
-		{"unauthorized", upstreamtest.Error(401, "Incorrect API key provided"), Error{Kind: KindHTTP, Status: 401}, "invalid_api_key"},
-		{"forbidden", upstreamtest.Error(403, "Country not supported"), Error{Kind: KindHTTP, Status: 403}, "Country"},
-		{"not found", upstreamtest.Error(404, "The model does not exist"), Error{Kind: KindHTTP, Status: 404}, "model_not_found"},
-		{"server error", upstreamtest.Error(500, "The server had an error"), Error{Kind: KindHTTP, Status: 500, Retryable: true}, "server had an error"},
+			upstream.Error{Kind: upstream.KindHTTP, Status: 400}, "model not served"},
+		{"bare error string", upstreamtest.Raw(500, "application/json", `{"error":"boom"}`), upstream.Error{Kind: upstream.KindHTTP, Status: 500, Retryable: true}, "boom"},
+		{"unauthorized", upstreamtest.Error(401, "Incorrect API key provided"), upstream.Error{Kind: upstream.KindHTTP, Status: 401}, "invalid_api_key"},
+		{"forbidden", upstreamtest.Error(403, "Country not supported"), upstream.Error{Kind: upstream.KindHTTP, Status: 403}, "Country"},
+		{"not found", upstreamtest.Error(404, "The model does not exist"), upstream.Error{Kind: upstream.KindHTTP, Status: 404}, "model_not_found"},
+		{"server error", upstreamtest.Error(500, "The server had an error"), upstream.Error{Kind: upstream.KindHTTP, Status: 500, Retryable: true}, "server had an error"},
 		{"Retry-After date", upstreamtest.Error(429, "slow", "Retry-After", date),
-			Error{Kind: KindHTTP, Status: 429, Retryable: true}, "slow"},
+			upstream.Error{Kind: upstream.KindHTTP, Status: 429, Retryable: true}, "slow"},
 		{"refusal", upstreamtest.Raw(200, "application/json", `{"choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":3}}`),
-			Error{Kind: KindRefused}, "can't help"},
+			upstream.Error{Kind: upstream.KindRefused}, "can't help"},
 		{"content filter", upstreamtest.Raw(200, "application/json", `{"choices":[{"index":0,"message":{"role":"assistant","content":""},"finish_reason":"content_filter"}]}`),
-			Error{Kind: KindRefused}, "content_filter"},
-		{"no choices", upstreamtest.Raw(200, "application/json", `{"choices":[]}`), Error{Kind: KindBadResponse, Retryable: true}, "no choices"},
+			upstream.Error{Kind: upstream.KindRefused}, "content_filter"},
+		{"no choices", upstreamtest.Raw(200, "application/json", `{"choices":[]}`), upstream.Error{Kind: upstream.KindBadResponse, Retryable: true}, "no choices"},
 		{"length, no content", upstreamtest.Raw(200, "application/json", `{"choices":[{"message":{"content":""},"finish_reason":"length"}]}`),
-			Error{Kind: KindInvalidAnswer, Retryable: true}, "length"},
+			upstream.Error{Kind: upstream.KindInvalidAnswer, Retryable: true}, "length"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,9 +102,9 @@ func TestOpenAIErrors(t *testing.T) {
 			fake.Push(tt.b)
 			_, _, err := p.Judge(t.Context(), testPrompt)
 			if tt.name == "Retry-After date" {
-				var e *Error
+				var e *upstream.Error
 				if !errorsAs(err, &e) {
-					t.Fatalf("error %v is not an *Error", err)
+					t.Fatalf("error %v is not an *upstream.Error", err)
 				}
 				if e.RetryAfter < 28*time.Second || e.RetryAfter > 31*time.Second {
 					t.Errorf("RetryAfter %v from an HTTP-date 30s ahead", e.RetryAfter)

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,8 @@ import (
 	"github.com/catalystbot/sentiment/batcher"
 	"github.com/catalystbot/sentiment/lexicon"
 	"github.com/catalystbot/sentiment/limiter"
+	"github.com/catalystbot/sentiment/ollama"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // Tier is who answers.
@@ -134,8 +137,10 @@ type TierConfig struct {
 type Gate interface {
 	// Admit says whether the tier may be called now, and why not.
 	Admit() (ok bool, reason string)
-	// Report tells how a call went: nil, or the provider's error.
-	Report(err error)
+	// Report tells what a call said of the model server's health, with
+	// the failure's text for the manager's log and status (empty on
+	// success).
+	Report(sig upstream.Signal, detail string)
 }
 
 // Quota claims request slots of a provider (the limiter package).
@@ -151,9 +156,9 @@ type Quota interface {
 // Queue admits calls to the GPU (the batcher package).
 type Queue interface {
 	// Acquire returns once a slot is free; release must be called with
-	// the call's outcome. It fails at once when the queue is full or the
-	// item cannot start within maxWait.
-	Acquire(ctx context.Context, maxWait time.Duration) (release func(batcher.Outcome), err error)
+	// what the call said of the server's health. It fails at once when
+	// the queue is full or the item cannot start within maxWait.
+	Acquire(ctx context.Context, maxWait time.Duration) (release func(upstream.Signal), err error)
 }
 
 // BreakerConfig sets every tier's circuit breaker.
@@ -195,6 +200,7 @@ type Router struct {
 	gpu       *batcher.Queue
 	localGate Gate
 	quota     *limiter.Limiter
+	ollama    *ollama.Client
 	closers   []func() error
 	cfg       Config
 	tiers     []*tier
@@ -418,7 +424,7 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 		}
 		release, outcome, detail := r.admit(ctx, t, reserve)
 		if release == nil {
-			done(excluded{err: &Error{Kind: KindCanceled, Message: "not called: " + detail}})
+			done(excluded{err: &upstream.Error{Kind: upstream.KindCanceled, Message: "not called: " + detail}})
 			return stop(outcome, detail)
 		}
 		timeout := t.Timeout
@@ -434,9 +440,10 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 			err = classify(ctx, err, timeout, t.Timeout)
 		}
 		done(err)
-		release(queueOutcome(err))
-		if t.Gate != nil && !notTiersFault(err) {
-			t.Gate.Report(unwrapExcluded(err))
+		sig := signalOf(err)
+		release(sig)
+		if t.Gate != nil && sig != upstream.SignalNone {
+			t.Gate.Report(sig, errText(err))
 		}
 		a.Calls++
 		usage.TokensIn += u.TokensIn
@@ -445,10 +452,10 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 			a.Outcome, a.Detail = OutcomeOK, ""
 			return a, ans, usage
 		}
-		e := asError(err)
+		e := upstream.AsError(err)
 		t.errs.add(e.Type())
 		a.Outcome, a.Detail = OutcomeError, e.Error()
-		if e.Kind == KindInvalidAnswer {
+		if e.Kind == upstream.KindInvalidAnswer {
 			a.Outcome = OutcomeInvalidAnswer
 			invalid++
 		}
@@ -514,7 +521,7 @@ func (r *Router) paused(t *tier) (time.Time, bool) {
 // admit waits for the tier's quota slot and GPU slot, within what the
 // deadline allows after the later tiers' reserve. On refusal it returns a
 // nil release with the outcome and why.
-func (r *Router) admit(ctx context.Context, t *tier, reserve time.Duration) (release func(batcher.Outcome), _ Outcome, detail string) {
+func (r *Router) admit(ctx context.Context, t *tier, reserve time.Duration) (release func(upstream.Signal), _ Outcome, detail string) {
 	maxWait := func() time.Duration {
 		if left, ok := r.remaining(ctx); ok {
 			return max(0, left-reserve-r.cfg.MinTierTime)
@@ -535,7 +542,7 @@ func (r *Router) admit(ctx context.Context, t *tier, reserve time.Duration) (rel
 		}
 	}
 	if t.Queue == nil {
-		return func(batcher.Outcome) {}, 0, ""
+		return func(upstream.Signal) {}, 0, ""
 	}
 	rel, err := t.Queue.Acquire(ctx, maxWait())
 	switch {
@@ -549,30 +556,43 @@ func (r *Router) admit(ctx context.Context, t *tier, reserve time.Duration) (rel
 	return rel, 0, ""
 }
 
-// queueOutcome tells the GPU queue how a call went: failures that mean the
-// model server is overloaded (5xx, timeouts, refused or reset connections)
-// halve its concurrency; a failure the caller caused changes nothing.
-func queueOutcome(err error) batcher.Outcome {
+// signalOf reads what a call said of the upstream's health, once, for
+// the GPU queue and the GPU manager: nothing when the failure was not the
+// tier's (the caller left, its deadline cut the call below a fair budget,
+// a refusal of one item, a 429); otherwise the kind of failure.
+func signalOf(err error) upstream.Signal {
 	if err == nil {
-		return batcher.Success
+		return upstream.SignalOK
 	}
 	if notTiersFault(err) {
-		return batcher.OtherFailure
+		return upstream.SignalNone
 	}
-	switch e := asError(err); e.Kind {
-	case KindTimeout, KindConnection:
-		return batcher.Overload
-	case KindHTTP:
-		if e.Status >= 500 {
-			return batcher.Overload
-		}
-	case KindBadResponse:
-		// Ollama reports a runner that died mid-answer in a 200 body.
-		if strings.Contains(e.Message, "runner process has terminated") || strings.Contains(e.Message, "runner has unexpectedly stopped") {
-			return batcher.Overload
-		}
+	e := upstream.AsError(err)
+	switch {
+	case e.Crash:
+		return upstream.SignalCrash
+	case e.ConnectionRefused():
+		return upstream.SignalDown
+	case e.Kind == upstream.KindConnection:
+		return upstream.SignalServerError
+	case e.Kind == upstream.KindTimeout:
+		return upstream.SignalHung
+	case e.Kind == upstream.KindHTTP && e.Status == http.StatusServiceUnavailable:
+		return upstream.SignalBusy
+	case e.Kind == upstream.KindHTTP && e.Status >= 500:
+		return upstream.SignalServerError
+	case e.Kind == upstream.KindInvalidAnswer, e.Kind == upstream.KindBadResponse:
+		return upstream.SignalBadAnswer
 	}
-	return batcher.OtherFailure
+	return upstream.SignalRejected
+}
+
+// errText is a failure's text for the GPU manager ("" for none).
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return upstream.AsError(err).Error()
 }
 
 // attempts is how many calls a tier may get for an item.
@@ -659,25 +679,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // excluded marks a failure that says nothing about the tier's health: the
 // caller went away, or the caller's deadline cut the attempt shorter than
 // the tier's own timeout. The breaker neither counts nor forgives it.
-type excluded struct{ err *Error }
+type excluded struct{ err *upstream.Error }
 
 func (e excluded) Error() string { return e.err.Error() }
 func (e excluded) Unwrap() error { return e.err }
-
-// unwrapExcluded returns the provider's error (nil stays nil).
-func unwrapExcluded(err error) error {
-	if err == nil {
-		return nil
-	}
-	return asError(err)
-}
 
 func notTiersFault(err error) bool {
 	var x excluded
 	return errors.As(err, &x)
 }
 
-// classify turns a provider error into *Error, marking the ones the
+// classify turns a provider error into *upstream.Error, marking the ones the
 // breaker must not count: the caller went away (or the server is shutting
 // down); an attempt cut below a fair budget timed out; the provider
 // refused one item (a safety block says nothing of its health); a 429
@@ -687,13 +699,13 @@ func notTiersFault(err error) bool {
 // for, the attempt's deadline is the caller's, and a hung GPU must still
 // be found.
 func classify(parent context.Context, err error, budget, tierTimeout time.Duration) error {
-	e := asError(err)
+	e := upstream.AsError(err)
 	switch {
 	case errors.Is(parent.Err(), context.Canceled),
-		e.Kind == KindCanceled,
-		e.Kind == KindTimeout && budget < min(tierTimeout, fairBudget),
-		e.Kind == KindRefused,
-		e.Kind == KindHTTP && e.Status == 429:
+		e.Kind == upstream.KindCanceled,
+		e.Kind == upstream.KindTimeout && budget < min(tierTimeout, fairBudget),
+		e.Kind == upstream.KindRefused,
+		e.Kind == upstream.KindHTTP && e.Status == 429:
 		return excluded{err: e}
 	}
 	return e

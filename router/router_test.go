@@ -13,7 +13,9 @@ import (
 
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/ollama"
 	"github.com/catalystbot/sentiment/router"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // upstreams are one fake per model tier, in policy order.
@@ -57,11 +59,11 @@ func newRouterWith(t *testing.T, cfg router.Config, memory bool, tweak func([]ro
 		if memory {
 			return f.Client()
 		}
-		return router.NewHTTPClient(4)
+		return upstream.NewHTTPClient(4)
 	}
 	cfg.Tiers = []router.TierConfig{
 		{Tier: router.TierLocal, Model: "mistral", Timeout: 15 * time.Second, MaxChars: 200,
-			Provider: router.NewOllama(router.OllamaConfig{BaseURL: u.local.URL, Model: "mistral", KeepAlive: "30m", NumCtx: 2048, Seed: 42}, client(u.local))},
+			Provider: router.NewOllama(ollama.New(ollama.Config{BaseURL: u.local.URL, Model: "mistral", KeepAlive: "30m", NumCtx: 2048, Seed: 42}, client(u.local)))},
 		{Tier: router.TierGemini, Model: "gemini-2.5-flash", Timeout: 20 * time.Second, Price: router.Price{InputPerM: 0.30, OutputPerM: 2.50},
 			Provider: router.NewGemini(router.GeminiConfig{BaseURL: u.gemini.URL, Model: "gemini-2.5-flash", APIKey: "gk"}, client(u.gemini))},
 		{Tier: router.TierAnthropic, Model: "claude-haiku-4-5", Timeout: 20 * time.Second, Price: router.Price{InputPerM: 1, OutputPerM: 5},

@@ -25,6 +25,7 @@ import (
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/ollama"
 	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/server"
 )
@@ -54,7 +55,7 @@ func startBubble(t *testing.T, cfg config.Config) *bubbleServer {
 		done:   make(chan error, 1),
 	}
 	local := router.TierConfig{Tier: router.TierLocal, Model: cfg.Local.Model, Timeout: cfg.Local.Timeout, MaxChars: cfg.Local.MaxLength,
-		Provider: router.NewOllama(router.OllamaConfig{BaseURL: b.local.URL, Model: cfg.Local.Model}, b.local.Client())}
+		Provider: router.NewOllama(ollama.New(ollama.Config{BaseURL: b.local.URL, Model: cfg.Local.Model}, b.local.Client()))}
 	gemini := router.TierConfig{Tier: router.TierGemini, Model: cfg.Gemini.Model, Timeout: cfg.CloudTimeout,
 		DisabledReason: "disabled: GEMINI_API_KEY is not set"}
 	if cfg.Gemini.APIKey != "" {

@@ -81,11 +81,12 @@ func startWithGPU(t *testing.T, local *upstreamtest.Fake) pb.SentimentServiceCli
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := gpu.FromConfig(cfg, queue, log)
+	oc := router.LocalOllama(cfg)
+	mgr, err := gpu.FromConfig(cfg, oc, queue, log)
 	if err != nil || mgr == nil {
 		t.Fatalf("gpu.FromConfig: %v %v", mgr, err)
 	}
-	rt, err := router.FromConfig(cfg, log, router.WithGPUQueue(queue), router.WithLocalGate(mgr))
+	rt, err := router.FromConfig(cfg, log, router.WithGPUQueue(queue), router.WithLocalGate(mgr), router.WithOllama(oc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/internal/redistest"
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
+	"github.com/catalystbot/sentiment/secret"
 )
 
 // TestReplicasShareTheDailyQuota runs two servers on one Redis against one
@@ -18,7 +19,7 @@ func TestReplicasShareTheDailyQuota(t *testing.T) {
 	redis := redistest.Start(t)
 	gemini := upstreamtest.New(t, upstreamtest.Gemini)
 	cfg := testConfig()
-	cfg.RedisURL = config.Secret(redis.URL())
+	cfg.RedisURL = secret.Secret(redis.URL())
 	cfg.Gemini.APIKey, cfg.Gemini.BaseURL = "gemini-key", gemini.URL
 	cfg.Gemini.Quota = config.Quota{RPD: rpd}
 	cfg.MinInterval = 0

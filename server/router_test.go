@@ -7,9 +7,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
+	"github.com/catalystbot/sentiment/secret"
 )
 
 // TestTieredAnswers drives the whole request path against fake upstreams
@@ -21,8 +21,8 @@ func TestTieredAnswers(t *testing.T) {
 	anthropic := upstreamtest.New(t, upstreamtest.Anthropic)
 	cfg := testConfig()
 	cfg.Local.Enabled, cfg.Local.Endpoint, cfg.Local.RetryDelay = true, local.URL, 0
-	cfg.Gemini.APIKey, cfg.Gemini.BaseURL = config.Secret("gemini-secret-key"), gemini.URL
-	cfg.Anthropic.APIKey, cfg.Anthropic.BaseURL = config.Secret("anthropic-secret-key"), anthropic.URL
+	cfg.Gemini.APIKey, cfg.Gemini.BaseURL = secret.Secret("gemini-secret-key"), gemini.URL
+	cfg.Anthropic.APIKey, cfg.Anthropic.BaseURL = secret.Secret("anthropic-secret-key"), anthropic.URL
 	cfg.Breaker.Failures = 50 // breaker transitions have their own tests
 	ts := start(t, cfg)
 	gemini.RequireKey("gemini-secret-key")

@@ -32,6 +32,7 @@ import (
 	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/lexicon"
 	"github.com/catalystbot/sentiment/router"
+	"github.com/catalystbot/sentiment/secret"
 )
 
 // Version is reported by Stats; main may set it at link time.
@@ -195,7 +196,7 @@ func needsAuth(_ context.Context, c interceptors.CallMeta) bool {
 
 // bearerCheck accepts a call whose "authorization: Bearer <token>" names
 // one of the tokens. Tokens are compared in constant time and never logged.
-func bearerCheck(tokens []config.Secret) auth.AuthFunc {
+func bearerCheck(tokens []secret.Secret) auth.AuthFunc {
 	want := make([][]byte, len(tokens))
 	for i, t := range tokens {
 		want[i] = []byte(t.Reveal())

@@ -28,6 +28,7 @@ import (
 	"github.com/catalystbot/sentiment/internal/tlstest"
 	"github.com/catalystbot/sentiment/lexicon"
 	"github.com/catalystbot/sentiment/router"
+	"github.com/catalystbot/sentiment/secret"
 	"github.com/catalystbot/sentiment/server"
 )
 
@@ -266,7 +267,7 @@ func TestRequestIDIsEchoed(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	cfg := testConfig()
-	cfg.AuthTokens = []config.Secret{"tok-a", "tok-b"}
+	cfg.AuthTokens = []secret.Secret{"tok-a", "tok-b"}
 	ts := start(t, cfg)
 	req := &pb.ClassifyRequest{Item: &pb.NewsItem{Title: "Acme beats estimates"}}
 	withToken := func(tok string) context.Context {
@@ -413,7 +414,7 @@ func TestLogLines(t *testing.T) {
 	var logs logtest.Buffer
 	cfg := testConfig()
 	cfg.GRPCAddr = "0.0.0.0:0"
-	cfg.AuthTokens = []config.Secret{"token-aaaaaaaaaaaa"}
+	cfg.AuthTokens = []secret.Secret{"token-aaaaaaaaaaaa"}
 	ts := startLogged(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx := metadata.AppendToOutgoingContext(ctxT(t), "authorization", "Bearer token-aaaaaaaaaaaa")
 

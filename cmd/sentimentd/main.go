@@ -59,7 +59,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Error("building the GPU queue", "err", err)
 		return 1
 	}
-	mgr, err := gpu.FromConfig(cfg, queue, log)
+	oc := router.LocalOllama(cfg)
+	var ctl gpu.Controller
+	if oc != nil {
+		ctl = oc
+	}
+	mgr, err := gpu.FromConfig(cfg, ctl, queue, log)
 	if err != nil {
 		log.Error("building the GPU manager", "err", err)
 		return 1
@@ -74,7 +79,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	checkCtx, cancelCheck := context.WithTimeout(context.Background(), time.Second)
 	_ = quota.Check(checkCtx)
 	cancelCheck()
-	routerOpts := []router.Option{router.WithGPUQueue(queue), router.WithQuota(quota)}
+	routerOpts := []router.Option{router.WithGPUQueue(queue), router.WithQuota(quota), router.WithOllama(oc)}
 	var serverOpts []server.Option
 	if mgr != nil {
 		routerOpts = append(routerOpts, router.WithLocalGate(mgr))

@@ -292,3 +292,21 @@ func (f *Fake) servePS(w http.ResponseWriter) {
 	f.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"models": models})
 }
+
+// ControlRequests lists the model-control requests received, in order:
+// "load" for a preload (/api/generate without a prompt), "unload" for one
+// with keep_alive 0.
+func (f *Fake) ControlRequests() []string {
+	var out []string
+	for _, r := range f.Requests() {
+		if r.Path != "/api/generate" || r.Field("prompt") != nil {
+			continue
+		}
+		if ka, ok := r.Field("keep_alive").(float64); ok && ka == 0 {
+			out = append(out, "unload")
+		} else {
+			out = append(out, "load")
+		}
+	}
+	return out
+}

@@ -1,4 +1,4 @@
-package gpu
+package ollama
 
 import (
 	"errors"
@@ -9,24 +9,29 @@ import (
 	"time"
 
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // loopbackClient is an HTTP client whose idle connections are closed when
 // the test ends, so goleak sees no transport goroutines.
 func loopbackClient(t *testing.T) *http.Client {
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}
+	hc := upstream.NewHTTPClient(4)
+	t.Cleanup(hc.CloseIdleConnections)
+	return hc
 }
 
-// TestControllerWarmUnloadPS drives the controller against the Ollama fake
+func controller(url string, hc *http.Client) *Client {
+	return New(Config{BaseURL: url, Model: "mistral", KeepAlive: "30m", NumCtx: 2048}, hc)
+}
+
+// TestControlWarmUnloadPS drives the controller against the Ollama fake
 // over loopback HTTP: the preload carries the router's keep_alive and
 // num_ctx, /api/ps is parsed, and the unload sends keep_alive 0.
-func TestControllerWarmUnloadPS(t *testing.T) {
+func TestControlWarmUnloadPS(t *testing.T) {
 	f := upstreamtest.New(t, upstreamtest.Ollama)
 	f.SetModelSize(5637144576, 5137025024) // partly on the CPU
 	// The owner's old endpoint value ends in /api/generate.
-	c := NewOllamaController(f.URL+"/api/generate", "mistral", "30m", 2048, loopbackClient(t))
+	c := controller(f.URL+"/api/generate", loopbackClient(t))
 
 	if _, err := c.Warm(t.Context()); err != nil {
 		t.Fatalf("Warm: %v", err)
@@ -57,7 +62,7 @@ func TestControllerWarmUnloadPS(t *testing.T) {
 	if lm, ok := c.Find(ps); !ok || lm.Name != "mistral:latest" {
 		t.Errorf("Find(mistral) = %+v, %v", lm, ok)
 	}
-	if _, ok := NewOllamaController(f.URL, "llama3", "", 0, nil).Find(ps); ok {
+	if _, ok := New(Config{BaseURL: f.URL, Model: "llama3"}, nil).Find(ps); ok {
 		t.Error("Find(llama3) found mistral")
 	}
 
@@ -73,10 +78,10 @@ func TestControllerWarmUnloadPS(t *testing.T) {
 	}
 }
 
-// TestControllerWarmRetries: a 500 while loading is retried, up to three
+// TestControlWarmRetries: a 500 while loading is retried, up to three
 // attempts; a 404 (model never pulled) is not; the error says what was
 // being done.
-func TestControllerWarmRetries(t *testing.T) {
+func TestControlWarmRetries(t *testing.T) {
 	crash := upstreamtest.Error(500, "llama runner process has terminated: exit status 2")
 	cases := []struct {
 		name     string
@@ -97,10 +102,10 @@ func TestControllerWarmRetries(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := upstreamtest.New(t, upstreamtest.Ollama)
 			f.PushLoad(tc.script...)
-			c := NewOllamaController(f.URL, "mistral", "30m", 2048, loopbackClient(t))
+			c := controller(f.URL, loopbackClient(t))
 			c.retryDelay = time.Millisecond
 			_, err := c.Warm(t.Context())
-			if n := len(controlRequests(f)); n != tc.requests {
+			if n := len(f.ControlRequests()); n != tc.requests {
 				t.Errorf("%d preload requests, want %d", n, tc.requests)
 			}
 			if tc.wantErr == "" {
@@ -112,22 +117,22 @@ func TestControllerWarmRetries(t *testing.T) {
 				}
 				return
 			}
-			var oe *OllamaError
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.As(err, &oe) || oe.Status != tc.status {
+			var ue *upstream.Error
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.As(err, &ue) || ue.Status != tc.status {
 				t.Errorf("Warm error %v, want one containing %q with status %d", err, tc.wantErr, tc.status)
 			}
 		})
 	}
 }
 
-// TestControllerWarmBackoff checks the waits between preloads (1 s, then
+// TestControlWarmBackoff checks the waits between preloads (1 s, then
 // 2 s) and that the latency returned is the successful load's own.
-func TestControllerWarmBackoff(t *testing.T) {
+func TestControlWarmBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := upstreamtest.NewMemory(t, upstreamtest.Ollama)
 		crash := upstreamtest.Error(500, "llama runner process has terminated: exit status 2")
 		f.PushLoad(crash, crash, upstreamtest.Delay(4*time.Second, upstreamtest.OllamaModelControl()))
-		c := NewOllamaController(f.URL, "mistral", "30m", 2048, f.Client())
+		c := controller(f.URL, f.Client())
 		start := time.Now()
 		lat, err := c.Warm(t.Context())
 		if err != nil {
@@ -142,16 +147,16 @@ func TestControllerWarmBackoff(t *testing.T) {
 	})
 }
 
-// TestControllerServerDown: a refused connection fails every attempt with
+// TestControlServerDown: a refused connection fails every attempt with
 // an error that names the operation and unwraps to the dial error.
-func TestControllerServerDown(t *testing.T) {
+func TestControlServerDown(t *testing.T) {
 	f := upstreamtest.New(t, upstreamtest.Ollama)
 	f.Close()
-	c := NewOllamaController(f.URL, "mistral", "30m", 2048, loopbackClient(t))
+	c := controller(f.URL, loopbackClient(t))
 	c.retryDelay = time.Millisecond
 	if _, err := c.Warm(t.Context()); err == nil || !strings.Contains(err.Error(), "ollama preloading mistral") {
 		t.Errorf("Warm on a closed server: %v", err)
-	} else if _, crash := crashSignal(err); !crash {
+	} else if !upstream.AsError(err).ConnectionRefused() {
 		t.Errorf("Warm error %v is not seen as a refused connection", err)
 	}
 	if _, err := c.PS(t.Context()); err == nil || !strings.Contains(err.Error(), "listing loaded models") {
@@ -159,5 +164,36 @@ func TestControllerServerDown(t *testing.T) {
 	}
 	if err := c.Unload(t.Context()); err == nil || !strings.Contains(err.Error(), "unloading mistral") {
 		t.Errorf("Unload on a closed server: %v", err)
+	}
+}
+
+// TestRunnerCrashIsMarked: the errors that say the runner died are marked
+// Crash, whether Ollama sends them as a 500 or in a 200 body; other
+// failures are not.
+func TestRunnerCrashIsMarked(t *testing.T) {
+	tests := []struct {
+		name  string
+		b     upstreamtest.Behavior
+		crash bool
+	}{
+		{"500 runner terminated", upstreamtest.OllamaRunnerTerminated(), true},
+		{"200 runner stopped", upstreamtest.OllamaErrorLine("model runner has unexpectedly stopped, this may be due to resource limitations"), true},
+		{"500 other", upstreamtest.Error(500, "CUDA error: an illegal memory access was encountered"), false},
+		{"503 busy", upstreamtest.OllamaBusy(), false},
+		{"404", upstreamtest.OllamaModelNotFound("mistral"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := upstreamtest.New(t, upstreamtest.Ollama)
+			f.Push(tt.b)
+			_, _, err := controller(f.URL, loopbackClient(t)).Chat(t.Context(), ChatRequest{System: "s", User: "u"})
+			var e *upstream.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error %v (%T), want an *upstream.Error", err, err)
+			}
+			if e.Crash != tt.crash {
+				t.Errorf("error %q: Crash = %v, want %v", err, e.Crash, tt.crash)
+			}
+		})
 	}
 }

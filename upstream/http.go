@@ -1,4 +1,14 @@
-package router
+// Package upstream is what every call to a model server has in common,
+// whatever its wire format: the HTTP client tuned for one upstream, one JSON
+// request with its failures classified into *Error (kind, status, whether
+// to retry, the wait the server asked for), and the Signal a call gives
+// about the upstream's health.
+//
+// The wire formats themselves live beside the code that speaks them: the
+// router's providers and the ollama package. The router reads an *Error
+// once, into a Signal, which the GPU queue and the GPU manager consume:
+// nothing downstream matches error text.
+package upstream
 
 import (
 	"bytes"
@@ -19,12 +29,12 @@ import (
 
 // Transport settings shared by the upstream clients.
 const (
-	// maxResponseBody caps what is read of any upstream response. An answer
+	// MaxResponseBody caps what is read of any upstream response. An answer
 	// is a few KiB; a bigger body is a broken or hostile server, and reading
 	// it whole would let one tie up memory.
-	maxResponseBody = 1 << 20
-	// maxErrorMessage caps the upstream's error text kept in Error.Message.
-	maxErrorMessage = 300
+	MaxResponseBody = 1 << 20
+	// MaxErrorMessage caps the upstream's error text kept in Error.Message.
+	MaxErrorMessage = 300
 	dialTimeout     = 5 * time.Second
 	tlsTimeout      = 5 * time.Second
 	idleConnTimeout = 90 * time.Second
@@ -62,24 +72,27 @@ func NewHTTPClient(maxConnsPerHost int) *http.Client {
 	}
 }
 
-// httpCall is one JSON POST to an upstream.
-type httpCall struct {
-	url    string
-	header http.Header
-	body   any
-	// secrets are scrubbed from every error message, in case an upstream
+// Call is one JSON request to an upstream.
+type Call struct {
+	// Method is the HTTP method; empty is POST.
+	Method string
+	URL    string
+	Header http.Header
+	// Body is encoded as JSON; nil sends no body.
+	Body any
+	// Secrets are scrubbed from every error message, in case an upstream
 	// or a proxy echoes a key back.
-	secrets []string
-	// errorBody reads the format's error body into e: Message, and any
+	Secrets []string
+	// ErrorBody reads the format's error body into e: Message, and any
 	// change of Retryable or RetryAfter the body justifies. It is called
 	// for non-2xx responses after the status and header rules have set
 	// e's defaults; body may be truncated or not JSON at all.
-	errorBody func(e *Error, body []byte)
-	// now is the clock for an HTTP-date Retry-After; nil is time.Now.
-	now func() time.Time
+	ErrorBody func(e *Error, body []byte)
+	// Now is the clock for an HTTP-date Retry-After; nil is time.Now.
+	Now func() time.Time
 }
 
-// postJSON sends r and returns the 2xx response body, read through the size
+// Do sends r and returns the 2xx response body, read through the size
 // limit. Every failure is an *Error:
 //
 //   - the ctx's deadline passed (sending, waiting or reading): KindTimeout,
@@ -88,36 +101,46 @@ type httpCall struct {
 //     KindConnection, retryable;
 //   - a non-2xx status: KindHTTP, see httpError;
 //   - a body over the limit: KindBadResponse, retryable.
-func postJSON(ctx context.Context, hc *http.Client, r httpCall) ([]byte, error) {
-	payload, err := json.Marshal(r.body)
-	if err != nil {
-		// Our own request types always marshal; this is a programming error.
-		return nil, &Error{Kind: KindBadResponse, Message: "encoding request", Err: err}
+func Do(ctx context.Context, hc *http.Client, r Call) ([]byte, error) {
+	method := r.Method
+	if method == "" {
+		method = http.MethodPost
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(payload))
+	var payload io.Reader
+	if r.Body != nil {
+		b, err := json.Marshal(r.Body)
+		if err != nil {
+			// Our own request types always marshal; this is a programming error.
+			return nil, &Error{Kind: KindBadResponse, Message: "encoding request", Err: err}
+		}
+		payload = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.URL, payload)
 	if err != nil {
 		return nil, &Error{Kind: KindConnection, Message: "building request", Err: stripURL(err)}
 	}
-	for k, vs := range r.header {
+	for k, vs := range r.Header {
 		req.Header[k] = vs
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Accept", "application/json")
 
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, transportError(ctx, err, r.secrets)
+		return nil, transportError(ctx, err, r.Secrets)
 	}
 	defer resp.Body.Close()
 
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
-	tooBig := len(body) > maxResponseBody
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody+1))
+	tooBig := len(body) > MaxResponseBody
 	if tooBig {
-		body = body[:maxResponseBody]
+		body = body[:MaxResponseBody]
 	}
 	// Scrub the whole body before any of it is cut into a message: a key
 	// cut in two by a snippet would no longer match, and half a key leaks.
-	for _, k := range r.secrets {
+	for _, k := range r.Secrets {
 		if k != "" {
 			body = bytes.ReplaceAll(body, []byte(k), []byte("[redacted]"))
 		}
@@ -127,11 +150,11 @@ func postJSON(ctx context.Context, hc *http.Client, r httpCall) ([]byte, error) 
 		return nil, httpError(resp, body, r)
 	}
 	if err != nil {
-		return nil, transportError(ctx, err, r.secrets)
+		return nil, transportError(ctx, err, r.Secrets)
 	}
 	if tooBig {
 		return nil, &Error{Kind: KindBadResponse, Retryable: true,
-			Message: fmt.Sprintf("response body over %d bytes", maxResponseBody)}
+			Message: fmt.Sprintf("response body over %d bytes", MaxResponseBody)}
 	}
 	return body, nil
 }
@@ -166,7 +189,7 @@ func stripURL(err error) error {
 // fault and would fail again. An x-should-retry header overrides the
 // status rule; then the format's errorBody may refine it from the body (an
 // exhausted billing quota is not retryable whatever the status says).
-func httpError(resp *http.Response, body []byte, r httpCall) *Error {
+func httpError(resp *http.Response, body []byte, r Call) *Error {
 	e := &Error{Kind: KindHTTP, Status: resp.StatusCode}
 	switch s := resp.StatusCode; {
 	case s == http.StatusRequestTimeout, s == http.StatusConflict, s == http.StatusTooManyRequests, s >= 500:
@@ -179,17 +202,17 @@ func httpError(resp *http.Response, body []byte, r httpCall) *Error {
 		e.Retryable = false
 	}
 	now := time.Now
-	if r.now != nil {
-		now = r.now
+	if r.Now != nil {
+		now = r.Now
 	}
 	e.RetryAfter = retryAfter(resp.Header, now())
-	if r.errorBody != nil {
-		r.errorBody(e, body)
+	if r.ErrorBody != nil {
+		r.ErrorBody(e, body)
 	}
 	if e.Message == "" {
 		e.Message = plainMessage(body)
 	}
-	e.Message = scrub(clip(e.Message), r.secrets)
+	e.Message = Scrub(Clip(e.Message), r.Secrets)
 	return e
 }
 
@@ -233,22 +256,22 @@ func plainMessage(body []byte) string {
 	return ""
 }
 
-// clip trims an error message and cuts it to maxErrorMessage bytes on a
+// Clip trims an error message and cuts it to MaxErrorMessage bytes on a
 // rune boundary.
-func clip(s string) string {
+func Clip(s string) string {
 	s = strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD"))
-	if len(s) <= maxErrorMessage {
+	if len(s) <= MaxErrorMessage {
 		return s
 	}
-	cut := maxErrorMessage
+	cut := MaxErrorMessage
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
 	return s[:cut] + "..."
 }
 
-// scrub replaces each secret in s.
-func scrub(s string, secrets []string) string {
+// Scrub replaces each secret in s.
+func Scrub(s string, secrets []string) string {
 	for _, k := range secrets {
 		if k != "" {
 			s = strings.ReplaceAll(s, k, "[redacted]")
@@ -265,31 +288,32 @@ func scrubErr(err error, secrets []string) error {
 		return nil
 	}
 	msg := err.Error()
-	if clean := scrub(msg, secrets); clean != msg {
+	if clean := Scrub(msg, secrets); clean != msg {
 		return errors.New(clean)
 	}
 	return err
 }
 
-// badResponse is a 2xx body that is not the wire format.
-func badResponse(format string, args ...any) *Error {
+// BadResponse is the failure of a 2xx body that is not the wire format.
+func BadResponse(format string, args ...any) *Error {
 	return &Error{Kind: KindBadResponse, Retryable: true, Message: fmt.Sprintf(format, args...)}
 }
 
-// decodeBody unmarshals a 2xx body into v, or reports it as KindBadResponse.
-func decodeBody(body []byte, v any) error {
+// Decode unmarshals a 2xx body into v, or reports it as KindBadResponse.
+func Decode(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		return &Error{Kind: KindBadResponse, Retryable: true,
-			Message: "decoding response " + snippet(string(body)), Err: err}
+			Message: "decoding response " + Snippet(string(body)), Err: err}
 	}
 	return nil
 }
 
-// flexString decodes a JSON string or number as a string: the error
+// FlexString decodes a JSON string or number as a string: the error
 // "code" is a string at OpenAI and an int at vLLM and llama.cpp.
-type flexString string
+type FlexString string
 
-func (f *flexString) UnmarshalJSON(b []byte) error {
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *FlexString) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	switch {
 	case string(b) == "null":
@@ -299,28 +323,42 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
-		*f = flexString(s)
+		*f = FlexString(s)
 	default:
 		var n json.Number
 		if err := json.Unmarshal(b, &n); err != nil {
 			return err
 		}
-		*f = flexString(n.String())
+		*f = FlexString(n.String())
 	}
 	return nil
 }
 
-// wrapOp prefixes a client's failure with the call it was making, keeping
+// WrapOp prefixes a client's failure with the call it was making, keeping
 // the *Error reachable through errors.As, and scrubs the secrets from it
 // wherever it was built (an answer snippet, a decode error).
-func wrapOp(op string, err error, secrets ...string) error {
+func WrapOp(op string, err error, secrets ...string) error {
 	if err == nil {
 		return nil
 	}
 	var e *Error
 	if errors.As(err, &e) {
-		e.Message = scrub(e.Message, secrets)
+		e.Message = Scrub(e.Message, secrets)
 		e.Err = scrubErr(e.Err, secrets)
 	}
 	return fmt.Errorf("%s: %w", op, scrubErr(err, secrets))
+}
+
+// Snippet quotes the start of a text for an error message: enough to
+// recognise it in a log, never the whole of a runaway answer.
+func Snippet(s string) string {
+	const n = 60
+	if len(s) > n {
+		cut := n
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return strconv.Quote(s[:cut]) + "..."
+	}
+	return strconv.Quote(s)
 }
