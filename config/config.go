@@ -18,7 +18,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +72,11 @@ type Config struct {
 	// caller's deadline, so that even a degraded answer arrives in time.
 	// A short deadline keeps at most a fifth of itself.
 	AnswerMargin time.Duration
-	// MaxBackoff caps one wait between retries.
+	// MaxRetries is the attempts a tier gets for a high-priority item
+	// (others get at most two); RetryDelay is the base of the backoff and
+	// MaxBackoff caps one wait.
+	MaxRetries int
+	RetryDelay time.Duration
 	MaxBackoff time.Duration
 	Breaker    BreakerConfig
 	// Seed is sent to providers that take one, so answers repeat.
@@ -131,8 +134,6 @@ type LocalConfig struct {
 	Model         string
 	Timeout       time.Duration
 	MaxConcurrent int
-	MaxRetries    int
-	RetryDelay    time.Duration
 	// MaxLength is the longest text, in characters, sent to the local
 	// model; longer items go to the cloud tiers.
 	MaxLength int
@@ -213,8 +214,6 @@ func Default() Config {
 			Model:         "mistral",
 			Timeout:       15 * time.Second,
 			MaxConcurrent: 5,
-			MaxRetries:    3,
-			RetryDelay:    2 * time.Second,
 			MaxLength:     1000,
 			KeepAlive:     "30m",
 			NumCtx:        2048,
@@ -236,6 +235,8 @@ func Default() Config {
 		MinTierTime:        250 * time.Millisecond,
 		TierReserve:        2 * time.Second,
 		AnswerMargin:       100 * time.Millisecond,
+		MaxRetries:         3,
+		RetryDelay:         2 * time.Second,
 		MaxBackoff:         30 * time.Second,
 		Breaker:            BreakerConfig{Failures: 5, Cooldown: 30 * time.Second, HalfOpenSuccesses: 2},
 		Seed:               42,
@@ -309,8 +310,8 @@ func (c *Config) settings() []setting {
 		{"LLM_MODEL_NAME", "local-model", "local model name", stringValue{p: &c.Local.Model}},
 		{"LLM_TIMEOUT_SECS", "local-timeout", "seconds allowed for one local model call", secondsValue{&c.Local.Timeout, 100 * time.Millisecond, 10 * time.Minute}},
 		{"LLM_MAX_CONCURRENT", "local-max-concurrent", "local model calls in flight at most (match the server's parallel slots)", intValue{&c.Local.MaxConcurrent, 1, 64}},
-		{"LLM_MAX_RETRIES", "max-retries", "attempts per tier for high-priority items", intValue{&c.Local.MaxRetries, 0, 10}},
-		{"LLM_RETRY_DELAY", "retry-delay", "base seconds of the retry backoff", secondsValue{&c.Local.RetryDelay, 0, time.Minute}},
+		{"LLM_MAX_RETRIES", "max-retries", "attempts per tier for high-priority items", intValue{&c.MaxRetries, 0, 10}},
+		{"LLM_RETRY_DELAY", "retry-delay", "base seconds of the retry backoff", secondsValue{&c.RetryDelay, 0, time.Minute}},
 		{"LLM_LOCAL_MAX_LENGTH", "local-max-length", "longest text (characters) sent to the local model", intValue{&c.Local.MaxLength, 1, 100_000}},
 		{"SENTIMENT_LOCAL_KEEP_ALIVE", "local-keep-alive", "Ollama keep_alive on each request (Go duration; negative: forever)", durationStringValue{&c.Local.KeepAlive}},
 		{"SENTIMENT_LOCAL_NUM_CTX", "local-num-ctx", "context window (tokens) asked of Ollama", intValue{&c.Local.NumCtx, 256, 1 << 20}},
@@ -471,11 +472,6 @@ func shown(v flag.Value, raw string) string {
 	return fmt.Sprintf("%q", raw)
 }
 
-// claude5 matches the Claude 5-generation model ids (claude-haiku-5-5,
-// claude-sonnet-5, claude-opus-5-5, ...), which answer 400 to a forced
-// tool_choice or a non-default temperature.
-var claude5 = regexp.MustCompile(`^claude-[a-z]+-5([-.]|$)`)
-
 // Validate checks what no single setting can check alone, and that the
 // TLS files can be used.
 func (c *Config) Validate() error {
@@ -503,9 +499,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Anthropic.APIKey != "" && strings.TrimSpace(c.Anthropic.Model) == "" {
 		return Bad("SENTIMENT_ANTHROPIC_MODEL", c.Anthropic.Model, "must name a model while ANTHROPIC_API_KEY is set")
-	}
-	if c.Anthropic.APIKey != "" && claude5.MatchString(c.Anthropic.Model) {
-		return Bad("SENTIMENT_ANTHROPIC_MODEL", c.Anthropic.Model, "Claude 5-generation models reject the forced tool use and temperature 0 this service sends; use claude-haiku-4-5 or another 4.x model")
 	}
 	if c.GPU.HighWater >= c.GPU.Critical {
 		return &SettingError{

@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.GRPCAddr != ":50051" || c.MetricsAddr != ":9090" || c.Local.Endpoint != "http://localhost:11434" ||
 		c.Local.Model != "mistral" || c.Local.Timeout != 15*time.Second || c.Local.MaxConcurrent != 5 ||
-		c.Local.MaxRetries != 3 || c.Local.RetryDelay != 2*time.Second || !c.Local.Enabled || c.Local.MaxLength != 1000 ||
+		c.MaxRetries != 3 || c.RetryDelay != 2*time.Second || !c.Local.Enabled || c.Local.MaxLength != 1000 ||
 		c.Local.API != "ollama" || c.MinInterval != 3*time.Second || c.Gemini.RPM != 10 || c.Gemini.RPH != 600 ||
 		c.Gemini.RPD != 1500 || c.BatchSize != 5 || c.BatchDelay != 2*time.Second || c.MinPrescore != 0.20 ||
 		c.GPUCleanupInterval != 300*time.Second || c.RedisURL != "" || c.CacheSimilarity != 0.95 ||
@@ -67,7 +67,7 @@ func TestEnvironmentAndFlags(t *testing.T) {
 		{"token values", c.AuthTokens[1].Reveal(), "token-bbbbbbbbbbbb"},
 		{"webhooks", len(c.DiscordWebhooks), 2},
 		{"webhook", c.DiscordWebhooks["ops"].Reveal(), "https://discord.com/api/webhooks/2/tok2"},
-		{"go duration", c.Local.RetryDelay, 500 * time.Millisecond},
+		{"go duration", c.RetryDelay, 500 * time.Millisecond},
 		{"price added", len(c.Prices), 7},
 		{"price overridden", c.Prices["gemini-2.5-flash"], Price{0.5, 3}},
 		{"price kept", c.Prices["claude-haiku-4-5"], Price{1, 5}},
@@ -126,7 +126,6 @@ func TestBadValuesNameSettingValueAndLimit(t *testing.T) {
 		{"model required", map[string]string{"LLM_MODEL_NAME": " "}, nil, `setting LLM_MODEL_NAME=" ": must name a model while LLM_LOCAL_ENABLED=1`},
 		{"keep alive", map[string]string{"SENTIMENT_LOCAL_KEEP_ALIVE": "-1"}, nil, `setting SENTIMENT_LOCAL_KEEP_ALIVE="-1": must be a duration such as 30m`},
 		{"prices", map[string]string{"SENTIMENT_PRICES": "m=1"}, nil, `setting SENTIMENT_PRICES="m=1": must be model=input/output pairs`},
-		{"claude 5", map[string]string{"ANTHROPIC_API_KEY": "k", "SENTIMENT_ANTHROPIC_MODEL": "claude-haiku-5-5"}, nil, `setting SENTIMENT_ANTHROPIC_MODEL="claude-haiku-5-5": Claude 5-generation models reject`},
 		{"gpu thresholds", map[string]string{"SENTIMENT_GPU_HIGH_WATER": "95", "SENTIMENT_GPU_CRITICAL": "90"}, nil, `high water must be below critical`},
 		{"breaker", map[string]string{"SENTIMENT_BREAKER_FAILURES": "0"}, nil, `setting SENTIMENT_BREAKER_FAILURES="0": must be an integer from 1 to 1000`},
 	}

@@ -3,7 +3,9 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/catalystbot/sentiment/secret"
@@ -28,7 +30,23 @@ type Anthropic struct {
 	url string
 }
 
-// NewAnthropic returns the client; hc should come from NewHTTPClient.
+// claude5 matches the Claude 5-generation model ids (claude-haiku-5-5,
+// claude-sonnet-5, claude-opus-5-5, ...), which answer 400 to a forced
+// tool_choice or a non-default temperature.
+var claude5 = regexp.MustCompile(`^claude-[a-z]+-5([-.]|$)`)
+
+// CheckAnthropicModel refuses, at start, a model this client cannot drive:
+// the Claude 5 generation rejects the forced tool use and temperature 0
+// that every request sends, so each call would fail with a 400.
+func CheckAnthropicModel(model string) error {
+	if claude5.MatchString(model) {
+		return errors.New("Claude 5-generation models reject the forced tool use and temperature 0 this service sends; use claude-haiku-4-5 or another 4.x model")
+	}
+	return nil
+}
+
+// NewAnthropic returns the client; hc should come from
+// upstream.NewHTTPClient. Check the model with CheckAnthropicModel first.
 func NewAnthropic(cfg AnthropicConfig, hc *http.Client) *Anthropic {
 	if cfg.MaxTokens <= 0 {
 		cfg.MaxTokens = maxAnswerTokens

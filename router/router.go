@@ -32,7 +32,6 @@ import (
 	"github.com/catalystbot/sentiment/batcher"
 	"github.com/catalystbot/sentiment/lexicon"
 	"github.com/catalystbot/sentiment/limiter"
-	"github.com/catalystbot/sentiment/ollama"
 	"github.com/catalystbot/sentiment/upstream"
 )
 
@@ -191,23 +190,42 @@ type Config struct {
 	// leave the cloud tiers a sliver; MinTierTime when 0.
 	TierReserve time.Duration
 	Breaker     BreakerConfig
+	// Observe, when set, hears every upstream call once, as it ends: the
+	// seam of metrics, the usage log and cost totals. It runs on the
+	// caller's goroutine and must not block.
+	Observe Observer
+}
+
+// Observer hears one upstream call; ctx is the request's, for its id.
+type Observer func(ctx context.Context, c Call)
+
+// Call is one upstream call as it happened.
+type Call struct {
+	Tier  Tier
+	Model string
+	// Retry is 0 for a tier's first call for an item, 1 for its first
+	// retry, and so on.
+	Retry int
+	// Outcome is OutcomeOK, OutcomeError or OutcomeInvalidAnswer.
+	Outcome Outcome
+	// ErrorType is the failure's short name ("http_503", "timeout",
+	// "invalid_answer"); empty on success.
+	ErrorType string
+	// Signal is what the call said of the upstream's health.
+	Signal  upstream.Signal
+	Latency time.Duration
+	Usage   Usage
+	CostUSD float64
 }
 
 // Router runs the tier policy. It is safe for concurrent use.
 type Router struct {
-	// gpu is the local tier's queue when FromConfig built one, for status;
-	// localGate is WithLocalGate's gate, for FromConfig.
-	gpu       *batcher.Queue
-	localGate Gate
-	quota     *limiter.Limiter
-	ollama    *ollama.Client
-	closers   []func() error
-	cfg       Config
-	tiers     []*tier
-	prompter  *Prompter
-	log       *slog.Logger
-	now       func() time.Time
-	jitter    func() float64
+	cfg      Config
+	tiers    []*tier
+	prompter *Prompter
+	log      *slog.Logger
+	now      func() time.Time
+	jitter   func() float64
 }
 
 type tier struct {
@@ -261,18 +279,6 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Router, error) {
 		r.tiers = append(r.tiers, t)
 	}
 	return r, nil
-}
-
-// Close releases what the router holds (the quota backend's connections,
-// when it opened them).
-func (r *Router) Close() error { return closeAll(r.closers) }
-
-func closeAll(closers []func() error) error {
-	var errs []error
-	for _, c := range closers {
-		errs = append(errs, c())
-	}
-	return errors.Join(errs...)
 }
 
 // Request is one item to judge.
@@ -434,7 +440,9 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 			timeout = min(timeout, max(left-reserve, min(left, r.cfg.MinTierTime)))
 		}
 		actx, cancel := context.WithTimeout(ctx, timeout)
+		start := r.now()
 		ans, u, err := t.Provider.Judge(actx, prompt)
+		latency := r.now().Sub(start)
 		cancel()
 		if err != nil {
 			err = classify(ctx, err, timeout, t.Timeout)
@@ -448,7 +456,10 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 		a.Calls++
 		usage.TokensIn += u.TokensIn
 		usage.TokensOut += u.TokensOut
+		call := Call{Tier: t.Tier, Model: t.Model, Retry: n - 1, Outcome: OutcomeOK, Signal: sig,
+			Latency: latency, Usage: u, CostUSD: cost(t.Price, u)}
 		if err == nil {
+			r.observe(ctx, call)
 			a.Outcome, a.Detail = OutcomeOK, ""
 			return a, ans, usage
 		}
@@ -459,6 +470,8 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 			a.Outcome = OutcomeInvalidAnswer
 			invalid++
 		}
+		call.Outcome, call.ErrorType = a.Outcome, e.Type()
+		r.observe(ctx, call)
 		r.log.DebugContext(ctx, "tier attempt failed", "tier", t.Tier.String(), "attempt", n, "err", e.Error())
 		if !e.Retryable || invalid >= 2 || n >= attempts || ctx.Err() != nil {
 			r.pauseFor(t, e.RetryAfter)
@@ -487,6 +500,12 @@ func (r *Router) breakerDetail(t *tier) string {
 		return "the next call probes it"
 	}
 	return "next probe in " + (next + time.Second - 1).Truncate(time.Second).String()
+}
+
+func (r *Router) observe(ctx context.Context, c Call) {
+	if r.cfg.Observe != nil {
+		r.cfg.Observe(ctx, c)
+	}
 }
 
 // pauseFor honours a wait the provider asked for but that this call could

@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 
-	"github.com/catalystbot/sentiment/batcher"
 	"github.com/catalystbot/sentiment/limiter"
 )
 
@@ -45,13 +44,4 @@ func (r *Router) Stats(ctx context.Context) []TierStats {
 		out = append(out, s)
 	}
 	return out
-}
-
-// GPUQueue reports the local tier's GPU queue; ok is false when there is
-// none.
-func (r *Router) GPUQueue() (s batcher.Stats, ok bool) {
-	if r.gpu == nil {
-		return batcher.Stats{}, false
-	}
-	return r.gpu.Stats(), true
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/pipeline"
 )
 
 // ClassifyBatch judges a stream of items concurrently and streams each
@@ -109,25 +111,27 @@ func (b *batch) run(msgs <-chan recvResult) error {
 			return m.err
 		}
 		b.srv.stats.batchItems.Add(1)
-		if !b.accept(m.req) {
+		r, ok := b.accept(m.req)
+		if !ok {
 			<-b.slots
 			continue
 		}
 		b.wg.Add(1)
-		go b.judge(m.req)
+		go b.judge(r, m.req.GetPreliminary())
 	}
 }
 
 var errDraining = status.Error(codes.Unavailable, "server is shutting down: items answered so far were accepted, the rest were not; send them again to another server")
 
 // accept validates an item and claims its id; a rejected item gets its
-// error entry here.
-func (b *batch) accept(req *pb.ClassifyBatchRequest) bool {
+// error entry here. It returns the converted request.
+func (b *batch) accept(req *pb.ClassifyBatchRequest) (pipeline.Request, bool) {
 	id := req.GetItem().GetId()
-	if ferr := validateBatchItem(req); ferr != nil {
+	r, ferr := requestOf(req, req.GetItem(), req.GetOptions(), true)
+	if ferr != nil {
 		b.srv.stats.invalid.Add(1)
 		b.send(&pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Error{Error: ferr.itemError()}})
-		return false
+		return r, false
 	}
 	b.idMu.Lock()
 	_, dup := b.inFlight[id]
@@ -137,17 +141,17 @@ func (b *batch) accept(req *pb.ClassifyBatchRequest) bool {
 	b.idMu.Unlock()
 	if dup {
 		b.srv.stats.invalid.Add(1)
-		ferr := &fieldError{"item.id", fmt.Sprintf("%q is already being judged on this stream; ids must be unique among items in flight", id)}
+		ferr := newFieldError("item.id", fmt.Sprintf("%q is already being judged on this stream; ids must be unique among items in flight", id))
 		b.send(&pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Error{Error: ferr.itemError()}})
-		return false
+		return r, false
 	}
-	return true
+	return r, true
 }
 
 // judge answers one accepted item: its preliminary result when asked for,
 // then exactly one final result or error entry.
-func (b *batch) judge(req *pb.ClassifyBatchRequest) {
-	id := req.GetItem().GetId()
+func (b *batch) judge(r pipeline.Request, preliminary bool) {
+	id := r.Item.ID
 	var final *pb.ClassifyBatchResponse
 	defer func() {
 		if p := recover(); p != nil {
@@ -165,15 +169,20 @@ func (b *batch) judge(req *pb.ClassifyBatchRequest) {
 		b.wg.Done()
 	}()
 
-	if req.GetPreliminary() {
-		b.send(&pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Result{Result: b.srv.preliminary(req.GetItem())}})
+	var listen []pipeline.Listener
+	if preliminary {
+		listen = append(listen, func(_ context.Context, ev pipeline.Event) {
+			if ev.Err == nil && ev.Answer.Phase == pipeline.PhasePreliminary {
+				b.send(&pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Result{Result: answerPB(&ev.Answer)}})
+			}
+		})
 	}
-	resp, err := b.srv.judge(b.stream.Context(), req.GetItem(), req.GetOptions())
+	a, err := b.srv.pipe.Judge(b.stream.Context(), r, listen...)
 	if err != nil {
-		final = itemErr(id, status.Convert(err))
+		final = itemErr(id, status.Convert(statusOf(err)))
 		return
 	}
-	final = &pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Result{Result: resp}}
+	final = &pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Result{Result: answerPB(&a)}}
 }
 
 func itemErr(id string, st *status.Status) *pb.ClassifyBatchResponse {

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
-	"github.com/catalystbot/sentiment/server"
+	"github.com/catalystbot/sentiment/internal/app"
 )
 
 // heldClock is the server's clock. While armed, the next reading blocks
@@ -185,7 +185,7 @@ func TestClassifyBatchAnswersEveryItemOnce(t *testing.T) {
 
 func TestClassifyBatchRefusesDuplicateIDInFlight(t *testing.T) {
 	clock := newHeldClock()
-	ts := start(t, testConfig(), server.WithClock(clock.now))
+	ts := start(t, testConfig(), app.WithClock(clock.now))
 	stream, err := ts.client.ClassifyBatch(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +258,7 @@ func TestClassifyBatchCancelledByClient(t *testing.T) {
 
 func TestShutdownDrainsBatchInFlight(t *testing.T) {
 	clock := newHeldClock()
-	ts := start(t, testConfig(), server.WithClock(clock.now))
+	ts := start(t, testConfig(), app.WithClock(clock.now))
 	stream, err := ts.client.ClassifyBatch(ctxT(t))
 	if err != nil {
 		t.Fatal(err)

@@ -3,202 +3,177 @@ package server
 import (
 	"context"
 	"errors"
-	"math"
-	"time"
+	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/pipeline"
 	"github.com/catalystbot/sentiment/router"
 )
 
-// Classify judges one item. Validation has already run (unaryValidation).
+// Classify judges one item.
+// A call refused as bad input counts as invalid, not as a classify call.
 func (s *Server) Classify(ctx context.Context, req *pb.ClassifyRequest) (*pb.ClassifyResponse, error) {
+	r, ferr := requestOf(req, req.GetItem(), req.GetOptions(), false)
+	if ferr != nil {
+		s.stats.invalid.Add(1)
+		return nil, ferr.status().Err()
+	}
 	s.stats.classifyCalls.Add(1)
-	resp, err := s.judge(ctx, req.GetItem(), req.GetOptions())
+	a, err := s.pipe.Judge(ctx, r)
 	if err != nil {
-		return nil, err
+		return nil, statusOf(err)
 	}
-	return resp, nil
+	return answerPB(&a), nil
 }
 
-// errShuttingDown is the cause given to the calls in flight when the
-// shutdown grace runs out: they are answered at once from the lexicon.
-var errShuttingDown = errors.New("the server is shutting down")
-
-// workContext is the context the request path runs under: the caller's
-// deadline, or the default one, less the margin the answer needs to reach
-// the caller, and cut short when the shutdown grace runs out. Every
-// upstream attempt is cut from it, so the answer, degraded or not, leaves
-// the server before the caller stops waiting for it.
-func (s *Server) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(s.cfg.DefaultDeadline)
+// statusOf maps the pipeline's errors to gRPC status codes, in one place.
+func statusOf(err error) error {
+	var ferr *pipeline.FieldError
+	var unavailable *pipeline.UnavailableError
+	switch {
+	case errors.As(err, &ferr):
+		return (&fieldError{ferr}).status().Err()
+	case errors.As(err, &unavailable):
+		return status.Error(codes.Unavailable, unavailable.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
 	}
-	margin := max(0, min(s.cfg.AnswerMargin, time.Until(deadline)/5))
-	cctx, cancelCause := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(s.abort, func() { cancelCause(errShuttingDown) })
-	dctx, cancel := context.WithDeadline(cctx, deadline.Add(-margin))
-	return dctx, func() {
-		cancel()
-		stop()
-		cancelCause(context.Canceled)
-	}
+	return status.Error(codes.Internal, "internal error")
 }
 
-// judge runs the request path for one valid item and returns its final
-// answer: prescore, then the router, which answers from a model or, when
-// none could, from the lexicon marked degraded.
-func (s *Server) judge(ctx context.Context, item *pb.NewsItem, opts *pb.ClassifyOptions) (*pb.ClassifyResponse, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, s.ended(ctx)
+// requestOf converts and validates a request: what only the wire can get
+// wrong here (bytes that were not the message, enum numbers the contract
+// does not define, a timestamp out of range), the rest by the pipeline's
+// own rules. idRequired is set on batch streams.
+func requestOf(msg proto.Message, item *pb.NewsItem, o *pb.ClassifyOptions, idRequired bool) (pipeline.Request, *fieldError) {
+	if ferr := codecError(msg); ferr != nil {
+		return pipeline.Request{}, ferr
 	}
-	start := s.now()
-	pre := s.scorer.Score(itemText(item))
-	if s.prefilter(pre, opts) {
-		s.stats.answered[pb.Tier_TIER_LEXICON].Add(1)
-		resp := lexiconAnswer(item, pre, pb.Phase_PHASE_FINAL)
-		resp.Provenance.Prefiltered = true
-		resp.Provenance.Latency = durationpb.New(s.now().Sub(start))
-		return resp, nil
+	if item == nil {
+		return pipeline.Request{}, newFieldError("item", "is required")
 	}
-	work, cancel := s.workContext(ctx)
-	defer cancel()
-	res := s.router.Judge(work, router.Request{
-		Item:     router.Item{Ticker: item.GetTicker(), Title: item.GetTitle(), Summary: item.GetSummary()},
-		Prescore: pre,
-		Priority: priorityOf(opts.GetPriority()),
-		Allowed:  tiersOf(opts.GetAllowedTiers()),
-	})
-	shutdown := errors.Is(context.Cause(work), errShuttingDown)
-	if ctx.Err() != nil && !shutdown {
-		// The caller went away: nobody reads this answer.
-		return nil, s.ended(ctx)
-	}
-	if res.Degraded {
-		if shutdown {
-			res.Reason = "the server is shutting down: the model's answer was not awaited; " + res.Reason
+	r := pipeline.Request{Item: pipeline.Item{
+		ID: item.GetId(), Ticker: item.GetTicker(), Title: item.GetTitle(), Summary: item.GetSummary(),
+		Source: item.GetSource(), URL: item.GetUrl(),
+	}}
+	if ts := item.GetPublishedAt(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			return pipeline.Request{}, newFieldError("item.published_at", "must be a valid timestamp between years 1 and 9999")
 		}
-		if opts.GetRequireLlm() {
-			s.stats.failed.Add(1)
-			return nil, status.Error(codes.Unavailable, "require_llm: "+res.Reason)
+		r.Item.PublishedAt = ts.AsTime()
+	}
+	if ferr := optionsOf(o, &r.Options); ferr != nil {
+		return pipeline.Request{}, ferr
+	}
+	if ferr := pipeline.Validate(&r, idRequired); ferr != nil {
+		return pipeline.Request{}, &fieldError{ferr}
+	}
+	return r, nil
+}
+
+// optionsOf converts the options. Enum values the contract does not
+// define are refused rather than taken for the default.
+func optionsOf(o *pb.ClassifyOptions, out *pipeline.Options) *fieldError {
+	if o == nil {
+		return nil
+	}
+	switch o.GetPriority() {
+	case pb.Priority_PRIORITY_UNSPECIFIED, pb.Priority_PRIORITY_NORMAL:
+		out.Priority = router.PriorityNormal
+	case pb.Priority_PRIORITY_LOW:
+		out.Priority = router.PriorityLow
+	case pb.Priority_PRIORITY_HIGH:
+		out.Priority = router.PriorityHigh
+	default:
+		return newFieldError("options.priority", fmt.Sprintf("unknown value %d; allowed: %s", o.GetPriority(), enumNames(pb.Priority_name)))
+	}
+	tiers := o.GetAllowedTiers()
+	if n := len(tiers); n > pipeline.MaxAllowedTiers {
+		return newFieldError("options.allowed_tiers", fmt.Sprintf("has %d entries; the limit is %d, one per tier (%s)", n, pipeline.MaxAllowedTiers, enumNames(pb.Tier_name)))
+	}
+	for i, t := range tiers {
+		rt, ok := tierFromPB(t)
+		if !ok {
+			field := fmt.Sprintf("options.allowed_tiers[%d]", i)
+			if t == pb.Tier_TIER_UNSPECIFIED {
+				return newFieldError(field, "TIER_UNSPECIFIED is not a tier; allowed: "+enumNames(pb.Tier_name))
+			}
+			return newFieldError(field, fmt.Sprintf("unknown value %d; allowed: %s", t, enumNames(pb.Tier_name)))
 		}
-		s.stats.degraded.Add(1)
+		out.AllowedTiers = append(out.AllowedTiers, rt)
 	}
-	s.stats.answered[tierOf(res.Tier)].Add(1)
-	resp := answerOf(item, pre, res)
-	resp.Provenance.Latency = durationpb.New(s.now().Sub(start))
-	return resp, nil
+	out.SkipCache, out.RequireLLM = o.GetSkipCache(), o.GetRequireLlm()
+	if o.MinPrescore != nil {
+		v := o.GetMinPrescore()
+		out.MinPrescore = &v
+	}
+	if a := o.GetAlert(); a != nil {
+		out.Alert = &pipeline.Alert{Channel: a.GetChannel(), LastPrice: a.GetLastPrice(), ChangePct: a.GetChangePct()}
+	}
+	return nil
 }
 
-// ended counts a call whose caller left (cancelled, or past its deadline)
-// and returns the status gRPC would give it.
-func (s *Server) ended(ctx context.Context) error {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		s.stats.cancelled.Add(1)
-	} else {
-		s.stats.failed.Add(1)
+// enumNames lists an enum's names without its UNSPECIFIED zero value,
+// in number order.
+func enumNames(m map[int32]string) string {
+	names := make([]string, 0, len(m))
+	for i := int32(1); i < int32(len(m)); i++ {
+		if n, ok := m[i]; ok {
+			names = append(names, n)
+		}
 	}
-	return status.FromContextError(ctx.Err()).Err()
+	return strings.Join(names, ", ")
 }
 
-// prefilter reports whether the lexicon alone answers: |prescore| below
-// the threshold (LLM_MIN_PRESCALE_SCORE, or the item's min_prescore) means
-// the item carries too little direction to spend a model call on. A caller
-// that requires a model is never prefiltered.
-func (s *Server) prefilter(pre lexicon.Prescore, opts *pb.ClassifyOptions) bool {
-	s.stats.prefilterSeen.Add(1)
-	threshold := s.cfg.MinPrescore
-	if opts != nil && opts.MinPrescore != nil {
-		threshold = opts.GetMinPrescore()
-	}
-	if opts.GetRequireLlm() || math.Abs(pre.Score) >= threshold {
-		s.stats.prefilterSentOn.Add(1)
-		return false
-	}
-	s.stats.prefilterSkipped.Add(1)
-	return true
-}
-
-// preliminary is the lexicon's answer sent ahead of the final one.
-func (s *Server) preliminary(item *pb.NewsItem) *pb.ClassifyResponse {
-	start := s.now()
-	resp := lexiconAnswer(item, s.scorer.Score(itemText(item)), pb.Phase_PHASE_PRELIMINARY)
-	resp.Provenance.Latency = durationpb.New(s.now().Sub(start))
-	return resp
-}
-
-// lexiconAnswer is an answer from the lexicon tier, as the preliminary
-// answer or for a prefiltered item.
-func lexiconAnswer(item *pb.NewsItem, p lexicon.Prescore, phase pb.Phase) *pb.ClassifyResponse {
-	return &pb.ClassifyResponse{
-		Id:         item.GetId(),
-		Label:      labelOf(p.Label()),
-		Score:      p.Score,
-		Confidence: p.Confidence(),
-		Rationale:  p.Explain(),
-		Prescore:   prescoreOf(p),
-		Phase:      phase,
-		Provenance: &pb.Provenance{
-			Tier:  pb.Tier_TIER_LEXICON,
-			Model: "lexicon",
-			Tiers: []*pb.TierAttempt{{Tier: pb.Tier_TIER_LEXICON, Model: "lexicon", Outcome: pb.Outcome_OUTCOME_OK}},
-		},
-	}
-}
-
-// itemText is what the lexicon reads: the title, then the summary.
-func itemText(item *pb.NewsItem) string {
-	if item.GetSummary() == "" {
-		return item.GetTitle()
-	}
-	return item.GetTitle() + ". " + item.GetSummary()
-}
-
-// answerOf converts the router's result to the final answer.
-func answerOf(item *pb.NewsItem, pre lexicon.Prescore, res router.Result) *pb.ClassifyResponse {
+// answerPB converts an answer for the wire.
+func answerPB(a *pipeline.Answer) *pb.ClassifyResponse {
+	p := &a.Provenance
 	prov := &pb.Provenance{
-		Tier:          tierOf(res.Tier),
-		Model:         res.Model,
-		Attempts:      int32(res.Calls),
-		Degraded:      res.Degraded,
-		Reason:        res.Reason,
-		TokensIn:      res.Usage.TokensIn,
-		TokensOut:     res.Usage.TokensOut,
-		CostUsd:       res.CostUSD,
-		PromptVersion: res.PromptVersion,
-		Tiers:         make([]*pb.TierAttempt, 0, len(res.Tried)+1),
+		Tier:          tierPB(p.Tier),
+		Model:         p.Model,
+		CacheHit:      cacheHitPB(p.CacheHit),
+		Attempts:      int32(p.Attempts),
+		Degraded:      p.Degraded,
+		Reason:        p.Reason,
+		Prefiltered:   p.Prefiltered,
+		Latency:       durationpb.New(p.Latency),
+		TokensIn:      p.TokensIn,
+		TokensOut:     p.TokensOut,
+		CostUsd:       p.CostUSD,
+		PromptVersion: p.PromptVersion,
+		Tiers:         make([]*pb.TierAttempt, len(p.Tiers)),
 	}
-	for _, a := range res.Tried {
-		prov.Tiers = append(prov.Tiers, &pb.TierAttempt{
-			Tier:     tierOf(a.Tier),
-			Model:    a.Model,
-			Outcome:  outcomeOf(a.Outcome),
-			Attempts: int32(a.Calls),
-			Latency:  durationpb.New(a.Latency),
-			Detail:   a.Detail,
-		})
+	for i, t := range p.Tiers {
+		ta := &pb.TierAttempt{Tier: tierPB(t.Tier), Model: t.Model, Outcome: outcomePB(t.Outcome), Attempts: int32(t.Calls), Detail: t.Detail}
+		if t.Tier != router.TierLexicon {
+			ta.Latency = durationpb.New(t.Latency)
+		}
+		prov.Tiers[i] = ta
 	}
-	if res.Degraded {
-		prov.Tiers = append(prov.Tiers, &pb.TierAttempt{Tier: pb.Tier_TIER_LEXICON, Model: "lexicon", Outcome: pb.Outcome_OUTCOME_OK})
+	phase := pb.Phase_PHASE_FINAL
+	if a.Phase == pipeline.PhasePreliminary {
+		phase = pb.Phase_PHASE_PRELIMINARY
 	}
 	return &pb.ClassifyResponse{
-		Id:         item.GetId(),
-		Label:      labelOf(res.Answer.Label),
-		Score:      res.Answer.Score,
-		Confidence: res.Answer.Confidence,
-		Rationale:  res.Answer.Rationale,
-		Prescore:   prescoreOf(pre),
-		Phase:      pb.Phase_PHASE_FINAL,
+		Id:         a.ID,
+		Label:      labelPB(a.Label),
+		Score:      a.Score,
+		Confidence: a.Confidence,
+		Rationale:  a.Rationale,
+		Prescore:   prescorePB(a.Prescore),
+		Phase:      phase,
 		Provenance: prov,
 	}
 }
 
-func labelOf(l lexicon.Label) pb.Label {
+func labelPB(l lexicon.Label) pb.Label {
 	switch l {
 	case lexicon.LabelBullish:
 		return pb.Label_LABEL_BULLISH
@@ -209,55 +184,35 @@ func labelOf(l lexicon.Label) pb.Label {
 	}
 }
 
-func tierOf(t router.Tier) pb.Tier {
-	switch t {
-	case router.TierLocal:
-		return pb.Tier_TIER_LOCAL
-	case router.TierGemini:
-		return pb.Tier_TIER_GEMINI
-	case router.TierAnthropic:
-		return pb.Tier_TIER_ANTHROPIC
-	default:
-		return pb.Tier_TIER_LEXICON
+// tierPB and tierFromPB map the router's tiers to the contract's: the
+// contract numbers them from 1, after TIER_UNSPECIFIED.
+func tierPB(t router.Tier) pb.Tier {
+	if t < router.TierLexicon || t > router.TierAnthropic {
+		return pb.Tier_TIER_UNSPECIFIED
 	}
+	return pb.Tier(t) + pb.Tier_TIER_LEXICON
 }
 
-// tiersOf maps the allowed tiers of the options; the lexicon is always
-// allowed and not a router tier.
-func tiersOf(ts []pb.Tier) []router.Tier {
-	if len(ts) == 0 {
-		return nil
+func tierFromPB(t pb.Tier) (router.Tier, bool) {
+	if t < pb.Tier_TIER_LEXICON || t > pb.Tier_TIER_ANTHROPIC {
+		return 0, false
 	}
-	out := make([]router.Tier, 0, len(ts))
-	for _, t := range ts {
-		switch t {
-		case pb.Tier_TIER_LOCAL:
-			out = append(out, router.TierLocal)
-		case pb.Tier_TIER_GEMINI:
-			out = append(out, router.TierGemini)
-		case pb.Tier_TIER_ANTHROPIC:
-			out = append(out, router.TierAnthropic)
-		}
-	}
-	if len(out) == 0 {
-		// Only TIER_LEXICON was allowed: no model tier may be used.
-		out = append(out, router.TierLexicon)
-	}
-	return out
+	return router.Tier(t - pb.Tier_TIER_LEXICON), true
 }
 
-func priorityOf(p pb.Priority) router.Priority {
-	switch p {
-	case pb.Priority_PRIORITY_HIGH:
-		return router.PriorityHigh
-	case pb.Priority_PRIORITY_LOW:
-		return router.PriorityLow
-	default:
-		return router.PriorityNormal
+func cacheHitPB(h pipeline.CacheHit) pb.CacheHit {
+	switch h {
+	case pipeline.CacheMiss:
+		return pb.CacheHit_CACHE_HIT_MISS
+	case pipeline.CacheExact:
+		return pb.CacheHit_CACHE_HIT_EXACT
+	case pipeline.CacheNear:
+		return pb.CacheHit_CACHE_HIT_NEAR
 	}
+	return pb.CacheHit_CACHE_HIT_UNSPECIFIED
 }
 
-func outcomeOf(o router.Outcome) pb.Outcome {
+func outcomePB(o router.Outcome) pb.Outcome {
 	switch o {
 	case router.OutcomeOK:
 		return pb.Outcome_OUTCOME_OK
@@ -276,7 +231,7 @@ func outcomeOf(o router.Outcome) pb.Outcome {
 	}
 }
 
-func prescoreOf(p lexicon.Prescore) *pb.Prescore {
+func prescorePB(p lexicon.Prescore) *pb.Prescore {
 	out := &pb.Prescore{Compound: p.Compound, KeywordScore: p.Keyword, Score: p.Score}
 	if len(p.Hits) > 0 {
 		out.Hits = make([]*pb.KeywordHit, len(p.Hits))

@@ -149,10 +149,10 @@ func codecMark(m proto.Message, num protowire.Number) string {
 // decode as sent: not protobuf at all, or a field it repaired.
 func codecError(m proto.Message) *fieldError {
 	if why := codecMark(m, malformedField); why != "" {
-		return &fieldError{"request", fmt.Sprintf("is not a valid %s protobuf message (%s)", m.ProtoReflect().Descriptor().Name(), why)}
+		return newFieldError("request", fmt.Sprintf("is not a valid %s protobuf message (%s)", m.ProtoReflect().Descriptor().Name(), why))
 	}
 	if path := codecMark(m, badUTF8Field); path != "" {
-		return &fieldError{path, "must be valid UTF-8"}
+		return newFieldError(path, "must be valid UTF-8")
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -23,10 +24,8 @@ import (
 
 	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/internal/app"
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
-	"github.com/catalystbot/sentiment/lexicon"
-	"github.com/catalystbot/sentiment/ollama"
-	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/server"
 )
 
@@ -45,8 +44,9 @@ type bubbleServer struct {
 	gemini *upstreamtest.Fake
 }
 
-// startBubble builds the router as the service does from cfg (the local
-// Ollama tier, and Gemini when cfg has its key) over in-memory fakes.
+// startBubble builds the service as it runs from cfg, by its composition
+// root, with its upstreams' HTTP clients reaching the in-memory fakes and
+// no VRAM reader; the GPU manager is built but not run, its gate open.
 func startBubble(t *testing.T, cfg config.Config) *bubbleServer {
 	t.Helper()
 	b := &bubbleServer{
@@ -54,35 +54,16 @@ func startBubble(t *testing.T, cfg config.Config) *bubbleServer {
 		gemini: upstreamtest.NewMemory(t, upstreamtest.Gemini),
 		done:   make(chan error, 1),
 	}
-	local := router.TierConfig{Tier: router.TierLocal, Model: cfg.Local.Model, Timeout: cfg.Local.Timeout, MaxChars: cfg.Local.MaxLength,
-		Provider: router.NewOllama(ollama.New(ollama.Config{BaseURL: b.local.URL, Model: cfg.Local.Model}, b.local.Client()))}
-	gemini := router.TierConfig{Tier: router.TierGemini, Model: cfg.Gemini.Model, Timeout: cfg.CloudTimeout,
-		DisabledReason: "disabled: GEMINI_API_KEY is not set"}
-	if cfg.Gemini.APIKey != "" {
-		gemini.Provider = router.NewGemini(router.GeminiConfig{BaseURL: b.gemini.URL, Model: cfg.Gemini.Model, APIKey: cfg.Gemini.APIKey}, b.gemini.Client())
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rt, err := router.New(router.Config{
-		Tiers:       []router.TierConfig{local, gemini},
-		MaxRetries:  cfg.Local.MaxRetries,
-		RetryDelay:  cfg.Local.RetryDelay,
-		MaxBackoff:  cfg.MaxBackoff,
-		MinTierTime: cfg.MinTierTime,
-		TierReserve: cfg.TierReserve,
-		Breaker: router.BreakerConfig{Failures: uint32(cfg.Breaker.Failures), Cooldown: cfg.Breaker.Cooldown,
-			HalfOpenSuccesses: uint32(cfg.Breaker.HalfOpenSuccesses)},
-	}, log)
+	cfg.Local.Endpoint, cfg.Gemini.BaseURL = b.local.URL, b.gemini.URL
+	cfg.GPU.Warmup = false
+	clients := map[string]*http.Client{app.UpstreamLocal: b.local.Client(), app.UpstreamGemini: b.gemini.Client()}
+	a, err := app.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		app.WithHTTPClient(func(name string) *http.Client { return clients[name] }), app.WithGPUReader(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	scorer, err := lexicon.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.srv, err = server.New(cfg, scorer, rt, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(a.Close)
+	b.srv = a.Server()
 	lis := bufconn.Listen(1 << 20)
 	go func() { b.done <- b.srv.Serve(lis) }()
 	b.conn, err = grpc.NewClient("passthrough:///bufconn",
@@ -113,7 +94,9 @@ func (b *bubbleServer) stop(t *testing.T) {
 func hungConfig(withGemini bool) config.Config {
 	cfg := testConfig()
 	cfg.Local.Enabled = true
-	cfg.Breaker.Failures = 1000 // every call meets the hang; breakers have their own tests
+	// Every call meets the hang; breakers and GPU cleanups have their own
+	// tests.
+	cfg.Breaker.Failures, cfg.GPU.MaxFailures = 1000, 1000
 	if withGemini {
 		cfg.Gemini.APIKey = "gemini-key"
 	}
@@ -300,9 +283,11 @@ func TestShutdownAnswersEveryAcceptedItem(t *testing.T) {
 				}
 			}
 		}()
-		synctest.Wait() // every judged item hangs at the model; the rest wait for a slot
-		if n := b.local.InFlight(); n != cfg.BatchConcurrency {
-			t.Fatalf("%d calls in flight at the model, want %d", n, cfg.BatchConcurrency)
+		// The stream takes 16 items; the GPU queue lets 5 of them reach the
+		// model, where they hang, and holds the other 11.
+		synctest.Wait()
+		if n := b.local.InFlight(); n != cfg.Local.MaxConcurrent {
+			t.Fatalf("%d calls in flight at the model, want %d", n, cfg.Local.MaxConcurrent)
 		}
 
 		stopped := make(chan struct{})

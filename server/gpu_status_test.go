@@ -17,11 +17,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
-	"github.com/catalystbot/sentiment/gpu"
+	"github.com/catalystbot/sentiment/internal/app"
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
-	"github.com/catalystbot/sentiment/lexicon"
-	"github.com/catalystbot/sentiment/router"
-	"github.com/catalystbot/sentiment/server"
 )
 
 // TestGPUStatusFromFakeSysfs wires the GPU manager as main does, over the
@@ -66,58 +63,36 @@ func TestGPUStatusFromFakeSysfs(t *testing.T) {
 	}
 }
 
-// startWithGPU wires a server as main does, with the GPU manager over the
-// fake sysfs tree of one RX 6800 and local as the Ollama server, and
-// returns a client of it.
+// startWithGPU runs the service as main does, through its composition
+// root, with the GPU manager over the fake sysfs tree of one RX 6800 and
+// local as the Ollama server, and returns a client of it.
 func startWithGPU(t *testing.T, local *upstreamtest.Fake) pb.SentimentServiceClient {
 	t.Helper()
 	cfg := testConfig()
 	cfg.Local.Enabled, cfg.Local.Endpoint = true, local.URL
 	cfg.GPUReader, cfg.GPUSysfsRoot = "sysfs", filepath.Join("..", "gpu", "testdata", "sysfs", "rx6800")
 	cfg.GPU.PollInterval = 50 * time.Millisecond
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-
-	queue, err := router.NewGPUQueue(cfg)
+	a, err := app.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	oc := router.LocalOllama(cfg)
-	mgr, err := gpu.FromConfig(cfg, oc, queue, log)
-	if err != nil || mgr == nil {
-		t.Fatalf("gpu.FromConfig: %v %v", mgr, err)
-	}
-	rt, err := router.FromConfig(cfg, log, router.WithGPUQueue(queue), router.WithLocalGate(mgr), router.WithOllama(oc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	scorer, err := lexicon.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, scorer, rt, log, server.WithGPU(mgr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	mgrDone := make(chan struct{})
-	go func() { mgr.Run(ctx); close(mgrDone) }()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.Serve(lis) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx, lis) }()
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		conn.Close()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		srv.Shutdown(sctx)
 		cancel()
-		<-mgrDone
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
 	})
 	return pb.NewSentimentServiceClient(conn)
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/pipeline"
 )
 
 // requestIDHeader carries a caller's request id in, and ours back out in
@@ -27,7 +28,7 @@ type requestIDKey struct{}
 func withRequestID(ctx context.Context) context.Context {
 	id := ""
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(requestIDHeader); len(v) > 0 && len(v[0]) <= 128 && checkText("", v[0], 128, true) == nil {
+		if v := md.Get(requestIDHeader); len(v) > 0 && len(v[0]) <= 128 && pipeline.CheckText("", v[0], 128, true) == nil {
 			id = v[0]
 		}
 	}
@@ -116,20 +117,15 @@ func streamLogging(l *slog.Logger) grpc.StreamServerInterceptor {
 	}
 }
 
-// unaryValidation rejects bad unary requests before they reach a handler.
-// Batch items are checked one by one in ClassifyBatch, where a bad item is
-// an error entry and not the end of the stream.
+// unaryValidation refuses a request whose bytes the codec could not take
+// as sent (not protobuf at all, invalid UTF-8 in a field) before any
+// handler runs. Classify converts and checks the rest itself.
 func (s *Server) unaryValidation(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	var ferr *fieldError
-	switch r := req.(type) {
-	case *pb.ClassifyRequest:
-		ferr = validateClassify(r)
-	case proto.Message:
-		ferr = codecError(r)
-	}
-	if ferr != nil {
-		s.stats.invalid.Add(1)
-		return nil, ferr.status().Err()
+	if m, ok := req.(proto.Message); ok {
+		if ferr := codecError(m); ferr != nil {
+			s.stats.invalid.Add(1)
+			return nil, ferr.status().Err()
+		}
 	}
 	return h(ctx, req)
 }

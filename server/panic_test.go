@@ -14,10 +14,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/internal/logtest"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/pipeline"
 	"github.com/catalystbot/sentiment/router"
 )
 
@@ -30,23 +30,21 @@ func (faultyScorer) Score(string) lexicon.Prescore { panic("scorer fault") }
 // that the caller gets INTERNAL with no trace of our insides, the batch
 // stream goes on, and the stack reaches our log.
 func TestPanicsBecomeInternal(t *testing.T) {
-	scorer, err := lexicon.New()
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &logtest.Buffer{}
-	cfg := config.Default()
-	cfg.Local.Enabled = false
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	rt, err := router.FromConfig(cfg, log)
+	// The real request path, over a scorer with a bug.
+	rt, err := router.New(router.Config{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(cfg, scorer, rt, log)
+	p, err := pipeline.New(pipeline.Config{DefaultDeadline: time.Minute}, faultyScorer{}, rt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.scorer = faultyScorer{}
+	s, err := New(Config{BatchConcurrency: 4}, p, rt, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ func TestTieredAnswers(t *testing.T) {
 	gemini := upstreamtest.New(t, upstreamtest.Gemini)
 	anthropic := upstreamtest.New(t, upstreamtest.Anthropic)
 	cfg := testConfig()
-	cfg.Local.Enabled, cfg.Local.Endpoint, cfg.Local.RetryDelay = true, local.URL, 0
+	cfg.Local.Enabled, cfg.Local.Endpoint, cfg.RetryDelay = true, local.URL, 0
 	cfg.Gemini.APIKey, cfg.Gemini.BaseURL = secret.Secret("gemini-secret-key"), gemini.URL
 	cfg.Anthropic.APIKey, cfg.Anthropic.BaseURL = secret.Secret("anthropic-secret-key"), anthropic.URL
 	cfg.Breaker.Failures = 50 // breaker transitions have their own tests

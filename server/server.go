@@ -1,8 +1,11 @@
-// Package server adapts the gRPC contract to the service's parts: it
-// validates requests, runs the request path and converts answers to the
-// generated types, which stop here. It also owns the gRPC server itself:
-// interceptors (request id, logging, panic recovery, auth, validation),
-// health, reflection, TLS and graceful shutdown.
+// Package server adapts the gRPC contract to the request path (the
+// pipeline package): it converts requests and answers between the
+// generated types, which stop here, and the pipeline's plain ones, maps
+// errors to status codes in one place, and names fields by their paths in
+// the contract. It also owns the gRPC server itself: interceptors (request
+// id, logging, panic recovery, auth, the checks only the wire needs),
+// health, reflection, TLS and graceful shutdown. It holds no request
+// policy.
 package server
 
 import (
@@ -27,10 +30,10 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
-	"github.com/catalystbot/sentiment/config"
+	"github.com/catalystbot/sentiment/batcher"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/gpu"
-	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/pipeline"
 	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/secret"
 )
@@ -38,16 +41,35 @@ import (
 // Version is reported by Stats; main may set it at link time.
 var Version = "dev"
 
+// Config is the server's own settings.
+type Config struct {
+	// Addr is where the server listens; it decides whether bearer tokens
+	// over plaintext deserve a warning.
+	Addr string
+	// AuthTokens, when not empty, are the bearer tokens a caller must
+	// present; health checks stay open.
+	AuthTokens []secret.Secret
+	// TLSCert and TLSKey, when set, are the PEM files the server serves
+	// TLS with.
+	TLSCert, TLSKey string
+	// BatchConcurrency is how many items of one ClassifyBatch stream are
+	// judged at once; the stream reads no further item until one ends.
+	BatchConcurrency int
+	// CostAlertDaily and CostAlertMonthly are shown in Stats.
+	CostAlertDaily, CostAlertMonthly float64
+}
+
 // Server is the SentimentService and the gRPC server that carries it.
 type Server struct {
 	pb.UnimplementedSentimentServiceServer
 
-	cfg    config.Config
-	log    *slog.Logger
-	scorer Prescorer
-	router Router
-	gpu    GPU
-	now    func() time.Time
+	cfg   Config
+	log   *slog.Logger
+	pipe  Pipeline
+	tiers Tiers
+	gpu   GPU
+	queue Queue
+	now   func() time.Time
 
 	grpc   *grpc.Server
 	health *health.Server
@@ -58,23 +80,18 @@ type Server struct {
 	// new items, answer the ones they accepted and end.
 	draining  chan struct{}
 	drainOnce sync.Once
-	// abort is cancelled when the shutdown grace runs out: every call
-	// still waiting for a model is answered from the lexicon at once.
-	abort       context.Context
-	abortCancel context.CancelCauseFunc
 }
 
-// Prescorer reads the sentiment of a text in microseconds; the lexicon
-// package provides it.
-type Prescorer interface {
-	Score(text string) lexicon.Prescore
+// Pipeline is the request path (the pipeline package).
+type Pipeline interface {
+	Judge(ctx context.Context, req pipeline.Request, also ...pipeline.Listener) (pipeline.Answer, error)
+	// Abort answers every call still waiting for a model at once.
+	Abort()
+	Stats() pipeline.Stats
 }
 
-// Router judges an item with the language-model tiers; the router package
-// provides it. It always answers: degraded with the lexicon's answer when no
-// model could.
-type Router interface {
-	Judge(ctx context.Context, req router.Request) router.Result
+// Tiers reports the model tiers for Stats (the router).
+type Tiers interface {
 	Stats(ctx context.Context) []router.TierStats
 }
 
@@ -83,39 +100,46 @@ type GPU interface {
 	Status() gpu.Status
 }
 
-// WithGPU reports g's view in GPUStatus; without it GPUStatus says that no
-// GPU manager runs.
-func WithGPU(g GPU) Option { return func(s *Server) { s.gpu = g } }
+// Queue is the GPU queue as GPUStatus needs it.
+type Queue interface {
+	Stats() batcher.Stats
+}
 
-// Option changes how New builds a Server; tests use them.
+// Option changes how New builds a Server.
 type Option func(*Server)
 
-// WithClock replaces the wall clock used for latencies and uptime.
+// WithGPU reports g's view, and the GPU queue q's, in GPUStatus; without
+// it GPUStatus says that no GPU manager runs.
+func WithGPU(g GPU, q Queue) Option { return func(s *Server) { s.gpu, s.queue = g, q } }
+
+// WithClock replaces the wall clock used for uptime.
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
-// New builds the server from a validated Config.
-func New(cfg config.Config, scorer Prescorer, rt Router, log *slog.Logger, opts ...Option) (*Server, error) {
-	if scorer == nil || rt == nil {
-		return nil, errors.New("server: a lexicon scorer and a router are required")
+// New builds the server over the request path p and the tiers' stats t.
+func New(cfg Config, p Pipeline, t Tiers, log *slog.Logger, opts ...Option) (*Server, error) {
+	if p == nil || t == nil {
+		return nil, errors.New("server: a pipeline and the tiers' stats are required")
+	}
+	if cfg.BatchConcurrency < 1 {
+		return nil, fmt.Errorf("server: BatchConcurrency=%d: must be at least 1", cfg.BatchConcurrency)
 	}
 	s := &Server{
 		cfg:      cfg,
 		log:      log,
-		scorer:   scorer,
-		router:   rt,
+		pipe:     p,
+		tiers:    t,
 		now:      time.Now,
 		health:   health.NewServer(),
 		draining: make(chan struct{}),
 	}
-	s.abort, s.abortCancel = context.WithCancelCause(context.Background())
 	for _, o := range opts {
 		o(s)
 	}
 	s.started = s.now()
 
-	if len(cfg.AuthTokens) > 0 && cfg.TLSCert == "" && !loopback(cfg.GRPCAddr) {
+	if len(cfg.AuthTokens) > 0 && cfg.TLSCert == "" && !loopback(cfg.Addr) {
 		log.Warn("bearer tokens travel in plaintext: anyone on the network path can read them; set SENTIMENT_TLS_CERT and SENTIMENT_TLS_KEY, or listen on a loopback address",
-			"addr", cfg.GRPCAddr)
+			"addr", cfg.Addr)
 	}
 	gopts, err := s.serverOptions()
 	if err != nil {
@@ -251,7 +275,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	case <-ctx.Done():
 	}
 	s.log.Warn("shutdown grace ran out: answering the calls in flight from the lexicon")
-	s.abortCancel(errShuttingDown)
+	s.pipe.Abort()
 	t := time.NewTimer(finalAnswerWait)
 	defer t.Stop()
 	select {

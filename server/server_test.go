@@ -24,10 +24,9 @@ import (
 
 	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/internal/app"
 	"github.com/catalystbot/sentiment/internal/logtest"
 	"github.com/catalystbot/sentiment/internal/tlstest"
-	"github.com/catalystbot/sentiment/lexicon"
-	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/secret"
 	"github.com/catalystbot/sentiment/server"
 )
@@ -56,32 +55,30 @@ func testConfig() config.Config {
 	return cfg
 }
 
-func start(t *testing.T, cfg config.Config, opts ...server.Option) *testServer {
+// start starts the service for a test. It builds no GPU manager: the
+// request-path tests script the model server's failures themselves, and
+// the manager's cleanups would answer them too (the GPUStatus tests run
+// it, startWithGPU).
+func start(t *testing.T, cfg config.Config, opts ...app.Option) *testServer {
 	return startB(t, cfg, opts...)
 }
 
 // startB starts a server for a test or a benchmark.
-func startB(t testing.TB, cfg config.Config, opts ...server.Option) *testServer {
+func startB(t testing.TB, cfg config.Config, opts ...app.Option) *testServer {
 	t.Helper()
-	return startLogged(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+	return startLogged(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), append(opts, app.WithoutGPUManager())...)
 }
 
-// startLogged starts a server that logs to log.
-func startLogged(t testing.TB, cfg config.Config, log *slog.Logger, opts ...server.Option) *testServer {
+// startLogged starts a server, built by the service's composition root,
+// that logs to log.
+func startLogged(t testing.TB, cfg config.Config, log *slog.Logger, opts ...app.Option) *testServer {
 	t.Helper()
-	scorer, err := lexicon.New()
+	a, err := app.New(t.Context(), cfg, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := router.FromConfig(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	srv, err := server.New(cfg, scorer, rt, log, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(a.Close)
+	srv := a.Server()
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -333,19 +330,12 @@ func TestTLS(t *testing.T) {
 	}
 }
 
+// TestBadTLSFilesStopStartup: config.Load refuses such files first, naming
+// the setting; a Config built in code still cannot start a server on them.
 func TestBadTLSFilesStopStartup(t *testing.T) {
 	cfg := testConfig()
 	cfg.TLSCert, cfg.TLSKey = filepath.Join(t.TempDir(), "missing.pem"), filepath.Join(t.TempDir(), "missing.key")
-	scorer, err := lexicon.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rt, err := router.FromConfig(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := server.New(cfg, scorer, rt, log); err == nil || !strings.Contains(err.Error(), "missing.pem") {
+	if _, err := app.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "missing.pem") {
 		t.Fatalf("New with missing TLS files: %v, want an error naming the file", err)
 	}
 }
@@ -367,7 +357,7 @@ func TestGPUStatusSaysNoReader(t *testing.T) {
 func TestStatsCountRequests(t *testing.T) {
 	clock := newHeldClock()
 	startedAt := clock.now()
-	ts := start(t, testConfig(), server.WithClock(clock.now))
+	ts := start(t, testConfig(), app.WithClock(clock.now))
 	for range 3 {
 		if _, err := ts.client.Classify(ctxT(t), &pb.ClassifyRequest{Item: &pb.NewsItem{Title: "Acme beats estimates"}}); err != nil {
 			t.Fatal(err)

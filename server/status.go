@@ -10,26 +10,21 @@ import (
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/limiter"
+	"github.com/catalystbot/sentiment/router"
 )
 
-// counters are the request counters Stats reports. Atomics, not a mutex:
-// they sit on every call's path.
+// counters are the calls and streams the adapter sees; what became of
+// each item is the pipeline's to count. Atomics, not a mutex: they sit on
+// every call's path.
 type counters struct {
 	classifyCalls atomic.Uint64
 	batchStreams  atomic.Uint64
 	batchItems    atomic.Uint64
-	invalid       atomic.Uint64
-	failed        atomic.Uint64
-	cancelled     atomic.Uint64
-	degraded      atomic.Uint64
-	openStreams   atomic.Int64
-
-	prefilterSeen    atomic.Uint64
-	prefilterSentOn  atomic.Uint64
-	prefilterSkipped atomic.Uint64
-	// answered counts final answers by the tier that gave them, indexed
-	// by pb.Tier.
-	answered [pb.Tier_TIER_ANTHROPIC + 1]atomic.Uint64
+	// invalid counts requests refused before they reached the pipeline:
+	// bytes that were not the message, unknown enum values, bad items of
+	// a batch stream.
+	invalid     atomic.Uint64
+	openStreams atomic.Int64
 }
 
 // GPUStatus reports the local model's GPU as the GPU manager sees it.
@@ -60,6 +55,7 @@ func (s *Server) GPUStatus(context.Context, *pb.GPUStatusRequest) (*pb.GPUStatus
 		Restarts:            st.Restarts,
 		GpuConcurrency:      int32(st.Ceiling),
 		ConcurrencyCut:      st.CeilingCut,
+		Queue:               s.queueStats(),
 		ConsecutiveFailures: uint32(st.ConsecutiveFailures),
 		Model: &pb.ModelState{
 			Name:          st.Model.Name,
@@ -70,6 +66,9 @@ func (s *Server) GPUStatus(context.Context, *pb.GPUStatusRequest) (*pb.GPUStatus
 			ContextLength: int32(st.Model.ContextLength),
 			Error:         st.Model.Error,
 		},
+	}
+	if q := resp.Queue; q != nil {
+		resp.GpuConcurrency = min(q.Limit, q.Ceiling)
 	}
 	if st.Model.WarmupLatency > 0 {
 		resp.Model.WarmupLatency = durationpb.New(st.Model.WarmupLatency)
@@ -100,6 +99,27 @@ func (s *Server) GPUStatus(context.Context, *pb.GPUStatusRequest) (*pb.GPUStatus
 	return resp, nil
 }
 
+// queueStats is the GPU queue's state, nil without one.
+func (s *Server) queueStats() *pb.GPUQueueStats {
+	if s.queue == nil {
+		return nil
+	}
+	q := s.queue.Stats()
+	return &pb.GPUQueueStats{
+		Limit:         int32(q.Limit),
+		Ceiling:       int32(q.Ceiling),
+		InFlight:      int32(q.InFlight),
+		Waiting:       int32(q.Waiting),
+		Started:       q.Started,
+		Halvings:      q.Halvings,
+		Grows:         q.Grows,
+		SpilledFull:   q.SpilledFull,
+		SpilledNoTime: q.SpilledNoTime,
+		Canceled:      q.Canceled,
+		ServiceTime:   durationpb.New(q.ServiceTime),
+	}
+}
+
 func pressureOf(p gpu.Pressure) pb.PressureLevel {
 	switch p {
 	case gpu.PressureNormal:
@@ -116,6 +136,7 @@ func pressureOf(p gpu.Pressure) pb.PressureLevel {
 func (s *Server) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsResponse, error) {
 	now := s.now()
 	c := &s.stats
+	ps := s.pipe.Stats()
 	return &pb.StatsResponse{
 		StartedAt: timestamppb.New(s.started),
 		Uptime:    durationpb.New(now.Sub(s.started)),
@@ -124,17 +145,17 @@ func (s *Server) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsRespon
 			ClassifyCalls: c.classifyCalls.Load(),
 			BatchStreams:  c.batchStreams.Load(),
 			BatchItems:    c.batchItems.Load(),
-			Invalid:       c.invalid.Load(),
-			Failed:        c.failed.Load(),
-			Cancelled:     c.cancelled.Load(),
-			Degraded:      c.degraded.Load(),
+			Invalid:       c.invalid.Load() + ps.Invalid,
+			Failed:        ps.Failed,
+			Cancelled:     ps.Cancelled,
+			Degraded:      ps.Degraded,
 			OpenStreams:   uint64(max(c.openStreams.Load(), 0)),
 		},
-		Tiers: s.tierStats(ctx),
+		Tiers: s.tierStats(ctx, ps.Answered[router.TierLexicon]),
 		Prefilter: &pb.PrefilterStats{
-			Seen:    c.prefilterSeen.Load(),
-			SentOn:  c.prefilterSentOn.Load(),
-			Skipped: c.prefilterSkipped.Load(),
+			Seen:    ps.PrefilterSeen,
+			SentOn:  ps.PrefilterSentOn,
+			Skipped: ps.PrefilterSkipped,
 		},
 		Cost: &pb.CostStats{
 			DailyAlertUsd:   s.cfg.CostAlertDaily,
@@ -145,19 +166,19 @@ func (s *Server) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsRespon
 
 // tierStats lists the lexicon, which never fails, then each model tier in
 // policy order.
-func (s *Server) tierStats(ctx context.Context) []*pb.TierStats {
-	rs := s.router.Stats(ctx)
+func (s *Server) tierStats(ctx context.Context, lexiconAnswered uint64) []*pb.TierStats {
+	rs := s.tiers.Stats(ctx)
 	out := make([]*pb.TierStats, 0, len(rs)+1)
 	out = append(out, &pb.TierStats{
 		Tier:         pb.Tier_TIER_LEXICON,
 		Enabled:      true,
 		Model:        "lexicon",
 		BreakerState: pb.BreakerState_BREAKER_STATE_CLOSED,
-		Answered:     s.stats.answered[pb.Tier_TIER_LEXICON].Load(),
+		Answered:     lexiconAnswered,
 	})
 	for _, t := range rs {
 		out = append(out, &pb.TierStats{
-			Tier:                tierOf(t.Tier),
+			Tier:                tierPB(t.Tier),
 			Enabled:             t.Enabled,
 			Model:               t.Model,
 			BreakerState:        breakerOf(t.Breaker),

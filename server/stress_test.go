@@ -34,7 +34,7 @@ func TestBatchStreamsUnderFailuresAndCancellation(t *testing.T) {
 		}
 	}))
 	cfg := testConfig()
-	cfg.Local.Enabled, cfg.Local.Endpoint, cfg.Local.RetryDelay = true, local.URL, 0
+	cfg.Local.Enabled, cfg.Local.Endpoint, cfg.RetryDelay = true, local.URL, 0
 	cfg.BatchConcurrency = 8
 	cfg.Breaker.Failures = 1_000_000 // keep every item going to the failing model
 	ts := start(t, cfg)

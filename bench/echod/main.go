@@ -22,9 +22,7 @@ import (
 
 	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
-	"github.com/catalystbot/sentiment/lexicon"
-	"github.com/catalystbot/sentiment/router"
-	"github.com/catalystbot/sentiment/server"
+	"github.com/catalystbot/sentiment/internal/app"
 )
 
 type echo struct {
@@ -67,33 +65,27 @@ func run(addr, reqJSON string) error {
 	return s.Serve(lis)
 }
 
-// realAnswer asks a real sentimentd, started in-process, once.
+// realAnswer asks a real sentimentd, built by the service's composition
+// root and started in-process, once.
 func realAnswer(req *pb.ClassifyRequest) (*pb.ClassifyResponse, error) {
-	scorer, err := lexicon.New()
-	if err != nil {
-		return nil, err
-	}
 	cfg := config.Default()
 	cfg.Local.Enabled = false // the benchmark measures the lexicon path
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rt, err := router.FromConfig(cfg, log)
+	ctx := context.Background()
+	a, err := app.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return nil, err
 	}
-	srv, err := server.New(cfg, scorer, rt, log)
-	if err != nil {
-		return nil, err
-	}
+	defer a.Close()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	go func() { _ = srv.Serve(lis) }()
-	defer srv.Shutdown(context.Background())
+	go func() { _ = a.Server().Serve(lis) }()
+	defer a.Server().Shutdown(ctx)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	return pb.NewSentimentServiceClient(conn).Classify(context.Background(), req)
+	return pb.NewSentimentServiceClient(conn).Classify(ctx, req)
 }

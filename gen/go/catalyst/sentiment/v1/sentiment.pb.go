@@ -1764,14 +1764,17 @@ type GPUStatusResponse struct {
 	VramMessage  string `protobuf:"bytes,15,opt,name=vram_message,json=vramMessage,proto3" json:"vram_message,omitempty"`
 	// Runs of the configured restart command of the model server.
 	Restarts uint64 `protobuf:"varint,16,opt,name=restarts,proto3" json:"restarts,omitempty"`
-	// GPU calls allowed at once now, and whether high VRAM holds that below
-	// LLM_MAX_CONCURRENT.
+	// GPU calls allowed at once now: the smaller of the queue's adaptive
+	// limit and the ceiling the GPU manager sets; concurrency_cut is true
+	// while high VRAM holds the ceiling below LLM_MAX_CONCURRENT.
 	GpuConcurrency int32 `protobuf:"varint,17,opt,name=gpu_concurrency,json=gpuConcurrency,proto3" json:"gpu_concurrency,omitempty"`
 	ConcurrencyCut bool  `protobuf:"varint,18,opt,name=concurrency_cut,json=concurrencyCut,proto3" json:"concurrency_cut,omitempty"`
 	// Local calls failed in a row.
 	ConsecutiveFailures uint32 `protobuf:"varint,19,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The GPU queue in front of the local model.
+	Queue         *GPUQueueStats `protobuf:"bytes,20,opt,name=queue,proto3" json:"queue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GPUStatusResponse) Reset() {
@@ -1937,6 +1940,147 @@ func (x *GPUStatusResponse) GetConsecutiveFailures() uint32 {
 	return 0
 }
 
+func (x *GPUStatusResponse) GetQueue() *GPUQueueStats {
+	if x != nil {
+		return x.Queue
+	}
+	return nil
+}
+
+// GPUQueueStats is the GPU queue: its adaptive (AIMD) limit and what it
+// has done since start.
+type GPUQueueStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The adaptive limit, 1 to LLM_MAX_CONCURRENT: halved when the model
+	// server is overloaded, grown back one step at a time.
+	Limit int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// The GPU manager's cap, 0 to LLM_MAX_CONCURRENT (0 while it cleans up).
+	Ceiling  int32  `protobuf:"varint,2,opt,name=ceiling,proto3" json:"ceiling,omitempty"`
+	InFlight int32  `protobuf:"varint,3,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	Waiting  int32  `protobuf:"varint,4,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	Started  uint64 `protobuf:"varint,5,opt,name=started,proto3" json:"started,omitempty"`
+	// Times the limit was halved, and grown back by a step.
+	Halvings uint64 `protobuf:"varint,6,opt,name=halvings,proto3" json:"halvings,omitempty"`
+	Grows    uint64 `protobuf:"varint,7,opt,name=grows,proto3" json:"grows,omitempty"`
+	// Items sent on to the next tier: the queue was full, or no slot would
+	// come before their deadline.
+	SpilledFull   uint64 `protobuf:"varint,8,opt,name=spilled_full,json=spilledFull,proto3" json:"spilled_full,omitempty"`
+	SpilledNoTime uint64 `protobuf:"varint,9,opt,name=spilled_no_time,json=spilledNoTime,proto3" json:"spilled_no_time,omitempty"`
+	// Waits the caller's context ended.
+	Canceled uint64 `protobuf:"varint,10,opt,name=canceled,proto3" json:"canceled,omitempty"`
+	// Moving average of a successful call's time on the GPU.
+	ServiceTime   *durationpb.Duration `protobuf:"bytes,11,opt,name=service_time,json=serviceTime,proto3" json:"service_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GPUQueueStats) Reset() {
+	*x = GPUQueueStats{}
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GPUQueueStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GPUQueueStats) ProtoMessage() {}
+
+func (x *GPUQueueStats) ProtoReflect() protoreflect.Message {
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GPUQueueStats.ProtoReflect.Descriptor instead.
+func (*GPUQueueStats) Descriptor() ([]byte, []int) {
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GPUQueueStats) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetCeiling() int32 {
+	if x != nil {
+		return x.Ceiling
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetInFlight() int32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetWaiting() int32 {
+	if x != nil {
+		return x.Waiting
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetStarted() uint64 {
+	if x != nil {
+		return x.Started
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetHalvings() uint64 {
+	if x != nil {
+		return x.Halvings
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetGrows() uint64 {
+	if x != nil {
+		return x.Grows
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetSpilledFull() uint64 {
+	if x != nil {
+		return x.SpilledFull
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetSpilledNoTime() uint64 {
+	if x != nil {
+		return x.SpilledNoTime
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetCanceled() uint64 {
+	if x != nil {
+		return x.Canceled
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetServiceTime() *durationpb.Duration {
+	if x != nil {
+		return x.ServiceTime
+	}
+	return nil
+}
+
 type StatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1945,7 +2089,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[16]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2101,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[16]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2114,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{16}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{17}
 }
 
 // QuotaWindow is one quota window of a provider.
@@ -1989,7 +2133,7 @@ type QuotaWindow struct {
 
 func (x *QuotaWindow) Reset() {
 	*x = QuotaWindow{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[17]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2145,7 @@ func (x *QuotaWindow) String() string {
 func (*QuotaWindow) ProtoMessage() {}
 
 func (x *QuotaWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[17]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2158,7 @@ func (x *QuotaWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuotaWindow.ProtoReflect.Descriptor instead.
 func (*QuotaWindow) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{17}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *QuotaWindow) GetWindow() string {
@@ -2076,7 +2220,7 @@ type TierStats struct {
 
 func (x *TierStats) Reset() {
 	*x = TierStats{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[18]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2232,7 @@ func (x *TierStats) String() string {
 func (*TierStats) ProtoMessage() {}
 
 func (x *TierStats) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[18]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2245,7 @@ func (x *TierStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TierStats.ProtoReflect.Descriptor instead.
 func (*TierStats) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{18}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TierStats) GetTier() Tier {
@@ -2197,7 +2341,7 @@ type RequestStats struct {
 
 func (x *RequestStats) Reset() {
 	*x = RequestStats{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[19]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2209,7 +2353,7 @@ func (x *RequestStats) String() string {
 func (*RequestStats) ProtoMessage() {}
 
 func (x *RequestStats) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[19]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2222,7 +2366,7 @@ func (x *RequestStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestStats.ProtoReflect.Descriptor instead.
 func (*RequestStats) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{19}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RequestStats) GetClassifyCalls() uint64 {
@@ -2295,7 +2439,7 @@ type CacheStats struct {
 
 func (x *CacheStats) Reset() {
 	*x = CacheStats{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[20]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2451,7 @@ func (x *CacheStats) String() string {
 func (*CacheStats) ProtoMessage() {}
 
 func (x *CacheStats) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[20]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2464,7 @@ func (x *CacheStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CacheStats.ProtoReflect.Descriptor instead.
 func (*CacheStats) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{20}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CacheStats) GetBackend() string {
@@ -2369,7 +2513,7 @@ type PrefilterStats struct {
 
 func (x *PrefilterStats) Reset() {
 	*x = PrefilterStats{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[21]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2525,7 @@ func (x *PrefilterStats) String() string {
 func (*PrefilterStats) ProtoMessage() {}
 
 func (x *PrefilterStats) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[21]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2538,7 @@ func (x *PrefilterStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrefilterStats.ProtoReflect.Descriptor instead.
 func (*PrefilterStats) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{21}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PrefilterStats) GetSeen() uint64 {
@@ -2430,7 +2574,7 @@ type CostStats struct {
 
 func (x *CostStats) Reset() {
 	*x = CostStats{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[22]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2442,7 +2586,7 @@ func (x *CostStats) String() string {
 func (*CostStats) ProtoMessage() {}
 
 func (x *CostStats) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[22]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2455,7 +2599,7 @@ func (x *CostStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CostStats.ProtoReflect.Descriptor instead.
 func (*CostStats) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{22}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CostStats) GetTodayUsd() float64 {
@@ -2502,7 +2646,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[23]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +2658,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[23]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +2671,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{23}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StatsResponse) GetStartedAt() *timestamppb.Timestamp {
@@ -2707,7 +2851,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\n" +
 	"size_bytes\x18\a \x01(\x04R\tsizeBytes\x12%\n" +
 	"\x0econtext_length\x18\b \x01(\x05R\rcontextLength\x12\x14\n" +
-	"\x05error\x18\t \x01(\tR\x05error\"\xd6\x06\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"\x92\a\n" +
 	"\x11GPUStatusResponse\x12:\n" +
 	"\adevices\x18\x01 \x03(\v2 .catalyst.sentiment.v1.GPUDeviceR\adevices\x12\x16\n" +
 	"\x06reader\x18\x02 \x01(\tR\x06reader\x12!\n" +
@@ -2730,7 +2874,21 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\brestarts\x18\x10 \x01(\x04R\brestarts\x12'\n" +
 	"\x0fgpu_concurrency\x18\x11 \x01(\x05R\x0egpuConcurrency\x12'\n" +
 	"\x0fconcurrency_cut\x18\x12 \x01(\bR\x0econcurrencyCut\x121\n" +
-	"\x14consecutive_failures\x18\x13 \x01(\rR\x13consecutiveFailures\"\x0e\n" +
+	"\x14consecutive_failures\x18\x13 \x01(\rR\x13consecutiveFailures\x12:\n" +
+	"\x05queue\x18\x14 \x01(\v2$.catalyst.sentiment.v1.GPUQueueStatsR\x05queue\"\xe7\x02\n" +
+	"\rGPUQueueStats\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x18\n" +
+	"\aceiling\x18\x02 \x01(\x05R\aceiling\x12\x1b\n" +
+	"\tin_flight\x18\x03 \x01(\x05R\binFlight\x12\x18\n" +
+	"\awaiting\x18\x04 \x01(\x05R\awaiting\x12\x18\n" +
+	"\astarted\x18\x05 \x01(\x04R\astarted\x12\x1a\n" +
+	"\bhalvings\x18\x06 \x01(\x04R\bhalvings\x12\x14\n" +
+	"\x05grows\x18\a \x01(\x04R\x05grows\x12!\n" +
+	"\fspilled_full\x18\b \x01(\x04R\vspilledFull\x12&\n" +
+	"\x0fspilled_no_time\x18\t \x01(\x04R\rspilledNoTime\x12\x1a\n" +
+	"\bcanceled\x18\n" +
+	" \x01(\x04R\bcanceled\x12<\n" +
+	"\fservice_time\x18\v \x01(\v2\x19.google.protobuf.DurationR\vserviceTime\"\x0e\n" +
 	"\fStatsRequest\"\xa0\x01\n" +
 	"\vQuotaWindow\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\tR\x06window\x12\x12\n" +
@@ -2854,7 +3012,7 @@ func file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP() []byte {
 }
 
 var file_catalyst_sentiment_v1_sentiment_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_catalyst_sentiment_v1_sentiment_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_catalyst_sentiment_v1_sentiment_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_catalyst_sentiment_v1_sentiment_proto_goTypes = []any{
 	(Label)(0),                    // 0: catalyst.sentiment.v1.Label
 	(Tier)(0),                     // 1: catalyst.sentiment.v1.Tier
@@ -2880,20 +3038,21 @@ var file_catalyst_sentiment_v1_sentiment_proto_goTypes = []any{
 	(*GPUDevice)(nil),             // 21: catalyst.sentiment.v1.GPUDevice
 	(*ModelState)(nil),            // 22: catalyst.sentiment.v1.ModelState
 	(*GPUStatusResponse)(nil),     // 23: catalyst.sentiment.v1.GPUStatusResponse
-	(*StatsRequest)(nil),          // 24: catalyst.sentiment.v1.StatsRequest
-	(*QuotaWindow)(nil),           // 25: catalyst.sentiment.v1.QuotaWindow
-	(*TierStats)(nil),             // 26: catalyst.sentiment.v1.TierStats
-	(*RequestStats)(nil),          // 27: catalyst.sentiment.v1.RequestStats
-	(*CacheStats)(nil),            // 28: catalyst.sentiment.v1.CacheStats
-	(*PrefilterStats)(nil),        // 29: catalyst.sentiment.v1.PrefilterStats
-	(*CostStats)(nil),             // 30: catalyst.sentiment.v1.CostStats
-	(*StatsResponse)(nil),         // 31: catalyst.sentiment.v1.StatsResponse
-	nil,                           // 32: catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
+	(*GPUQueueStats)(nil),         // 24: catalyst.sentiment.v1.GPUQueueStats
+	(*StatsRequest)(nil),          // 25: catalyst.sentiment.v1.StatsRequest
+	(*QuotaWindow)(nil),           // 26: catalyst.sentiment.v1.QuotaWindow
+	(*TierStats)(nil),             // 27: catalyst.sentiment.v1.TierStats
+	(*RequestStats)(nil),          // 28: catalyst.sentiment.v1.RequestStats
+	(*CacheStats)(nil),            // 29: catalyst.sentiment.v1.CacheStats
+	(*PrefilterStats)(nil),        // 30: catalyst.sentiment.v1.PrefilterStats
+	(*CostStats)(nil),             // 31: catalyst.sentiment.v1.CostStats
+	(*StatsResponse)(nil),         // 32: catalyst.sentiment.v1.StatsResponse
+	nil,                           // 33: catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
+	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 35: google.protobuf.Duration
 }
 var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
-	33, // 0: catalyst.sentiment.v1.NewsItem.published_at:type_name -> google.protobuf.Timestamp
+	34, // 0: catalyst.sentiment.v1.NewsItem.published_at:type_name -> google.protobuf.Timestamp
 	4,  // 1: catalyst.sentiment.v1.ClassifyOptions.priority:type_name -> catalyst.sentiment.v1.Priority
 	1,  // 2: catalyst.sentiment.v1.ClassifyOptions.allowed_tiers:type_name -> catalyst.sentiment.v1.Tier
 	9,  // 3: catalyst.sentiment.v1.ClassifyOptions.alert:type_name -> catalyst.sentiment.v1.AlertOptions
@@ -2902,11 +3061,11 @@ var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
 	12, // 6: catalyst.sentiment.v1.Prescore.hits:type_name -> catalyst.sentiment.v1.KeywordHit
 	1,  // 7: catalyst.sentiment.v1.TierAttempt.tier:type_name -> catalyst.sentiment.v1.Tier
 	5,  // 8: catalyst.sentiment.v1.TierAttempt.outcome:type_name -> catalyst.sentiment.v1.Outcome
-	34, // 9: catalyst.sentiment.v1.TierAttempt.latency:type_name -> google.protobuf.Duration
+	35, // 9: catalyst.sentiment.v1.TierAttempt.latency:type_name -> google.protobuf.Duration
 	1,  // 10: catalyst.sentiment.v1.Provenance.tier:type_name -> catalyst.sentiment.v1.Tier
 	3,  // 11: catalyst.sentiment.v1.Provenance.cache_hit:type_name -> catalyst.sentiment.v1.CacheHit
 	14, // 12: catalyst.sentiment.v1.Provenance.tiers:type_name -> catalyst.sentiment.v1.TierAttempt
-	34, // 13: catalyst.sentiment.v1.Provenance.latency:type_name -> google.protobuf.Duration
+	35, // 13: catalyst.sentiment.v1.Provenance.latency:type_name -> google.protobuf.Duration
 	0,  // 14: catalyst.sentiment.v1.ClassifyResponse.label:type_name -> catalyst.sentiment.v1.Label
 	13, // 15: catalyst.sentiment.v1.ClassifyResponse.prescore:type_name -> catalyst.sentiment.v1.Prescore
 	15, // 16: catalyst.sentiment.v1.ClassifyResponse.provenance:type_name -> catalyst.sentiment.v1.Provenance
@@ -2915,38 +3074,40 @@ var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
 	10, // 19: catalyst.sentiment.v1.ClassifyBatchRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
 	16, // 20: catalyst.sentiment.v1.ClassifyBatchResponse.result:type_name -> catalyst.sentiment.v1.ClassifyResponse
 	18, // 21: catalyst.sentiment.v1.ClassifyBatchResponse.error:type_name -> catalyst.sentiment.v1.ItemError
-	34, // 22: catalyst.sentiment.v1.ModelState.warmup_latency:type_name -> google.protobuf.Duration
-	33, // 23: catalyst.sentiment.v1.ModelState.expires_at:type_name -> google.protobuf.Timestamp
+	35, // 22: catalyst.sentiment.v1.ModelState.warmup_latency:type_name -> google.protobuf.Duration
+	34, // 23: catalyst.sentiment.v1.ModelState.expires_at:type_name -> google.protobuf.Timestamp
 	21, // 24: catalyst.sentiment.v1.GPUStatusResponse.devices:type_name -> catalyst.sentiment.v1.GPUDevice
 	6,  // 25: catalyst.sentiment.v1.GPUStatusResponse.pressure:type_name -> catalyst.sentiment.v1.PressureLevel
 	22, // 26: catalyst.sentiment.v1.GPUStatusResponse.model:type_name -> catalyst.sentiment.v1.ModelState
-	33, // 27: catalyst.sentiment.v1.GPUStatusResponse.last_cleanup_at:type_name -> google.protobuf.Timestamp
-	33, // 28: catalyst.sentiment.v1.GPUStatusResponse.observed_at:type_name -> google.protobuf.Timestamp
-	33, // 29: catalyst.sentiment.v1.QuotaWindow.resets_at:type_name -> google.protobuf.Timestamp
-	1,  // 30: catalyst.sentiment.v1.TierStats.tier:type_name -> catalyst.sentiment.v1.Tier
-	7,  // 31: catalyst.sentiment.v1.TierStats.breaker_state:type_name -> catalyst.sentiment.v1.BreakerState
-	25, // 32: catalyst.sentiment.v1.TierStats.quotas:type_name -> catalyst.sentiment.v1.QuotaWindow
-	32, // 33: catalyst.sentiment.v1.TierStats.errors_last_hour:type_name -> catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
-	33, // 34: catalyst.sentiment.v1.StatsResponse.started_at:type_name -> google.protobuf.Timestamp
-	34, // 35: catalyst.sentiment.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
-	27, // 36: catalyst.sentiment.v1.StatsResponse.requests:type_name -> catalyst.sentiment.v1.RequestStats
-	26, // 37: catalyst.sentiment.v1.StatsResponse.tiers:type_name -> catalyst.sentiment.v1.TierStats
-	28, // 38: catalyst.sentiment.v1.StatsResponse.cache:type_name -> catalyst.sentiment.v1.CacheStats
-	29, // 39: catalyst.sentiment.v1.StatsResponse.prefilter:type_name -> catalyst.sentiment.v1.PrefilterStats
-	30, // 40: catalyst.sentiment.v1.StatsResponse.cost:type_name -> catalyst.sentiment.v1.CostStats
-	11, // 41: catalyst.sentiment.v1.SentimentService.Classify:input_type -> catalyst.sentiment.v1.ClassifyRequest
-	17, // 42: catalyst.sentiment.v1.SentimentService.ClassifyBatch:input_type -> catalyst.sentiment.v1.ClassifyBatchRequest
-	20, // 43: catalyst.sentiment.v1.SentimentService.GPUStatus:input_type -> catalyst.sentiment.v1.GPUStatusRequest
-	24, // 44: catalyst.sentiment.v1.SentimentService.Stats:input_type -> catalyst.sentiment.v1.StatsRequest
-	16, // 45: catalyst.sentiment.v1.SentimentService.Classify:output_type -> catalyst.sentiment.v1.ClassifyResponse
-	19, // 46: catalyst.sentiment.v1.SentimentService.ClassifyBatch:output_type -> catalyst.sentiment.v1.ClassifyBatchResponse
-	23, // 47: catalyst.sentiment.v1.SentimentService.GPUStatus:output_type -> catalyst.sentiment.v1.GPUStatusResponse
-	31, // 48: catalyst.sentiment.v1.SentimentService.Stats:output_type -> catalyst.sentiment.v1.StatsResponse
-	45, // [45:49] is the sub-list for method output_type
-	41, // [41:45] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	34, // 27: catalyst.sentiment.v1.GPUStatusResponse.last_cleanup_at:type_name -> google.protobuf.Timestamp
+	34, // 28: catalyst.sentiment.v1.GPUStatusResponse.observed_at:type_name -> google.protobuf.Timestamp
+	24, // 29: catalyst.sentiment.v1.GPUStatusResponse.queue:type_name -> catalyst.sentiment.v1.GPUQueueStats
+	35, // 30: catalyst.sentiment.v1.GPUQueueStats.service_time:type_name -> google.protobuf.Duration
+	34, // 31: catalyst.sentiment.v1.QuotaWindow.resets_at:type_name -> google.protobuf.Timestamp
+	1,  // 32: catalyst.sentiment.v1.TierStats.tier:type_name -> catalyst.sentiment.v1.Tier
+	7,  // 33: catalyst.sentiment.v1.TierStats.breaker_state:type_name -> catalyst.sentiment.v1.BreakerState
+	26, // 34: catalyst.sentiment.v1.TierStats.quotas:type_name -> catalyst.sentiment.v1.QuotaWindow
+	33, // 35: catalyst.sentiment.v1.TierStats.errors_last_hour:type_name -> catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
+	34, // 36: catalyst.sentiment.v1.StatsResponse.started_at:type_name -> google.protobuf.Timestamp
+	35, // 37: catalyst.sentiment.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
+	28, // 38: catalyst.sentiment.v1.StatsResponse.requests:type_name -> catalyst.sentiment.v1.RequestStats
+	27, // 39: catalyst.sentiment.v1.StatsResponse.tiers:type_name -> catalyst.sentiment.v1.TierStats
+	29, // 40: catalyst.sentiment.v1.StatsResponse.cache:type_name -> catalyst.sentiment.v1.CacheStats
+	30, // 41: catalyst.sentiment.v1.StatsResponse.prefilter:type_name -> catalyst.sentiment.v1.PrefilterStats
+	31, // 42: catalyst.sentiment.v1.StatsResponse.cost:type_name -> catalyst.sentiment.v1.CostStats
+	11, // 43: catalyst.sentiment.v1.SentimentService.Classify:input_type -> catalyst.sentiment.v1.ClassifyRequest
+	17, // 44: catalyst.sentiment.v1.SentimentService.ClassifyBatch:input_type -> catalyst.sentiment.v1.ClassifyBatchRequest
+	20, // 45: catalyst.sentiment.v1.SentimentService.GPUStatus:input_type -> catalyst.sentiment.v1.GPUStatusRequest
+	25, // 46: catalyst.sentiment.v1.SentimentService.Stats:input_type -> catalyst.sentiment.v1.StatsRequest
+	16, // 47: catalyst.sentiment.v1.SentimentService.Classify:output_type -> catalyst.sentiment.v1.ClassifyResponse
+	19, // 48: catalyst.sentiment.v1.SentimentService.ClassifyBatch:output_type -> catalyst.sentiment.v1.ClassifyBatchResponse
+	23, // 49: catalyst.sentiment.v1.SentimentService.GPUStatus:output_type -> catalyst.sentiment.v1.GPUStatusResponse
+	32, // 50: catalyst.sentiment.v1.SentimentService.Stats:output_type -> catalyst.sentiment.v1.StatsResponse
+	47, // [47:51] is the sub-list for method output_type
+	43, // [43:47] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_catalyst_sentiment_v1_sentiment_proto_init() }
@@ -2966,7 +3127,7 @@ func file_catalyst_sentiment_v1_sentiment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catalyst_sentiment_v1_sentiment_proto_rawDesc), len(file_catalyst_sentiment_v1_sentiment_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -324,7 +324,7 @@ class ModelState(_message.Message):
     def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., vram_bytes: _Optional[int] = ..., warm: _Optional[bool] = ..., warmup_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., size_bytes: _Optional[int] = ..., context_length: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class GPUStatusResponse(_message.Message):
-    __slots__ = ("devices", "reader", "reader_error", "pressure", "model", "last_cleanup_at", "last_cleanup_reason", "cleanups", "local_admitting", "gate_reason", "observed_at", "pressure_percent", "pressure_card", "vram_not_freed", "vram_message", "restarts", "gpu_concurrency", "concurrency_cut", "consecutive_failures")
+    __slots__ = ("devices", "reader", "reader_error", "pressure", "model", "last_cleanup_at", "last_cleanup_reason", "cleanups", "local_admitting", "gate_reason", "observed_at", "pressure_percent", "pressure_card", "vram_not_freed", "vram_message", "restarts", "gpu_concurrency", "concurrency_cut", "consecutive_failures", "queue")
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     READER_FIELD_NUMBER: _ClassVar[int]
     READER_ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -344,6 +344,7 @@ class GPUStatusResponse(_message.Message):
     GPU_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_CUT_FIELD_NUMBER: _ClassVar[int]
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
     devices: _containers.RepeatedCompositeFieldContainer[GPUDevice]
     reader: str
     reader_error: str
@@ -363,7 +364,34 @@ class GPUStatusResponse(_message.Message):
     gpu_concurrency: int
     concurrency_cut: bool
     consecutive_failures: int
-    def __init__(self, devices: _Optional[_Iterable[_Union[GPUDevice, _Mapping]]] = ..., reader: _Optional[str] = ..., reader_error: _Optional[str] = ..., pressure: _Optional[_Union[PressureLevel, str]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ..., last_cleanup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_cleanup_reason: _Optional[str] = ..., cleanups: _Optional[int] = ..., local_admitting: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pressure_percent: _Optional[float] = ..., pressure_card: _Optional[str] = ..., vram_not_freed: _Optional[bool] = ..., vram_message: _Optional[str] = ..., restarts: _Optional[int] = ..., gpu_concurrency: _Optional[int] = ..., concurrency_cut: _Optional[bool] = ..., consecutive_failures: _Optional[int] = ...) -> None: ...
+    queue: GPUQueueStats
+    def __init__(self, devices: _Optional[_Iterable[_Union[GPUDevice, _Mapping]]] = ..., reader: _Optional[str] = ..., reader_error: _Optional[str] = ..., pressure: _Optional[_Union[PressureLevel, str]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ..., last_cleanup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_cleanup_reason: _Optional[str] = ..., cleanups: _Optional[int] = ..., local_admitting: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pressure_percent: _Optional[float] = ..., pressure_card: _Optional[str] = ..., vram_not_freed: _Optional[bool] = ..., vram_message: _Optional[str] = ..., restarts: _Optional[int] = ..., gpu_concurrency: _Optional[int] = ..., concurrency_cut: _Optional[bool] = ..., consecutive_failures: _Optional[int] = ..., queue: _Optional[_Union[GPUQueueStats, _Mapping]] = ...) -> None: ...
+
+class GPUQueueStats(_message.Message):
+    __slots__ = ("limit", "ceiling", "in_flight", "waiting", "started", "halvings", "grows", "spilled_full", "spilled_no_time", "canceled", "service_time")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CEILING_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    HALVINGS_FIELD_NUMBER: _ClassVar[int]
+    GROWS_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_FULL_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_NO_TIME_FIELD_NUMBER: _ClassVar[int]
+    CANCELED_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_TIME_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    ceiling: int
+    in_flight: int
+    waiting: int
+    started: int
+    halvings: int
+    grows: int
+    spilled_full: int
+    spilled_no_time: int
+    canceled: int
+    service_time: _duration_pb2.Duration
+    def __init__(self, limit: _Optional[int] = ..., ceiling: _Optional[int] = ..., in_flight: _Optional[int] = ..., waiting: _Optional[int] = ..., started: _Optional[int] = ..., halvings: _Optional[int] = ..., grows: _Optional[int] = ..., spilled_full: _Optional[int] = ..., spilled_no_time: _Optional[int] = ..., canceled: _Optional[int] = ..., service_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()

@@ -1,0 +1,441 @@
+// Package app is the composition root: it builds every part of the
+// service once from config.Config, in dependency order, hands each its
+// neighbours, and starts and stops them in order. It is the only package
+// that reads config.Config besides main; the parts take their own small
+// settings.
+//
+//	Redis client (one per process, REDIS_URL)
+//	  -> quota limiter (memory or Redis)
+//	GPU queue -> local tier's client (Ollama or OpenAI-compatible)
+//	  -> GPU manager (Ollama only: the same client, the same queue)
+//	cloud tiers -> router -> pipeline -> gRPC server
+//
+// Stopping runs the other way: the server drains (and, past the grace,
+// answers what is left from the lexicon) while the GPU manager still
+// guards the GPU; then the manager stops; then the Redis client closes.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/catalystbot/sentiment/batcher"
+	"github.com/catalystbot/sentiment/config"
+	"github.com/catalystbot/sentiment/gpu"
+	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/limiter"
+	"github.com/catalystbot/sentiment/ollama"
+	"github.com/catalystbot/sentiment/pipeline"
+	"github.com/catalystbot/sentiment/router"
+	"github.com/catalystbot/sentiment/server"
+	"github.com/catalystbot/sentiment/upstream"
+)
+
+// cloudConnsPerHost bounds the connections kept to one cloud API; their
+// quotas, not our sockets, are what limits throughput there.
+const cloudConnsPerHost = 16
+
+// redisCheckTimeout bounds the one Redis check at start.
+const redisCheckTimeout = time.Second
+
+// Upstream names, as WithHTTPClient's function is asked for them.
+const (
+	UpstreamLocal     = "local"
+	UpstreamGemini    = "gemini"
+	UpstreamAnthropic = "anthropic"
+)
+
+// App is the running service's parts.
+type App struct {
+	cfg      config.Config
+	log      *slog.Logger
+	redis    redis.UniversalClient
+	quota    *limiter.Limiter
+	queue    *batcher.Queue
+	gpu      *gpu.Manager
+	router   *router.Router
+	pipeline *pipeline.Pipeline
+	server   *server.Server
+}
+
+// Option changes how New builds the parts; tests use them.
+type Option func(*options)
+
+type options struct {
+	noGPU        bool
+	httpClient   func(upstream string) *http.Client
+	gpuReader    gpu.Reader
+	gpuReaderSet bool
+	runCommand   func(ctx context.Context, cmd string) error
+	now          func() time.Time
+}
+
+// WithHTTPClient gives each upstream ("local", "gemini", "anthropic") the
+// client f returns instead of a tuned client of its own: tests pass a
+// fake's in-memory transport. A nil result keeps the default.
+func WithHTTPClient(f func(upstream string) *http.Client) Option {
+	return func(o *options) { o.httpClient = f }
+}
+
+// WithoutGPUManager builds no GPU manager in front of a local Ollama
+// tier: for tests of the request path that script the model server's
+// failures themselves and would otherwise meet the manager's cleanups.
+func WithoutGPUManager() Option { return func(o *options) { o.noGPU = true } }
+
+// WithGPUReader makes the GPU manager read VRAM with r (nil: none) instead
+// of the reader SENTIMENT_GPU_READER names.
+func WithGPUReader(r gpu.Reader) Option {
+	return func(o *options) { o.gpuReader, o.gpuReaderSet = r, true }
+}
+
+// WithCommandRunner runs SENTIMENT_GPU_RESTART_CMD through run.
+func WithCommandRunner(run func(ctx context.Context, cmd string) error) Option {
+	return func(o *options) { o.runCommand = run }
+}
+
+// WithClock replaces the clock answers' latencies and the server's uptime
+// are read from.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// New builds every part from cfg. A setting found unusable only now (a
+// model the provider cannot drive) is a *config.SettingError. Redis, when
+// configured, is asked once: one that cannot be reached is said in one
+// warning line at once, and the quotas fall back to the local share.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	a := &App{cfg: cfg, log: log}
+	if err := a.build(ctx, &o); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) build(ctx context.Context, o *options) (err error) {
+	cfg := a.cfg
+	log := a.log
+	if err := a.buildQuota(ctx); err != nil {
+		return err
+	}
+	if a.queue, err = newQueue(cfg); err != nil {
+		return err
+	}
+	local, oc, err := a.localTier(o)
+	if err != nil {
+		return err
+	}
+	if oc != nil && !o.noGPU {
+		if a.gpu, err = a.buildGPU(oc, o); err != nil {
+			return err
+		}
+		local.Gate = a.gpu
+	}
+	gemini, err := a.geminiTier(o)
+	if err != nil {
+		return err
+	}
+	anthropic, err := a.anthropicTier(o)
+	if err != nil {
+		return err
+	}
+	a.router, err = router.New(router.Config{
+		Tiers:       []router.TierConfig{local, gemini, anthropic},
+		MaxRetries:  cfg.MaxRetries,
+		RetryDelay:  cfg.RetryDelay,
+		MaxBackoff:  cfg.MaxBackoff,
+		MinTierTime: cfg.MinTierTime,
+		TierReserve: cfg.TierReserve,
+		Breaker: router.BreakerConfig{
+			Failures:          uint32(cfg.Breaker.Failures),
+			Cooldown:          cfg.Breaker.Cooldown,
+			HalfOpenSuccesses: uint32(cfg.Breaker.HalfOpenSuccesses),
+		},
+	}, log)
+	if err != nil {
+		return fmt.Errorf("building the router: %w", err)
+	}
+	scorer, err := lexicon.New()
+	if err != nil {
+		return fmt.Errorf("loading the lexicon: %w", err)
+	}
+	var popts []pipeline.Option
+	if o.now != nil {
+		popts = append(popts, pipeline.WithClock(o.now))
+	}
+	a.pipeline, err = pipeline.New(pipeline.Config{
+		MinPrescore:     cfg.MinPrescore,
+		DefaultDeadline: cfg.DefaultDeadline,
+		AnswerMargin:    cfg.AnswerMargin,
+	}, scorer, a.router, popts...)
+	if err != nil {
+		return fmt.Errorf("building the request path: %w", err)
+	}
+	var sopts []server.Option
+	if o.now != nil {
+		sopts = append(sopts, server.WithClock(o.now))
+	}
+	if a.gpu != nil {
+		sopts = append(sopts, server.WithGPU(a.gpu, a.queue))
+	}
+	a.server, err = server.New(server.Config{
+		Addr:             cfg.GRPCAddr,
+		AuthTokens:       cfg.AuthTokens,
+		TLSCert:          cfg.TLSCert,
+		TLSKey:           cfg.TLSKey,
+		BatchConcurrency: cfg.BatchConcurrency,
+		CostAlertDaily:   cfg.CostAlertDaily,
+		CostAlertMonthly: cfg.CostAlertMonthly,
+	}, a.pipeline, a.router, log, sopts...)
+	if err != nil {
+		return fmt.Errorf("building the server: %w", err)
+	}
+	return nil
+}
+
+// buildQuota opens the one Redis client when REDIS_URL is set and builds
+// the quotas on it, or in memory.
+func (a *App) buildQuota(ctx context.Context) error {
+	cfg := a.cfg
+	limits := map[string]limiter.Limits{
+		"local":     {PerMinute: cfg.LocalQuota.RPM, PerHour: cfg.LocalQuota.RPH, PerDay: cfg.LocalQuota.RPD},
+		"gemini":    {PerMinute: cfg.Gemini.RPM, PerHour: cfg.Gemini.RPH, PerDay: cfg.Gemini.RPD, MinInterval: cfg.MinInterval},
+		"anthropic": {PerMinute: cfg.Anthropic.RPM, PerHour: cfg.Anthropic.RPH, PerDay: cfg.Anthropic.RPD, MinInterval: cfg.MinInterval},
+	}
+	if cfg.RedisURL == "" {
+		a.quota = limiter.NewMemory(limits)
+		return nil
+	}
+	ropts, err := redis.ParseURL(cfg.RedisURL.Reveal())
+	if err != nil {
+		// config checked the URL; say which setting, never its password.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return config.Bad("REDIS_URL", "[redacted]", "must be a Redis URL ("+err.Error()+")")
+	}
+	// Deadlines cut from the caller's context must bound every call, or a
+	// Redis that hangs would hold requests for the client's read timeout.
+	ropts.ContextTimeoutEnabled = true
+	if ropts.DialTimeout == 0 {
+		ropts.DialTimeout = time.Second
+	}
+	// One dial attempt per call: a refused connection then reads as such
+	// at once, instead of as a timeout after go-redis's redials.
+	if ropts.DialerRetries == 0 {
+		ropts.DialerRetries = 1
+	}
+	a.redis = redis.NewClient(ropts)
+	a.quota = limiter.NewRedis(a.redis, cfg.RedisPrefix, limits, cfg.RedisLocalShare, a.log)
+	cctx, cancel := context.WithTimeout(ctx, redisCheckTimeout)
+	defer cancel()
+	_ = a.quota.Check(cctx) // an outage is logged by the limiter, once
+	return nil
+}
+
+func newQueue(cfg config.Config) (*batcher.Queue, error) {
+	pacing, err := batcher.ParsePacing(cfg.GPUPacing)
+	if err != nil {
+		return nil, config.Bad("SENTIMENT_GPU_PACING", cfg.GPUPacing, "must be adaptive or waves")
+	}
+	q, err := batcher.New(batcher.Config{
+		MaxConcurrent: cfg.Local.MaxConcurrent,
+		QueueSize:     cfg.GPUQueue,
+		Pacing:        pacing,
+		WaveSize:      cfg.BatchSize,
+		WaveDelay:     cfg.BatchDelay,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the GPU queue: %w", err)
+	}
+	return q, nil
+}
+
+// client is the HTTP client of one upstream.
+func (o *options) client(name string, maxConns int) *http.Client {
+	if o.httpClient != nil {
+		if hc := o.httpClient(name); hc != nil {
+			return hc
+		}
+	}
+	return upstream.NewHTTPClient(maxConns)
+}
+
+func (a *App) price(model string) router.Price {
+	p := a.cfg.Prices[model]
+	return router.Price{InputPerM: p.InputPerM, OutputPerM: p.OutputPerM}
+}
+
+// localTier builds the local tier: Ollama's native API (whose client the
+// GPU manager shares, returned as oc) or an OpenAI-compatible server.
+func (a *App) localTier(o *options) (t router.TierConfig, oc *ollama.Client, err error) {
+	c := a.cfg.Local
+	t = router.TierConfig{Tier: router.TierLocal, Model: c.Model, Timeout: c.Timeout, MaxChars: c.MaxLength,
+		Price: a.price(c.Model), Quota: a.quota, Queue: a.queue}
+	hc := o.client(UpstreamLocal, c.MaxConcurrent)
+	switch {
+	case !c.Enabled:
+		t.DisabledReason = "disabled: LLM_LOCAL_ENABLED=0"
+	case c.API == "openai":
+		t.Provider = router.NewOpenAI(router.OpenAIConfig{BaseURL: c.Endpoint, Model: c.Model, Seed: a.cfg.Seed}, hc)
+	default:
+		oc = ollama.New(ollama.Config{BaseURL: c.Endpoint, Model: c.Model, KeepAlive: c.KeepAlive, NumCtx: c.NumCtx, Seed: a.cfg.Seed}, hc)
+		t.Provider = router.NewOllama(oc)
+	}
+	return t, oc, nil
+}
+
+// buildGPU builds the GPU manager over the local Ollama client and the
+// GPU queue.
+func (a *App) buildGPU(oc *ollama.Client, o *options) (*gpu.Manager, error) {
+	cfg := a.cfg
+	reader := o.gpuReader
+	if !o.gpuReaderSet {
+		r, err := gpu.Select(cfg.GPUReader, cfg.GPUSysfsRoot, nil)
+		if err != nil {
+			return nil, config.Bad("SENTIMENT_GPU_READER", cfg.GPUReader, err.Error())
+		}
+		reader = r
+	}
+	m, err := gpu.NewManager(gpu.ManagerConfig{
+		Reader:          reader,
+		Controller:      oc,
+		Queue:           a.queue,
+		MaxConcurrent:   cfg.Local.MaxConcurrent,
+		Policy:          cfg.GPU,
+		CleanupInterval: cfg.GPUCleanupInterval,
+		PCIBusID:        cfg.GPU.PCIBusID,
+		RunCommand:      o.runCommand,
+	}, a.log)
+	if err != nil {
+		return nil, fmt.Errorf("building the GPU manager: %w", err)
+	}
+	return m, nil
+}
+
+func (a *App) geminiTier(o *options) (router.TierConfig, error) {
+	c := a.cfg.Gemini
+	t := router.TierConfig{Tier: router.TierGemini, Model: c.Model, Timeout: a.cfg.CloudTimeout, Price: a.price(c.Model), Quota: a.quota}
+	if c.APIKey == "" {
+		t.DisabledReason = "disabled: GEMINI_API_KEY is not set"
+		return t, nil
+	}
+	t.Provider = router.NewGemini(router.GeminiConfig{BaseURL: c.BaseURL, Model: c.Model, APIKey: c.APIKey, Seed: a.cfg.Seed},
+		o.client(UpstreamGemini, cloudConnsPerHost))
+	return t, nil
+}
+
+func (a *App) anthropicTier(o *options) (router.TierConfig, error) {
+	c := a.cfg.Anthropic
+	t := router.TierConfig{Tier: router.TierAnthropic, Model: c.Model, Timeout: a.cfg.CloudTimeout, Price: a.price(c.Model), Quota: a.quota}
+	if c.APIKey == "" {
+		t.DisabledReason = "disabled: ANTHROPIC_API_KEY is not set"
+		return t, nil
+	}
+	if err := router.CheckAnthropicModel(c.Model); err != nil {
+		return t, config.Bad("SENTIMENT_ANTHROPIC_MODEL", c.Model, err.Error())
+	}
+	t.Provider = router.NewAnthropic(router.AnthropicConfig{BaseURL: c.BaseURL, Model: c.Model, APIKey: c.APIKey},
+		o.client(UpstreamAnthropic, cloudConnsPerHost))
+	return t, nil
+}
+
+// Listen opens the gRPC address; an address that cannot be listened on is
+// a *config.SettingError.
+func (a *App) Listen() (net.Listener, error) {
+	lis, err := net.Listen("tcp", a.cfg.GRPCAddr)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			err = oe.Err
+		}
+		return nil, config.Bad("SENTIMENT_GRPC_ADDR", a.cfg.GRPCAddr, fmt.Sprintf("must be an address this host can listen on (%v)", err))
+	}
+	return lis, nil
+}
+
+// Server is the gRPC server, for tests that serve it themselves.
+func (a *App) Server() *server.Server { return a.server }
+
+// Run starts the GPU manager and serves on lis until ctx ends, then shuts
+// down in order: the server drains for SENTIMENT_SHUTDOWN_GRACE (and then
+// answers what is left from the lexicon), the GPU manager stops, the
+// Redis client closes. It returns the server's error, if it failed.
+func (a *App) Run(ctx context.Context, lis net.Listener) error {
+	stopGPU := a.startGPU(ctx)
+	served := make(chan error, 1)
+	go func() { served <- a.server.Serve(lis) }()
+	var err error
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		a.log.Info("shutting down", "grace", a.cfg.ShutdownGrace)
+		graceCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownGrace)
+		a.server.Shutdown(graceCtx)
+		cancel()
+		err = <-served
+	}
+	stopGPU()
+	a.close()
+	return err
+}
+
+// startGPU runs the GPU manager until the returned stop is called. It
+// outlives ctx: in-flight calls drain while it still guards the GPU.
+func (a *App) startGPU(ctx context.Context) (stop func()) {
+	if a.gpu == nil {
+		return func() {}
+	}
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.gpu.Run(mctx)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// Close releases what New built, for an App that never ran.
+func (a *App) Close() { a.close() }
+
+func (a *App) close() {
+	if a.redis != nil {
+		if err := a.redis.Close(); err != nil {
+			a.log.Warn("closing the Redis client", "err", err)
+		}
+		a.redis = nil
+	}
+}
+
+// NewLogger is the service's logger, in the configured level and format.
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// RedisLogger carries go-redis's own log lines (pool and connection
+// trouble) into log; main installs it with redis.SetLogger.
+type RedisLogger struct{ Log *slog.Logger }
+
+// Printf implements go-redis's logging interface.
+func (l RedisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.Log.WarnContext(ctx, "redis client: "+strings.TrimSpace(fmt.Sprintf(format, v...)))
+}

@@ -1,0 +1,383 @@
+// Package pipeline is the request path: every entry point (the unary call,
+// each item of a batch stream, an alert) judges an item here, the same
+// way.
+//
+//	validate -> prescore (lexicon, once per item) -> preliminary event
+//	  -> prefilter: |prescore| under the threshold? the lexicon answers
+//	  -> cache (a seam: a stored answer for the same item answers)
+//	  -> router, tier by tier, inside the caller's deadline less the margin
+//	     the answer needs to reach the caller
+//	  -> every model failed or was skipped: the lexicon's answer, degraded,
+//	     with the reason (or an *UnavailableError for require_llm)
+//	  -> record: counters, the cache, the final event
+//
+// The package knows nothing of gRPC: its types are plain Go, and the
+// server converts them. Listeners (the batch stream's preliminary
+// answers now; the alert notifier, the usage log and metrics next) hear
+// each answer as it becomes known.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/router"
+)
+
+// Config is the request path's policy.
+type Config struct {
+	// MinPrescore is the prefilter threshold (LLM_MIN_PRESCALE_SCORE): an
+	// item whose |prescore| is under it is answered by the lexicon.
+	MinPrescore float64
+	// DefaultDeadline bounds a call that brings no deadline.
+	DefaultDeadline time.Duration
+	// AnswerMargin is kept from every deadline for the answer itself:
+	// upstream attempts end this long before the caller's deadline, at
+	// most a fifth of a short deadline.
+	AnswerMargin time.Duration
+}
+
+// Prescorer reads a text's sentiment in microseconds: the lexicon.
+type Prescorer interface {
+	Score(text string) lexicon.Prescore
+}
+
+// Router judges with the model tiers; it always answers, degraded with the
+// lexicon's answer when no model could.
+type Router interface {
+	Judge(ctx context.Context, req router.Request) router.Result
+}
+
+// Cache is the seam where stored answers plug in, between the prefilter
+// and the router. Lookup returns a final answer stored for an item like
+// req's; Store keeps a final answer a model gave.
+type Cache interface {
+	Lookup(ctx context.Context, req *Request, pre lexicon.Prescore) (Answer, bool)
+	Store(ctx context.Context, req *Request, pre lexicon.Prescore, a Answer)
+}
+
+// Listener hears every answer as it becomes known. It runs on the
+// caller's goroutine and must not block.
+type Listener func(context.Context, Event)
+
+// Option adjusts a Pipeline.
+type Option func(*Pipeline)
+
+// WithCache plugs a cache in.
+func WithCache(c Cache) Option { return func(p *Pipeline) { p.cache = c } }
+
+// WithListener adds a listener of every call's events.
+func WithListener(l Listener) Option {
+	return func(p *Pipeline) { p.listeners = append(p.listeners, l) }
+}
+
+// WithClock replaces the clock answers' latencies are read from.
+func WithClock(now func() time.Time) Option { return func(p *Pipeline) { p.now = now } }
+
+// Pipeline runs the request path. It is safe for concurrent use.
+type Pipeline struct {
+	cfg       Config
+	scorer    Prescorer
+	router    Router
+	cache     Cache
+	listeners []Listener
+	now       func() time.Time
+	// abort is cancelled when the server's shutdown grace runs out:
+	// every call still waiting for a model is answered at once.
+	abort       context.Context
+	abortCancel context.CancelCauseFunc
+	stats       counters
+}
+
+// New builds the pipeline.
+func New(cfg Config, scorer Prescorer, rt Router, opts ...Option) (*Pipeline, error) {
+	if scorer == nil || rt == nil {
+		return nil, errors.New("pipeline: a lexicon scorer and a router are required")
+	}
+	if cfg.DefaultDeadline <= 0 {
+		return nil, fmt.Errorf("pipeline: DefaultDeadline=%v: must be positive", cfg.DefaultDeadline)
+	}
+	p := &Pipeline{cfg: cfg, scorer: scorer, router: rt, now: time.Now}
+	for _, o := range opts {
+		o(p)
+	}
+	p.abort, p.abortCancel = context.WithCancelCause(context.Background())
+	return p, nil
+}
+
+// ErrShuttingDown is the cause given to the calls in flight when the
+// shutdown grace runs out (Abort): they are answered at once from the
+// lexicon.
+var ErrShuttingDown = errors.New("the server is shutting down")
+
+// UnavailableError is the answer to a require_llm call that no model could
+// judge: it says why every tier failed or was skipped.
+type UnavailableError struct{ Reason string }
+
+func (e *UnavailableError) Error() string { return "require_llm: " + e.Reason }
+
+// Abort answers every call still waiting for a model at once, from the
+// lexicon, marked degraded because the server is shutting down. The
+// server calls it when its shutdown grace runs out.
+func (p *Pipeline) Abort() { p.abortCancel(ErrShuttingDown) }
+
+// Judge answers one request: the final answer, or an error: a
+// *FieldError for bad input, an *UnavailableError for a require_llm call
+// no model could judge, or the context's error when the caller left
+// first. also hear this call's events besides the pipeline's listeners.
+func (p *Pipeline) Judge(ctx context.Context, req Request, also ...Listener) (Answer, error) {
+	if ferr := Validate(&req, false); ferr != nil {
+		p.stats.invalid.Add(1)
+		return Answer{}, ferr
+	}
+	if err := ctx.Err(); err != nil {
+		return Answer{}, p.ended(ctx)
+	}
+	start := p.now()
+	pre := p.scorer.Score(req.Item.Text())
+	if len(p.listeners)+len(also) > 0 {
+		pa := lexiconAnswer(&req, pre, PhasePreliminary)
+		pa.Provenance.Latency = p.now().Sub(start)
+		p.emit(ctx, also, Event{Request: &req, Answer: pa})
+	}
+	a, err := p.judge(ctx, &req, pre, start)
+	p.emit(ctx, also, Event{Request: &req, Answer: a, Err: err})
+	return a, err
+}
+
+func (p *Pipeline) emit(ctx context.Context, also []Listener, ev Event) {
+	for _, l := range p.listeners {
+		l(ctx, ev)
+	}
+	for _, l := range also {
+		l(ctx, ev)
+	}
+}
+
+// judge runs the path after the prescore and returns the final answer.
+func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore, start time.Time) (Answer, error) {
+	if p.prefilter(pre, &req.Options) {
+		p.stats.answered[router.TierLexicon].Add(1)
+		a := lexiconAnswer(req, pre, PhaseFinal)
+		a.Provenance.Prefiltered = true
+		a.Provenance.Latency = p.now().Sub(start)
+		return a, nil
+	}
+	useCache := p.cache != nil && !req.Options.SkipCache
+	if useCache {
+		if a, ok := p.cache.Lookup(ctx, req, pre); ok {
+			p.stats.answered[a.Provenance.Tier].Add(1)
+			a.ID, a.Prescore, a.Phase = req.Item.ID, pre, PhaseFinal
+			a.Provenance.Latency = p.now().Sub(start)
+			return a, nil
+		}
+	}
+
+	work, cancel := p.workContext(ctx)
+	defer cancel()
+	res := p.router.Judge(work, router.Request{
+		Item:     router.Item{Ticker: req.Item.Ticker, Title: req.Item.Title, Summary: req.Item.Summary},
+		Prescore: pre,
+		Priority: req.Options.Priority,
+		Allowed:  modelTiers(req.Options.AllowedTiers),
+	})
+	shutdown := errors.Is(context.Cause(work), ErrShuttingDown)
+	if ctx.Err() != nil && !shutdown {
+		// The caller went away: nobody reads this answer.
+		return Answer{}, p.ended(ctx)
+	}
+	if res.Degraded {
+		if shutdown {
+			res.Reason = "the server is shutting down: the model's answer was not awaited; " + res.Reason
+		}
+		if req.Options.RequireLLM {
+			p.stats.failed.Add(1)
+			return Answer{}, &UnavailableError{Reason: res.Reason}
+		}
+		p.stats.degraded.Add(1)
+	}
+	p.stats.answered[res.Tier].Add(1)
+	a := answerOf(req, pre, res)
+	a.Provenance.Latency = p.now().Sub(start)
+	if useCache {
+		a.Provenance.CacheHit = CacheMiss
+		if !res.Degraded {
+			p.cache.Store(ctx, req, pre, a)
+		}
+	}
+	return a, nil
+}
+
+// workContext is the context the router runs under: the caller's
+// deadline, or the default one, less the margin the answer needs to
+// reach the caller, and cut short by Abort. Every upstream attempt is
+// cut from it, so the answer, degraded or not, leaves before the caller
+// stops waiting for it.
+func (p *Pipeline) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(p.cfg.DefaultDeadline)
+	}
+	margin := max(0, min(p.cfg.AnswerMargin, time.Until(deadline)/5))
+	cctx, cancelCause := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(p.abort, func() { cancelCause(ErrShuttingDown) })
+	dctx, cancel := context.WithDeadline(cctx, deadline.Add(-margin))
+	return dctx, func() {
+		cancel()
+		stop()
+		cancelCause(context.Canceled)
+	}
+}
+
+// ended counts a call whose caller left (cancelled, or past its deadline)
+// and returns the context's error.
+func (p *Pipeline) ended(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		p.stats.cancelled.Add(1)
+	} else {
+		p.stats.failed.Add(1)
+	}
+	return ctx.Err()
+}
+
+// prefilter reports whether the lexicon alone answers: |prescore| under
+// the threshold (the configured one, or the item's min_prescore) means the
+// item carries too little direction to spend a model call on. A caller
+// that requires a model is never prefiltered.
+func (p *Pipeline) prefilter(pre lexicon.Prescore, o *Options) bool {
+	p.stats.prefilterSeen.Add(1)
+	threshold := p.cfg.MinPrescore
+	if o.MinPrescore != nil {
+		threshold = *o.MinPrescore
+	}
+	if o.RequireLLM || math.Abs(pre.Score) >= threshold {
+		p.stats.prefilterSentOn.Add(1)
+		return false
+	}
+	p.stats.prefilterSkipped.Add(1)
+	return true
+}
+
+// modelTiers is the router's view of the allowed tiers: the lexicon is
+// always allowed and is not a router tier; the lexicon alone allows no
+// model tier.
+func modelTiers(ts []router.Tier) []router.Tier {
+	if len(ts) == 0 {
+		return nil
+	}
+	out := make([]router.Tier, 0, len(ts))
+	for _, t := range ts {
+		if t != router.TierLexicon {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return []router.Tier{router.TierLexicon}
+	}
+	return out
+}
+
+// lexiconTier is the lexicon's entry in an answer's list of tiers.
+var lexiconTier = router.Attempt{Tier: router.TierLexicon, Model: "lexicon", Outcome: router.OutcomeOK}
+
+// lexiconAnswer is the lexicon's answer: the preliminary one, or the
+// final one of a prefiltered item.
+func lexiconAnswer(req *Request, pre lexicon.Prescore, phase Phase) Answer {
+	return Answer{
+		ID:         req.Item.ID,
+		Label:      pre.Label(),
+		Score:      pre.Score,
+		Confidence: pre.Confidence(),
+		Rationale:  pre.Explain(),
+		Prescore:   pre,
+		Phase:      phase,
+		Provenance: Provenance{
+			Tier:  router.TierLexicon,
+			Model: "lexicon",
+			Tiers: []router.Attempt{lexiconTier},
+		},
+	}
+}
+
+// answerOf turns the router's result into the final answer.
+func answerOf(req *Request, pre lexicon.Prescore, res router.Result) Answer {
+	tiers := make([]router.Attempt, 0, len(res.Tried)+1)
+	tiers = append(tiers, res.Tried...)
+	if res.Degraded {
+		tiers = append(tiers, lexiconTier)
+	}
+	return Answer{
+		ID:         req.Item.ID,
+		Label:      res.Answer.Label,
+		Score:      res.Answer.Score,
+		Confidence: res.Answer.Confidence,
+		Rationale:  res.Answer.Rationale,
+		Prescore:   pre,
+		Phase:      PhaseFinal,
+		Provenance: Provenance{
+			Tier:          res.Tier,
+			Model:         res.Model,
+			Attempts:      res.Calls,
+			Tiers:         tiers,
+			Degraded:      res.Degraded,
+			Reason:        res.Reason,
+			TokensIn:      res.Usage.TokensIn,
+			TokensOut:     res.Usage.TokensOut,
+			CostUSD:       res.CostUSD,
+			PromptVersion: res.PromptVersion,
+		},
+	}
+}
+
+// counters are what Stats reports. Atomics, not a mutex: they sit on
+// every call's path.
+type counters struct {
+	invalid, failed, cancelled, degraded             atomic.Uint64
+	prefilterSeen, prefilterSentOn, prefilterSkipped atomic.Uint64
+	// answered counts final answers by the tier that gave them.
+	answered [router.TierAnthropic + 1]atomic.Uint64
+}
+
+// Stats is what the pipeline has done since it started.
+type Stats struct {
+	// Invalid counts requests refused as bad input by Judge.
+	Invalid uint64
+	// Failed counts calls that ended in an error other than bad input or
+	// a caller's cancellation: require_llm with no model, a deadline
+	// already past on arrival.
+	Failed uint64
+	// Cancelled counts calls whose caller left before the answer.
+	Cancelled uint64
+	// Degraded counts final answers the lexicon gave because no model
+	// could.
+	Degraded uint64
+	// Answered counts final answers by the tier that gave them.
+	Answered map[router.Tier]uint64
+	// PrefilterSeen, PrefilterSentOn and PrefilterSkipped count the items
+	// the prefilter looked at, passed to the models, and answered itself.
+	PrefilterSeen, PrefilterSentOn, PrefilterSkipped uint64
+}
+
+// Stats returns a snapshot of the counters.
+func (p *Pipeline) Stats() Stats {
+	c := &p.stats
+	s := Stats{
+		Invalid:          c.invalid.Load(),
+		Failed:           c.failed.Load(),
+		Cancelled:        c.cancelled.Load(),
+		Degraded:         c.degraded.Load(),
+		Answered:         make(map[router.Tier]uint64, len(c.answered)),
+		PrefilterSeen:    c.prefilterSeen.Load(),
+		PrefilterSentOn:  c.prefilterSentOn.Load(),
+		PrefilterSkipped: c.prefilterSkipped.Load(),
+	}
+	for t := range c.answered {
+		s.Answered[router.Tier(t)] = c.answered[t].Load()
+	}
+	return s
+}
