@@ -32,6 +32,11 @@
 // it again after each run of successes. Config.SuccessesToGrow sets how
 // often it probes.
 //
+// The GPU manager drains the queue before it unloads the model: a ceiling
+// of 0, then a wait on Queue.Idle, a channel closed when no call holds a
+// slot. Queue.Close, at shutdown, turns every item away and stops the
+// Waves pacing's rest timer.
+//
 // Waves pacing keeps the old bot's behaviour (LLM_BATCH_SIZE items, then
 // LLM_BATCH_DELAY_SEC of rest) for owners who want it, still under the
 // limit.

@@ -164,7 +164,7 @@ const never = time.Duration(math.MaxInt64)
 
 // Queue hands out GPU slots. Its methods are safe for concurrent use. It
 // starts no goroutine of its own; in Waves pacing a timer (time.AfterFunc)
-// ends each rest.
+// ends each rest, and Close stops it.
 type Queue struct {
 	cfg Config
 	now func() time.Time
@@ -173,6 +173,12 @@ type Queue struct {
 	limit    int
 	ceiling  int
 	inFlight int
+	// idle is closed (idleShut) once inFlight is 0 after a release has
+	// handed its slot on, if it could; a fresh one is made when a call
+	// starts on an idle queue.
+	idle     chan struct{}
+	idleShut bool
+	closed   bool
 	waiters  list.List // of *waiter, oldest first
 	// round is incremented by every cut; a slot remembers the round it
 	// started in, and only an Overload from the current round cuts again.
@@ -180,15 +186,18 @@ type Queue struct {
 	// run is the successes in a row since the last step or cut.
 	run     int
 	service time.Duration
-	// Waves pacing: started in the current wave; resting until restUntil.
+	// Waves pacing: started in the current wave; resting until restUntil,
+	// when restTimer fires.
 	waveStarted int
 	resting     bool
 	restUntil   time.Time
+	restTimer   *time.Timer
 	st          Stats
 }
 
 // waiter is one item in line. granted and slot are written under Queue.mu
-// before ready is closed.
+// before ready is closed; ready closed with granted false means Close sent
+// it away.
 type waiter struct {
 	ready   chan struct{}
 	granted bool
@@ -207,7 +216,8 @@ func New(cfg Config, opts ...Option) (*Queue, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	q := &Queue{cfg: cfg, now: time.Now, limit: cfg.MaxConcurrent, ceiling: cfg.MaxConcurrent}
+	q := &Queue{cfg: cfg, now: time.Now, limit: cfg.MaxConcurrent, ceiling: cfg.MaxConcurrent, idle: make(chan struct{})}
+	q.markIdleLocked()
 	for _, o := range opts {
 		o(q)
 	}
@@ -229,6 +239,8 @@ func New(cfg Config, opts ...Option) (*Queue, error) {
 // On success the caller must call release exactly once, with what the
 // call said of the server's health (see release); later calls of it do
 // nothing.
+//
+// After Close it fails at once with ErrNoTimeToStart.
 func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release func(upstream.Signal), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("batcher: acquiring a GPU slot: %w", err)
@@ -239,6 +251,11 @@ func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release fun
 	}
 
 	q.mu.Lock()
+	if q.closed {
+		q.st.SpilledNoTime++
+		q.mu.Unlock()
+		return nil, errClosed()
+	}
 	if q.waiters.Len() == 0 && q.canStartLocked() {
 		s := q.startLocked()
 		q.mu.Unlock()
@@ -277,6 +294,9 @@ func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release fun
 	var cause error
 	select {
 	case <-w.ready:
+		if !w.granted {
+			return nil, errClosed() // counted by Close
+		}
 		return q.releaser(w.slot), nil
 	case <-ctx.Done():
 		cause = fmt.Errorf("batcher: waiting for a GPU slot: %w", ctx.Err())
@@ -286,12 +306,17 @@ func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release fun
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if w.granted {
+	switch {
+	case w.granted:
 		// The slot came as the wait ended: give it back unused, as if it
 		// had never started, so that the next in line gets it.
 		q.unstartLocked()
 		q.dispatchLocked()
-	} else {
+		q.markIdleLocked()
+	case q.closed:
+		// Close sent it away as the wait ended, and counted it.
+		return nil, errClosed()
+	default:
 		q.waiters.Remove(w.elem)
 	}
 	if errors.Is(cause, ErrNoTimeToStart) {
@@ -315,6 +340,43 @@ func (q *Queue) SetCeiling(n int) {
 	defer q.mu.Unlock()
 	q.ceiling = max(0, min(n, q.cfg.MaxConcurrent))
 	q.dispatchLocked()
+}
+
+// errClosed is Acquire's answer after Close: an ErrNoTimeToStart, so that
+// a caller sends the item elsewhere as it does when the GPU is busy.
+func errClosed() error { return fmt.Errorf("%w: GPU queue closed", ErrNoTimeToStart) }
+
+// Close closes the queue for good, for the shutdown of whatever owns it:
+// no call starts after it (Acquire fails at once with ErrNoTimeToStart,
+// and the items in line are sent away with it at once rather than when
+// their maxWait ends), and in Waves pacing the pending rest timer is
+// stopped, so that nothing of the queue runs after its owner is done with
+// it. Calls in flight go on; their release still works and Idle is
+// closed when the last ends. Close is safe to call more than once.
+func (q *Queue) Close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.closed = true
+	q.stopRestLocked()
+	for q.waiters.Len() > 0 {
+		w := q.waiters.Remove(q.waiters.Front()).(*waiter)
+		q.st.SpilledNoTime++
+		close(w.ready)
+	}
+}
+
+// Idle returns a channel that is closed when no call holds a slot: already
+// closed when none does now, and a fresh one once a call starts. The GPU
+// manager waits on it before it unloads the model, instead of polling
+// InFlight. Items waiting in line do not count: with the ceiling at 0 they
+// cannot start.
+func (q *Queue) Idle() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.idle
 }
 
 // Stats returns a snapshot.
@@ -379,6 +441,7 @@ func (q *Queue) release(s slot, sig upstream.Signal) {
 		q.restLocked(now)
 	}
 	q.dispatchLocked()
+	q.markIdleLocked()
 }
 
 // observeLocked adds one service time to the moving average.
@@ -395,13 +458,16 @@ func (q *Queue) observeLocked(d time.Duration) {
 func (q *Queue) allowedLocked() int { return min(q.limit, q.ceiling) }
 
 func (q *Queue) canStartLocked() bool {
-	if q.inFlight >= q.allowedLocked() {
+	if q.closed || q.inFlight >= q.allowedLocked() {
 		return false
 	}
 	return q.cfg.Pacing != Waves || (!q.resting && q.waveStarted < q.cfg.WaveSize)
 }
 
 func (q *Queue) startLocked() slot {
+	if q.idleShut {
+		q.idle, q.idleShut = make(chan struct{}), false
+	}
 	q.inFlight++
 	q.st.Started++
 	if q.cfg.Pacing == Waves {
@@ -420,6 +486,16 @@ func (q *Queue) unstartLocked() {
 	}
 }
 
+// markIdleLocked tells Idle's waiters when no call holds a slot. Callers
+// that free a slot call it after dispatchLocked, so that a slot handed
+// straight to the next in line does not read as idle in between.
+func (q *Queue) markIdleLocked() {
+	if q.inFlight == 0 && !q.idleShut {
+		close(q.idle)
+		q.idleShut = true
+	}
+}
+
 // dispatchLocked starts waiters from the front of the line while the limit,
 // the ceiling and the pacing allow.
 func (q *Queue) dispatchLocked() {
@@ -435,12 +511,21 @@ func (q *Queue) dispatchLocked() {
 // WaveDelay from now.
 func (q *Queue) restLocked(now time.Time) {
 	q.waveStarted = 0
-	if q.cfg.WaveDelay <= 0 {
+	if q.cfg.WaveDelay <= 0 || q.closed {
 		return
 	}
 	q.resting = true
 	q.restUntil = now.Add(q.cfg.WaveDelay)
-	time.AfterFunc(q.cfg.WaveDelay, q.endRest)
+	q.stopRestLocked()
+	q.restTimer = time.AfterFunc(q.cfg.WaveDelay, q.endRest)
+}
+
+// stopRestLocked stops the rest timer, if one is pending.
+func (q *Queue) stopRestLocked() {
+	if q.restTimer != nil {
+		q.restTimer.Stop()
+		q.restTimer = nil
+	}
 }
 
 // endRest opens the next wave once the clock has reached restUntil; a clock
@@ -448,14 +533,14 @@ func (q *Queue) restLocked(now time.Time) {
 func (q *Queue) endRest() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !q.resting {
+	if !q.resting || q.closed {
 		return
 	}
 	if left := q.restUntil.Sub(q.now()); left > 0 {
-		time.AfterFunc(left, q.endRest)
+		q.restTimer = time.AfterFunc(left, q.endRest)
 		return
 	}
-	q.resting = false
+	q.resting, q.restTimer = false, nil
 	q.dispatchLocked()
 }
 

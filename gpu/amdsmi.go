@@ -175,7 +175,7 @@ func amdSMIBytes(m map[string]json.RawMessage, key string) (uint64, error) {
 	}
 	v, ok := amdSMIValue(raw)
 	if !ok {
-		return 0, fmt.Errorf("%s is %s", key, bytes.TrimSpace(raw))
+		return 0, fmt.Errorf("%s is %s", key, clip(string(bytes.TrimSpace(raw)), 40))
 	}
 	unit := amdSMIUnit(raw)
 	scale, ok := byteScale(unit)

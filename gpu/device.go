@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Device is one card's reading at one moment.
@@ -163,14 +164,31 @@ type cappedBuffer struct {
 }
 
 func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if b.over {
+		return len(p), nil
+	}
 	if room := b.max - b.buf.Len(); room < len(p) {
 		b.over = true
-		if room > 0 {
-			b.buf.Write(p[:room])
-		}
+		b.buf.Write(p[:max(room, 0)])
+		b.dropPartialRune()
 		return len(p), nil
 	}
 	return b.buf.Write(p)
+}
+
+// dropPartialRune removes a rune the cap cut in two from the end of what
+// was kept: its first bytes are no use without the rest, and would show as
+// U+FFFD in the message.
+func (b *cappedBuffer) dropPartialRune() {
+	kept := b.buf.Bytes()
+	for i := len(kept) - 1; i >= 0 && i >= len(kept)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(kept[i]) {
+			if !utf8.FullRune(kept[i:]) {
+				b.buf.Truncate(i)
+			}
+			return
+		}
+	}
 }
 
 // runTool runs a tool through run and turns its failures into errors that
@@ -216,18 +234,13 @@ func runTool(ctx context.Context, run Runner, path string, args ...string) ([]by
 	return out, fmt.Errorf("running %s: %w", path, err)
 }
 
-// firstLine returns the first non-blank line of b, trimmed and cut to 200
-// bytes, for error messages.
+// firstLine returns the first non-blank line of b, trimmed and clipped,
+// for error messages.
 func firstLine(b []byte) string {
 	for line := range strings.SplitSeq(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
+		if line = strings.TrimSpace(line); line != "" {
+			return clip(line, maxLine)
 		}
-		if len(line) > 200 {
-			line = line[:200] + "..."
-		}
-		return line
 	}
 	return ""
 }

@@ -39,8 +39,15 @@
 // VRAM, cuts the GPU queue's concurrency above high water, and at critical,
 // after a runner crash or after failures in a row closes the local tier's
 // gate, drains the calls on the GPU, has Ollama unload the model (through
-// the OllamaController), checks that the memory came back, warms the model
-// again and reopens the gate; when the memory does not come back it backs
-// off and runs the owner's restart command. FromConfig wires both from the
-// service's configuration.
+// its Controller), checks that the memory came back, warms the model again
+// and reopens the gate; when the memory does not come back it backs off
+// and runs the owner's restart command. That cycle is a state machine
+// (recovery.go): named phases and a pure transition function, which Run
+// drives. The package knows nothing of the service's configuration: the
+// composition root calls Select and NewManager with a Policy.
+//
+// Text that reaches Status from outside (a tool's complaint, a sysfs file,
+// a model server's error) is made valid UTF-8 and clipped at rune
+// boundaries: Status becomes a protobuf message, whose strings must be
+// valid UTF-8.
 package gpu

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/catalystbot/sentiment/config"
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
 	"github.com/catalystbot/sentiment/ollama"
 )
@@ -163,11 +162,13 @@ func (g *fakeGPU) counts() (loads, unloads int) {
 	return g.loads, g.unloads
 }
 
-// fakeQueue records the ceilings it is given; the test sets InFlight.
+// fakeQueue records the ceilings it is given; the test sets InFlight, and
+// Idle follows it as the real queue's does.
 type fakeQueue struct {
 	mu       sync.Mutex
 	ceilings []int
 	inFlight int
+	idle     chan struct{} // nil: none asked for yet
 }
 
 func (q *fakeQueue) SetCeiling(n int) {
@@ -182,10 +183,30 @@ func (q *fakeQueue) InFlight() int {
 	return q.inFlight
 }
 
+func (q *fakeQueue) Idle() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.idle == nil {
+		q.idle = make(chan struct{})
+		if q.inFlight == 0 {
+			close(q.idle)
+		}
+	}
+	return q.idle
+}
+
 func (q *fakeQueue) setInFlight(n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	was := q.inFlight
 	q.inFlight = n
+	switch {
+	case q.idle == nil:
+	case was == 0 && n > 0:
+		q.idle = make(chan struct{})
+	case was > 0 && n == 0:
+		close(q.idle)
+	}
 }
 
 func (q *fakeQueue) history() []int {
@@ -216,8 +237,8 @@ type managerEnv struct {
 }
 
 // testPolicy polls every second; high water 80 %, critical 90 %.
-func testPolicy() config.GPUPolicy {
-	return config.GPUPolicy{
+func testPolicy() Policy {
+	return Policy{
 		PollInterval: time.Second,
 		HighWater:    80,
 		Critical:     90,

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unicode/utf8"
 )
 
 // The fuzz targets below parse outside input: whatever the tools print.
@@ -52,13 +53,18 @@ func addSeeds(f *testing.F, glob string) {
 // checkParsed runs a parser and checks what every reading must satisfy,
 // whatever the input: no panic; an answer or an error, never neither; no
 // device with zero total (a reader says why instead of reporting zeros);
-// free within total; percentages and temperatures in range or nil.
+// free within total; percentages and temperatures in range or nil; every
+// text, the error's included, valid UTF-8 (it ends up in protobuf).
 func checkParsed(t *testing.T, vendor string, parse func([]byte) ([]Device, error), out []byte) {
 	t.Helper()
 	ds, err := parse(out)
 	if err == nil && len(ds) == 0 {
 		t.Fatalf("no devices and no error for %q", out)
 	}
+	if err != nil && !utf8.ValidString(err.Error()) {
+		t.Errorf("error not valid UTF-8: %q", err)
+	}
+	checkText(t, "devices", ds)
 	for _, d := range ds {
 		if d.VRAMTotal == 0 {
 			t.Errorf("device with zero total: %s", fmtDevice(d))

@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/catalystbot/sentiment/config"
 	"github.com/catalystbot/sentiment/ollama"
 	"github.com/catalystbot/sentiment/upstream"
 )
@@ -50,14 +50,17 @@ func (p Pressure) String() string {
 }
 
 // Queue is the GPU queue in front of the local tier, as the manager drives
-// it: a ceiling on the calls it lets start, and the number on the GPU now.
-// *batcher.Queue is one.
+// it: a ceiling on the calls it lets start, and word of when none is on
+// the GPU. *batcher.Queue is one.
 type Queue interface {
 	// SetCeiling caps the calls in flight, 0 to MaxConcurrent; 0 lets no
 	// new call start. Calls in flight are not interrupted.
 	SetCeiling(n int)
 	// InFlight is the number of calls holding a GPU slot now.
 	InFlight() int
+	// Idle is closed when no call holds a GPU slot: already closed when
+	// none does now. A drain waits on it rather than polling InFlight.
+	Idle() <-chan struct{}
 }
 
 // Controller is the model server as the manager acts through it: the
@@ -72,6 +75,34 @@ type Controller interface {
 	Unload(ctx context.Context) error
 	// Loaded reports the model as the server holds it, if it does.
 	Loaded(ctx context.Context) (ollama.LoadedModel, bool, error)
+}
+
+// Policy is how the manager watches VRAM and when it acts. The
+// thresholds are proposals to tune on the owner's card, not figures from
+// a vendor: they belong to configuration.
+type Policy struct {
+	// PollInterval is how often VRAM and the model's state are read.
+	PollInterval time.Duration
+	// HighWater and Critical are VRAM use in percent of the card's total:
+	// at high water the GPU queue's concurrency is halved, calmer than a
+	// cleanup; at critical the gate closes and the model is unloaded and
+	// loaded again, since a runner that runs out of memory takes the PC
+	// down with it.
+	HighWater, Critical float64
+	// MaxFailures is the local calls failed in a row that begin a cleanup;
+	// 0: never on a count alone (a crashed runner or a refused connection
+	// still does).
+	MaxFailures int
+	// RestartCmd, when set, is run by /bin/sh -c when an unload does not
+	// give the memory back, after a backoff: the owner's way to restart
+	// the model server (a systemd unit). Never run otherwise.
+	RestartCmd string
+	// DrainTimeout bounds the wait for calls on the GPU before an unload;
+	// past it the unload goes ahead and Ollama ends them. 0: no wait.
+	DrainTimeout time.Duration
+	// Warmup loads the model before the gate first opens, so that the
+	// first real call does not pay for a cold load.
+	Warmup bool
 }
 
 // ManagerConfig is what a Manager watches and acts through, and its policy.
@@ -90,11 +121,8 @@ type ManagerConfig struct {
 	// MaxConcurrent is the queue's normal ceiling (LLM_MAX_CONCURRENT),
 	// restored when pressure falls; at least 1 with a Queue.
 	MaxConcurrent int
-	// Policy is the VRAM policy (config.GPUPolicy): poll interval, high
-	// water and critical in percent of the card's VRAM, failures in a row
-	// that trigger a cleanup (0: never on a count alone), the restart
-	// command, the drain timeout, and warm-up at start.
-	Policy config.GPUPolicy
+	// Policy is the VRAM policy.
+	Policy Policy
 	// CleanupInterval, when > 0, unloads and reloads the model that often
 	// whatever the readings say (GPU_CLEANUP_INTERVAL_SEC, the old bot's
 	// habit); 0 turns it off.
@@ -151,9 +179,6 @@ const (
 	defaultStableAfter     = time.Minute
 	defaultRestartTimeout  = 2 * time.Minute
 
-	// drainPoll is how often a drain looks at the queue's InFlight (the
-	// queue has no notification; a call takes seconds, so this is fine).
-	drainPoll = 50 * time.Millisecond
 	// readTimeout and psTimeout bound one reading and one /api/ps;
 	// unloadTimeout one unload and warmTimeout one warm-up (all its
 	// attempts: a cold load of a large model from disk takes minutes). A
@@ -173,8 +198,13 @@ const (
 type Status struct {
 	// Devices are the latest readings, every card the reader saw.
 	Devices []Device
-	// Reader is the reader's kind, "none" without one. ReaderError says
-	// why readings are missing or partial; empty when all is well.
+	// Reader is the kind of reader that found the cards ("sysfs",
+	// "rocm-smi", "amd-smi", "nvidia-smi"; with "auto", the one that
+	// answered), or "none" while no reader works: none configured, no
+	// reading yet, or the last reading found no card. A card that is there
+	// but failed to read (a GPU in reset) keeps the reader that found it.
+	// ReaderError says why readings are missing or partial; empty when all
+	// is well.
 	Reader      string
 	ReaderError string
 	// Pressure is the watched card's level; PressurePercent its VRAM use
@@ -200,9 +230,13 @@ type Status struct {
 	VRAMNotFreed bool
 	VRAMMessage  string
 	// Admitting is whether the local tier takes work now; GateReason says
-	// why not.
+	// why not. Phase is where the gate and the recovery cycle stand:
+	// "open", "off" (no model server to control), "cleanup pending",
+	// "draining", "unloading", "verifying", "restarting", "warming",
+	// "backing off".
 	Admitting  bool
 	GateReason string
+	Phase      string
 	// ConsecutiveFailures is the local calls failed in a row.
 	ConsecutiveFailures int
 	// ObservedAt is when the readings were taken.
@@ -239,22 +273,19 @@ type ModelStatus struct {
 // carve-out is full with the desktop alone and would otherwise read as
 // permanent pressure.
 type Manager struct {
-	cfg     ManagerConfig
-	log     *slog.Logger
-	now     func() time.Time
-	run     func(ctx context.Context, cmd string) error
-	trigger chan string
+	cfg   ManagerConfig
+	rules rules
+	log   *slog.Logger
+	now   func() time.Time
+	run   func(ctx context.Context, cmd string) error
+	// wake tells Run that a report closed the gate (phasePending).
+	wake chan struct{}
 
 	mu sync.Mutex
-	// gate: open, or closed with a reason. busy is true while the manager
-	// itself holds it closed (warm-up, cleanup, recovery); a gate closed
-	// by Report but not yet busy is waiting for Run to take the trigger.
-	gateOpen   bool
-	gateReason string
-	busy       bool
-	failures   int
+	st state
 
 	devices    []Device
+	readerKind string
 	readErr    string
 	observedAt time.Time
 	level      Pressure
@@ -267,22 +298,8 @@ type Manager struct {
 	haveLast   bool
 
 	model ModelStatus
-	// psErr and warmErr are the last failures of /api/ps and of a
-	// warm-up; each is cleared by the next success of its kind.
-	psErr, warmErr string
-
-	cleanups      uint64
-	restarts      uint64
-	lastCleanupAt time.Time
-	lastReason    string
-	notFreed      bool
-	notFreedMsg   string
-
-	// streak counts cleanups begun within StableAfter of the gate's last
-	// reopening; warmFails the failed warm-ups in a row.
-	streak     int
-	lastReopen time.Time
-	warmFails  int
+	// psErr is the last failure of /api/ps, cleared by the next success.
+	psErr string
 }
 
 // NewManager checks cfg and returns a Manager; nothing runs until Run. The
@@ -325,8 +342,23 @@ func NewManager(cfg ManagerConfig, log *slog.Logger) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	m := &Manager{cfg: cfg, log: log, now: cfg.Now, run: cfg.RunCommand, trigger: make(chan string, 1),
-		ceiling: cfg.MaxConcurrent}
+	m := &Manager{
+		cfg: cfg,
+		rules: rules{
+			maxFailures: p.MaxFailures,
+			restart:     p.RestartCmd != "",
+			minBackoff:  cfg.MinBackoff,
+			maxBackoff:  cfg.MaxBackoff,
+			stableAfter: cfg.StableAfter,
+			interval:    cfg.CleanupInterval,
+		},
+		log:        log,
+		now:        cfg.Now,
+		run:        cfg.RunCommand,
+		wake:       make(chan struct{}, 1),
+		readerKind: KindNone,
+		ceiling:    cfg.MaxConcurrent,
+	}
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -335,14 +367,14 @@ func NewManager(cfg ManagerConfig, log *slog.Logger) (*Manager, error) {
 	}
 	switch {
 	case cfg.Controller == nil:
-		m.gateReason = "local tier off: no model server to control"
+		m.st.phase, m.st.gate = phaseOff, "local tier off: no model server to control"
 	case p.Warmup:
-		m.busy, m.gateReason = true, "waiting for the first warm-up of the model"
+		m.st.phase, m.st.warmWhy, m.st.gate = phaseWarming, warmAtStart, "waiting for the first warm-up of the model"
 	default:
-		m.gateOpen = true
+		m.st.phase = phaseOpen
 	}
 	if cfg.Controller != nil {
-		m.model.Name = cfg.Controller.Model()
+		m.model.Name = clip(cfg.Controller.Model(), maxName)
 	}
 	return m, nil
 }
@@ -359,7 +391,7 @@ func setDefault[T comparable](p *T, def T) {
 func (m *Manager) Admit() (ok bool, reason string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.gateOpen, m.gateReason
+	return m.st.phase == phaseOpen, m.st.gate
 }
 
 // Report is told what every local call said of the model server's health
@@ -374,40 +406,17 @@ func (m *Manager) Report(sig upstream.Signal, detail string) {
 		return
 	}
 	m.mu.Lock()
-	if sig == upstream.SignalOK {
-		m.failures = 0
-		m.mu.Unlock()
-		return
-	}
-	m.failures++
-	if m.cfg.Controller == nil || !m.gateOpen || m.busy {
-		m.mu.Unlock()
-		return
-	}
-	var reason string
-	switch {
-	case sig == upstream.SignalCrash:
-		reason = "the model runner crashed: " + oneLine(detail)
-	case sig == upstream.SignalDown:
-		reason = "the model server refused the connection: " + oneLine(detail)
-	case m.cfg.Policy.MaxFailures == 0 || m.failures < m.cfg.Policy.MaxFailures:
-		m.mu.Unlock()
-		return
-	default:
-		reason = fmt.Sprintf("%d local calls failed in a row, the last with: %s", m.failures, oneLine(detail))
-	}
-	m.gateOpen, m.gateReason = false, reason+"; cleanup pending"
+	before := m.st
+	m.st = next(m.st, evReport{sig: sig, detail: detail}, m.rules)
+	after := m.st
 	m.mu.Unlock()
-	m.log.Warn("closing the GPU gate", "reason", reason)
-	select {
-	case m.trigger <- reason:
-	default:
+	if after.phase == phasePending && before.phase != phasePending {
+		m.log.Warn("closing the GPU gate", "reason", after.cause)
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
 	}
-}
-
-// oneLine keeps an error message to one short line for a gate reason.
-func oneLine(s string) string {
-	return clip(strings.Join(strings.Fields(s), " "), 300)
 }
 
 // Status returns a snapshot.
@@ -416,7 +425,7 @@ func (m *Manager) Status() Status {
 	defer m.mu.Unlock()
 	s := Status{
 		Devices:             append([]Device(nil), m.devices...),
-		Reader:              KindNone,
+		Reader:              m.readerKind,
 		ReaderError:         m.readErr,
 		Pressure:            m.level,
 		PressurePercent:     m.pct,
@@ -424,72 +433,30 @@ func (m *Manager) Status() Status {
 		Ceiling:             m.ceiling,
 		CeilingCut:          m.cut,
 		Model:               m.model,
-		LastCleanupAt:       m.lastCleanupAt,
-		LastCleanupReason:   m.lastReason,
-		Cleanups:            m.cleanups,
-		Restarts:            m.restarts,
-		VRAMNotFreed:        m.notFreed,
-		VRAMMessage:         m.notFreedMsg,
-		Admitting:           m.gateOpen,
-		GateReason:          m.gateReason,
-		ConsecutiveFailures: m.failures,
+		LastCleanupAt:       m.st.lastCleanupAt,
+		LastCleanupReason:   m.st.lastCleanup,
+		Cleanups:            m.st.cleanups,
+		Restarts:            m.st.restarts,
+		VRAMNotFreed:        m.st.notFreed,
+		VRAMMessage:         m.st.vramMsg,
+		Admitting:           m.st.phase == phaseOpen,
+		GateReason:          m.st.gate,
+		Phase:               m.st.phase.String(),
+		ConsecutiveFailures: m.st.failures,
 		ObservedAt:          m.observedAt,
 	}
-	s.Model.Error = m.warmErr
+	s.Model.Error = m.st.warmErr
 	if s.Model.Error == "" {
 		s.Model.Error = m.psErr
 	}
-	if m.cfg.Reader != nil {
-		s.Reader = m.cfg.Reader.Name()
-		if m.observedAt.IsZero() && s.ReaderError == "" {
-			s.ReaderError = "no reading yet"
-		}
-	} else {
+	switch {
+	case m.cfg.Reader == nil:
 		s.ReaderError = "no VRAM reader configured (SENTIMENT_GPU_READER=none): VRAM is not watched"
 		s.ObservedAt = m.now()
+	case m.observedAt.IsZero() && s.ReaderError == "":
+		s.ReaderError = "no reading yet"
 	}
 	return s
-}
-
-// recovery is a step of a cleanup that waits: Run's loop keeps polling
-// while it does, and runs the step when its timer fires.
-type recovery struct {
-	step  recoveryStep
-	timer *time.Timer
-	// before and expected carry a cleanup's reading from before the
-	// unload and the model's size_vram, for a later check.
-	before   uint64
-	beforeOK bool
-	expected uint64
-}
-
-type recoveryStep int
-
-const (
-	stepNone    recoveryStep = iota
-	stepRecheck              // VRAM was not freed: look again, restart, warm
-	stepWarm                 // load the model again
-)
-
-func (r *recovery) pending() bool { return r.step != stepNone }
-
-func (r *recovery) schedule(s recoveryStep, d time.Duration) {
-	r.stop()
-	r.step, r.timer = s, time.NewTimer(d)
-}
-
-func (r *recovery) stop() {
-	if r.timer != nil {
-		r.timer.Stop()
-	}
-	r.step, r.timer = stepNone, nil
-}
-
-func (r *recovery) c() <-chan time.Time {
-	if r.timer == nil {
-		return nil
-	}
-	return r.timer.C
 }
 
 // Run polls VRAM every Policy.PollInterval and acts on what it reads,
@@ -498,6 +465,12 @@ func (r *recovery) c() <-chan time.Time {
 // goroutine: everything, the cleanups included, runs here, one thing at a
 // time, so cleanups never overlap. Call it once; Admit closes for good if
 // it is not running, since only Run reopens the gate after a failure.
+//
+// Run drives the recovery state machine (recovery.go): in each phase it
+// performs that phase's action, turns the outcome into an event and lets
+// next decide what follows. While the gate is open, pending or backing
+// off, it waits for a reading to take, a cleanup to begin or the backoff
+// to end.
 func (m *Manager) Run(ctx context.Context) {
 	var poll, periodic <-chan time.Time
 	if m.cfg.Reader != nil {
@@ -510,34 +483,122 @@ func (m *Manager) Run(ctx context.Context) {
 		defer t.Stop()
 		periodic = t.C
 	}
-	var r recovery
-	defer r.stop()
+	// backoff is phaseBackoff's timer, started on entering the phase.
+	var backoff *time.Timer
+	defer func() {
+		if backoff != nil {
+			backoff.Stop()
+		}
+	}()
+	// probe carries what a cleanup saw before its unload to the checks
+	// after it.
+	var probe unloadProbe
 
 	if m.cfg.Reader != nil {
 		m.poll(ctx)
 	}
-	if m.cfg.Controller != nil && m.cfg.Policy.Warmup {
-		m.warm(ctx, &r, "start")
-	}
+	m.apply(evStart{})
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-poll:
-			if reason := m.poll(ctx); reason != "" && !r.pending() {
-				m.cleanup(ctx, &r, reason, false)
+		s := m.state()
+		var ev event
+		switch s.phase {
+		case phaseDraining:
+			ev = m.drain(ctx)
+		case phaseUnloading:
+			ev = m.unload(ctx, &probe)
+		case phaseVerifying:
+			ev = m.verify(ctx, &probe, s.check)
+		case phaseRestarting:
+			ev = m.restart(ctx)
+		case phaseWarming:
+			ev = m.warm(ctx)
+		default: // open, off, pending, backing off: wait for something
+			var waited <-chan time.Time
+			if s.phase == phaseBackoff && backoff != nil {
+				waited = backoff.C
 			}
-		case <-periodic:
-			if !r.pending() {
-				m.cleanup(ctx, &r, fmt.Sprintf("periodic unload and reload (every %s)", m.cfg.CleanupInterval), true)
+			select {
+			case <-ctx.Done():
+			case <-poll:
+				ev = m.poll(ctx)
+			case <-periodic:
+				ev = evTrigger{source: trigPeriodic, at: m.now()}
+			case <-m.wake:
+				ev = evTrigger{source: trigReported, at: m.now()}
+			case <-waited:
+				backoff = nil
+				ev = evWaited{}
 			}
-		case reason := <-m.trigger:
-			if !r.pending() {
-				m.cleanup(ctx, &r, reason, false)
-			}
-		case <-r.c():
-			m.resume(ctx, &r)
 		}
+		if ctx.Err() != nil {
+			return
+		}
+		if ev == nil {
+			continue
+		}
+		if before, after := m.apply(ev); after.phase == phaseBackoff && before.phase != phaseBackoff {
+			if backoff != nil {
+				backoff.Stop()
+			}
+			backoff = time.NewTimer(after.wait)
+		}
+	}
+}
+
+// state returns the recovery state.
+func (m *Manager) state() state {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st
+}
+
+// apply moves the state machine by ev and does what the move itself
+// calls for: on reopening the gate, the queue's ceiling is restored and the
+// leak count starts afresh (the reload reset the runner's memory). It logs
+// the moves an operator wants to see.
+func (m *Manager) apply(ev event) (before, after state) {
+	m.mu.Lock()
+	before = m.st
+	m.st = next(m.st, ev, m.rules)
+	after = m.st
+	setCeiling := -1
+	if after.phase == phaseOpen && before.phase != phaseOpen {
+		m.rising, m.haveLast = 0, false
+		if m.level != PressureUnknown {
+			m.cut = m.level >= PressureHigh
+		}
+		if m.cfg.Queue != nil {
+			m.ceiling = m.normalCeilingLocked()
+			setCeiling = m.ceiling
+		}
+	}
+	m.mu.Unlock()
+	if setCeiling >= 0 {
+		m.cfg.Queue.SetCeiling(setCeiling)
+	}
+	m.logMove(before, after, ev)
+	return before, after
+}
+
+// logMove logs a move of the state machine that an operator wants to see.
+func (m *Manager) logMove(before, after state, ev event) {
+	switch {
+	case after.phase == phaseDraining && before.phase != phaseDraining:
+		m.log.Warn("GPU cleanup", "reason", after.cause, "in_a_row", after.streak)
+	case after.phase == phaseBackoff && before.phase == phaseVerifying && after.then == phaseVerifying:
+		m.log.Error("GPU cleanup: VRAM not freed by the unload", "detail", after.vramMsg, "retry_in", after.wait)
+	case after.phase == phaseBackoff && before.phase == phaseVerifying:
+		m.log.Warn("GPU cleanups in a row: backing off before the reload", "in_a_row", after.streak, "wait", after.wait)
+	case after.phase == phaseBackoff && before.phase == phaseWarming:
+		m.log.Error("model warm-up failed", "why", before.warmWhy, "err", after.warmErr, "retry_in", after.wait)
+	case after.phase == phaseWarming && before.phase == phaseVerifying && before.check != checkUnload && after.notFreed:
+		m.log.Error("VRAM still not freed; loading the model anyway", "detail", after.vramMsg)
+	case after.phase == phaseOpen && before.phase == phaseWarming:
+		var latency time.Duration
+		if w, ok := ev.(evWarmed); ok {
+			latency = w.latency
+		}
+		m.log.Info("model warm; local tier open", "model", m.cfg.Controller.Model(), "why", before.warmWhy, "latency", latency)
 	}
 }
 
@@ -545,21 +606,35 @@ func (m *Manager) Run(ctx context.Context) {
 // watched card, or ok false when it could not be read.
 func (m *Manager) read(ctx context.Context) (card Device, ok bool) {
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
-	devices, err := m.cfg.Reader.Read(rctx)
+	devices, kind, err := readWithKind(rctx, m.cfg.Reader)
 	cancel()
+	devices = cleanDevices(devices)
 	card, ok, why := m.pick(devices)
 	now := m.now()
 
+	var msgs []string
+	if err != nil {
+		msgs = append(msgs, err.Error())
+	} else if len(devices) == 0 {
+		msgs = append(msgs, kind+": "+ErrNoDevice.Error())
+	}
+	if why != "" {
+		msgs = append(msgs, why)
+	}
+
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.devices, m.observedAt, m.readErr = devices, now, ""
+	m.devices, m.observedAt = devices, now
+	m.readErr = clip(strings.Join(msgs, "; "), maxErrText)
+	var cardErr *CardError
 	switch {
-	case err != nil && why != "":
-		m.readErr = err.Error() + "; " + why
-	case err != nil:
-		m.readErr = err.Error()
-	case why != "":
-		m.readErr = why
+	case len(devices) > 0:
+		m.readerKind = clip(kind, maxName)
+	case errors.As(err, &cardErr):
+		// The reader found a card that did not read (a GPU in reset): it
+		// still works, and says why in ReaderError.
+	default:
+		m.readerKind = KindNone
 	}
 	if !ok {
 		// Unknown is never read as empty: the ceiling stays where it is.
@@ -569,6 +644,18 @@ func (m *Manager) read(ctx context.Context) (card Device, ok bool) {
 	pct := card.UsedFraction() * 100
 	m.level, m.pct, m.card = m.classify(pct), pct, cardName(card)
 	return card, true
+}
+
+// cleanDevices makes a reading's text fit for Status, whatever Reader took
+// it.
+func cleanDevices(devices []Device) []Device {
+	out := make([]Device, len(devices))
+	for i, d := range devices {
+		d.Name, d.Vendor, d.PCIBusID = clip(d.Name, maxName), clip(d.Vendor, maxName), clip(d.PCIBusID, maxName)
+		d.Source = clip(d.Source, maxErrText)
+		out[i] = d
+	}
+	return out
 }
 
 // pick chooses the card whose pressure counts (see Manager).
@@ -623,8 +710,8 @@ func (m *Manager) classify(pct float64) Pressure {
 }
 
 // poll reads VRAM and the model's state, adjusts the queue's ceiling, and
-// returns the reason for a cleanup when one is due.
-func (m *Manager) poll(ctx context.Context) (cleanup string) {
+// returns a trigger when the reading calls for a cleanup.
+func (m *Manager) poll(ctx context.Context) event {
 	card, ok := m.read(ctx)
 	m.refreshModel(ctx)
 
@@ -640,14 +727,15 @@ func (m *Manager) poll(ctx context.Context) (cleanup string) {
 		m.lastUsed, m.haveLast = card.VRAMUsed, true
 	}
 	setCeiling := -1
-	if ok && !m.busy && m.cfg.Queue != nil {
+	if ok && !m.st.phase.busy() && m.cfg.Queue != nil {
 		if cut := m.level >= PressureHigh; cut != m.cut {
 			m.cut = cut
 			m.ceiling = m.normalCeilingLocked()
 			setCeiling = m.ceiling
 		}
 	}
-	if ok && m.gateOpen && !m.busy && m.cfg.Controller != nil {
+	var cleanup string
+	if ok && m.st.phase == phaseOpen {
 		switch {
 		case m.level == PressureCritical:
 			cleanup = fmt.Sprintf("VRAM %.1f%% used on %s, at or above critical (%g%%)", m.pct, m.card, m.cfg.Policy.Critical)
@@ -663,7 +751,10 @@ func (m *Manager) poll(ctx context.Context) (cleanup string) {
 		m.cfg.Queue.SetCeiling(setCeiling)
 		m.log.Info("GPU queue ceiling changed", "ceiling", setCeiling, "pressure", level.String(), "vram_percent", pct)
 	}
-	return cleanup
+	if cleanup == "" {
+		return nil
+	}
+	return evTrigger{source: trigPressure, reason: cleanup, at: m.now()}
 }
 
 // normalCeilingLocked is the ceiling outside a cleanup: MaxConcurrent, or
@@ -687,7 +778,7 @@ func (m *Manager) refreshModel(ctx context.Context) {
 	defer m.mu.Unlock()
 	if err != nil {
 		if ctx.Err() == nil {
-			m.psErr = err.Error()
+			m.psErr = errText(err)
 		}
 		return
 	}
@@ -699,180 +790,86 @@ func (m *Manager) refreshModel(ctx context.Context) {
 	}
 }
 
-// setGate records the gate's state; closing it marks the manager busy.
-func (m *Manager) setGate(open bool, reason string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.gateOpen, m.gateReason, m.busy = open, reason, !open
-}
-
-// backoff is the wait before the n-th troubled attempt (n >= 1): MinBackoff
-// doubling up to MaxBackoff.
-func (m *Manager) backoff(n int) time.Duration {
-	d := m.cfg.MinBackoff
-	for i := 1; i < n && d < m.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, m.cfg.MaxBackoff)
-}
-
-// cleanup closes the gate, drains the GPU, unloads the model and checks
-// that its VRAM came back. Then it warms the model at once, or, when the
-// memory did not come back or cleanups come too close together, schedules
-// the next step after a backoff and returns to the loop. A periodic
-// cleanup is never counted as a repeat: the owner asked for it.
-func (m *Manager) cleanup(ctx context.Context, r *recovery, reason string, periodic bool) {
-	now := m.now()
-	m.mu.Lock()
-	m.gateOpen, m.busy, m.gateReason = false, true, "cleanup ("+reason+"): waiting for GPU calls in flight"
-	m.failures = 0
-	m.cleanups++
-	m.lastCleanupAt, m.lastReason = now, reason
-	if periodic || m.lastReopen.IsZero() || now.Sub(m.lastReopen) >= m.cfg.StableAfter {
-		m.streak = 1
-	} else {
-		m.streak++
-	}
-	streak := m.streak
-	m.mu.Unlock()
-	// A trigger that came in meanwhile is served by this cleanup; emptied
-	// only now that busy is set, so none slips in between and starts a
-	// second cleanup once the gate reopens.
-	select {
-	case <-m.trigger:
-	default:
-	}
-	m.log.Warn("GPU cleanup", "reason", reason, "in_a_row", streak)
-
-	m.drain(ctx)
-	if ctx.Err() != nil {
-		return
-	}
-
-	var before Device
-	if m.cfg.Reader != nil {
-		before, r.beforeOK = m.read(ctx)
-		r.before = before.VRAMUsed
-	}
-	r.expected = 0
-	pctx, cancel := context.WithTimeout(ctx, psTimeout)
-	if lm, ok, err := m.cfg.Controller.Loaded(pctx); err == nil && ok {
-		r.expected = lm.SizeVRAM
-	}
-	cancel()
-
-	m.setGate(false, "cleanup ("+reason+"): unloading the model")
-	uctx, ucancel := context.WithTimeout(ctx, unloadTimeout)
-	err := m.cfg.Controller.Unload(uctx)
-	ucancel()
-	if err != nil {
-		// A crashed runner or a server that is down has nothing to
-		// unload; the VRAM check below tells whether that matters.
-		m.log.Warn("GPU cleanup: unload failed", "err", err)
-	}
-	m.mu.Lock()
-	m.model.Loaded, m.model.Warm = false, false
-	m.mu.Unlock()
-
-	freed, msg := m.waitFreed(ctx, r, m.cfg.RecoveryTimeout)
-	if ctx.Err() != nil {
-		return
-	}
-	if !freed {
-		d := m.backoff(streak)
-		m.mu.Lock()
-		m.notFreed, m.notFreedMsg = true, msg
-		m.gateReason = fmt.Sprintf("VRAM not freed after unloading the model (%s); checking again in %s", msg, d)
-		m.mu.Unlock()
-		m.log.Error("GPU cleanup: VRAM not freed by the unload", "detail", msg, "retry_in", d)
-		r.schedule(stepRecheck, d)
-		return
-	}
-	m.mu.Lock()
-	m.notFreed, m.notFreedMsg = false, ""
-	m.mu.Unlock()
-	if streak > 1 {
-		d := m.backoff(streak - 1)
-		m.setGate(false, fmt.Sprintf("cleanup %d in a row (%s): waiting %s before loading the model again", streak, reason, d))
-		m.log.Warn("GPU cleanups in a row: backing off before the reload", "in_a_row", streak, "wait", d)
-		r.schedule(stepWarm, d)
-		return
-	}
-	m.warm(ctx, r, "after cleanup")
-}
-
-// resume runs a recovery step whose backoff has passed.
-func (m *Manager) resume(ctx context.Context, r *recovery) {
-	step := r.step
-	r.stop()
-	if step == stepRecheck {
-		freed, msg := m.waitFreed(ctx, r, 0)
-		if !freed && m.cfg.Policy.RestartCmd != "" {
-			m.setGate(false, "VRAM not freed after unload ("+msg+"): restarting the model server")
-			m.restart(ctx)
-			freed, msg = m.waitFreed(ctx, r, m.cfg.RecoveryTimeout)
-			if !freed {
-				msg += " (after running the restart command)"
-			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		m.mu.Lock()
-		m.notFreed, m.notFreedMsg = !freed, msg
-		m.mu.Unlock()
-		if !freed {
-			m.log.Error("VRAM still not freed; loading the model anyway", "detail", msg)
-		}
-	}
-	m.warm(ctx, r, "after cleanup")
-}
-
-// restart runs the configured restart command.
-func (m *Manager) restart(ctx context.Context) {
-	rctx, cancel := context.WithTimeout(ctx, m.cfg.RestartTimeout)
-	defer cancel()
-	err := m.run(rctx, m.cfg.Policy.RestartCmd)
-	m.mu.Lock()
-	m.restarts++
-	m.mu.Unlock()
-	if err != nil {
-		m.log.Error("model server restart command failed", "err", err)
-		return
-	}
-	m.log.Warn("model server restart command ran (SENTIMENT_GPU_RESTART_CMD)")
-}
-
-// drain stops new GPU calls and waits for those in flight, at most
-// Policy.DrainTimeout; past it the cleanup goes on (the unload then waits
-// on Ollama's side for the calls to end).
-func (m *Manager) drain(ctx context.Context) {
+// drain is phaseDraining's action: it stops new GPU calls and waits for
+// those in flight, at most Policy.DrainTimeout; past it the cleanup goes
+// on (the unload then waits on Ollama's side for the calls to end).
+func (m *Manager) drain(ctx context.Context) event {
 	q := m.cfg.Queue
 	if q == nil {
-		return
+		return evDrained{}
 	}
 	q.SetCeiling(0)
 	m.mu.Lock()
 	m.ceiling = 0
 	m.mu.Unlock()
-	if q.InFlight() == 0 || m.cfg.Policy.DrainTimeout == 0 {
-		return
+	if m.cfg.Policy.DrainTimeout == 0 {
+		return evDrained{}
+	}
+	idle := q.Idle()
+	select {
+	case <-idle:
+		return evDrained{}
+	default:
 	}
 	deadline := time.NewTimer(m.cfg.Policy.DrainTimeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(drainPoll)
-	defer tick.Stop()
-	for q.InFlight() > 0 {
-		select {
-		case <-ctx.Done():
-			return
-		case <-deadline.C:
-			m.log.Warn("GPU cleanup: drain timed out; unloading with calls in flight",
-				"in_flight", q.InFlight(), "timeout", m.cfg.Policy.DrainTimeout)
-			return
-		case <-tick.C:
-		}
+	select {
+	case <-ctx.Done():
+	case <-idle:
+	case <-deadline.C:
+		m.log.Warn("GPU cleanup: drain timed out; unloading with calls in flight",
+			"in_flight", q.InFlight(), "timeout", m.cfg.Policy.DrainTimeout)
 	}
+	return evDrained{}
+}
+
+// unloadProbe is what a cleanup saw before its unload: the watched card's
+// VRAM use and the model's size_vram, against which the checks after the
+// unload judge whether the memory came back.
+type unloadProbe struct {
+	before   uint64
+	beforeOK bool
+	expected uint64
+}
+
+// unload is phaseUnloading's action: it reads VRAM and the model's size
+// first, then asks Ollama to unload the model.
+func (m *Manager) unload(ctx context.Context, p *unloadProbe) event {
+	*p = unloadProbe{}
+	if m.cfg.Reader != nil {
+		before, ok := m.read(ctx)
+		p.before, p.beforeOK = before.VRAMUsed, ok
+	}
+	pctx, cancel := context.WithTimeout(ctx, psTimeout)
+	if lm, ok, err := m.cfg.Controller.Loaded(pctx); err == nil && ok {
+		p.expected = lm.SizeVRAM
+	}
+	cancel()
+
+	uctx, ucancel := context.WithTimeout(ctx, unloadTimeout)
+	err := m.cfg.Controller.Unload(uctx)
+	ucancel()
+	if err != nil {
+		// A crashed runner or a server that is down has nothing to
+		// unload; the VRAM check tells whether that matters.
+		m.log.Warn("GPU cleanup: unload failed", "err", err)
+	}
+	m.mu.Lock()
+	m.model.Loaded, m.model.Warm = false, false
+	m.mu.Unlock()
+	return evUnloaded{}
+}
+
+// verify is phaseVerifying's action: it reads VRAM until the unload shows
+// (RecoveryTimeout after an unload or a restart), or once (after a
+// backoff).
+func (m *Manager) verify(ctx context.Context, p *unloadProbe, c check) event {
+	wait := m.cfg.RecoveryTimeout
+	if c == checkAgain {
+		wait = 0
+	}
+	freed, msg := m.waitFreed(ctx, p, wait)
+	return evVerified{freed: freed, msg: msg}
 }
 
 // waitFreed reads VRAM every RecoveryPoll, for at most wait (0: once),
@@ -880,18 +877,15 @@ func (m *Manager) drain(ctx context.Context) {
 // held VRAM before, at least 80 % of it back. Without a reader, or with
 // readings failing, it cannot tell and lets the reload go ahead. msg says
 // what was seen.
-func (m *Manager) waitFreed(ctx context.Context, r *recovery, wait time.Duration) (freed bool, msg string) {
+func (m *Manager) waitFreed(ctx context.Context, p *unloadProbe, wait time.Duration) (freed bool, msg string) {
 	if m.cfg.Reader == nil {
 		return true, "not checked: no VRAM reader"
 	}
-	var deadline <-chan time.Time
+	var deadline, tick <-chan time.Time
 	if wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		deadline = t.C
-	}
-	var tick <-chan time.Time
-	if wait > 0 {
+		d := time.NewTimer(wait)
+		defer d.Stop()
+		deadline = d.C
 		t := time.NewTicker(m.cfg.RecoveryPoll)
 		defer t.Stop()
 		tick = t.C
@@ -900,7 +894,7 @@ func (m *Manager) waitFreed(ctx context.Context, r *recovery, wait time.Duration
 		card, ok := m.read(ctx)
 		if !ok {
 			msg = "VRAM could not be read after the unload"
-		} else if freed, msg = m.judgeFreed(r, card); freed {
+		} else if freed, msg = m.judgeFreed(p, card); freed {
 			return true, msg
 		}
 		if wait == 0 {
@@ -917,21 +911,21 @@ func (m *Manager) waitFreed(ctx context.Context, r *recovery, wait time.Duration
 }
 
 // judgeFreed compares a reading after the unload with the one before.
-func (m *Manager) judgeFreed(r *recovery, after Device) (bool, string) {
+func (m *Manager) judgeFreed(p *unloadProbe, after Device) (bool, string) {
 	pct := after.UsedFraction() * 100
 	var dropped int64
-	if r.beforeOK {
-		dropped = int64(r.before) - int64(after.VRAMUsed)
+	if p.beforeOK {
+		dropped = int64(p.before) - int64(after.VRAMUsed)
 	}
 	msg := fmt.Sprintf("VRAM used %d MiB, %.1f%%", after.VRAMUsed/mib, pct)
-	if r.beforeOK {
-		msg = fmt.Sprintf("VRAM used went from %d to %d MiB (%.1f%%)", r.before/mib, after.VRAMUsed/mib, pct)
+	if p.beforeOK {
+		msg = fmt.Sprintf("VRAM used went from %d to %d MiB (%.1f%%)", p.before/mib, after.VRAMUsed/mib, pct)
 	}
 	enough := true
-	if r.expected > 0 && r.beforeOK {
-		need := int64(float64(r.expected) * freedShare)
+	if p.expected > 0 && p.beforeOK {
+		need := int64(float64(p.expected) * freedShare)
 		enough = dropped >= need
-		msg += fmt.Sprintf("; the model held %d MiB", r.expected/mib)
+		msg += fmt.Sprintf("; the model held %d MiB", p.expected/mib)
 	}
 	if pct >= m.cfg.Policy.Critical {
 		enough = false
@@ -943,47 +937,38 @@ func (m *Manager) judgeFreed(r *recovery, after Device) (bool, string) {
 	return enough, msg
 }
 
-// warm preloads the model and reopens the gate; on failure it keeps the
-// gate closed and schedules another try after a growing backoff.
-func (m *Manager) warm(ctx context.Context, r *recovery, why string) {
-	m.setGate(false, "loading the model ("+why+")")
+// restart is phaseRestarting's action: the configured restart command.
+func (m *Manager) restart(ctx context.Context) event {
+	rctx, cancel := context.WithTimeout(ctx, m.cfg.RestartTimeout)
+	defer cancel()
+	if err := m.run(rctx, m.cfg.Policy.RestartCmd); err != nil {
+		m.log.Error("model server restart command failed", "err", err)
+	} else {
+		m.log.Warn("model server restart command ran (SENTIMENT_GPU_RESTART_CMD)")
+	}
+	return evRestarted{}
+}
+
+// warm is phaseWarming's action: it preloads the model and records the
+// model's state; nil when ctx ended meanwhile.
+func (m *Manager) warm(ctx context.Context) event {
 	wctx, wcancel := context.WithTimeout(ctx, warmTimeout)
 	latency, err := m.cfg.Controller.Warm(wctx)
 	wcancel()
 	if ctx.Err() != nil {
-		return
+		return nil
 	}
 	if err != nil {
 		m.mu.Lock()
-		m.warmFails++
-		d := m.backoff(m.warmFails)
-		m.model.Warm, m.warmErr = false, err.Error()
-		m.gateReason = fmt.Sprintf("warm-up failed (%s): %v; next try in %s", why, err, d)
+		m.model.Warm = false
 		m.mu.Unlock()
-		m.log.Error("model warm-up failed", "why", why, "err", err, "retry_in", d)
-		r.schedule(stepWarm, d)
-		return
+		return evWarmed{err: err}
 	}
 	m.refreshModel(ctx)
 	m.mu.Lock()
-	m.warmFails, m.warmErr = 0, ""
 	m.model.Warm, m.model.WarmupLatency = true, latency
-	m.gateOpen, m.gateReason, m.busy, m.failures = true, "", false, 0
-	m.lastReopen = m.now()
-	m.rising, m.haveLast = 0, false
-	if m.level != PressureUnknown {
-		m.cut = m.level >= PressureHigh
-	}
-	setCeiling := -1
-	if m.cfg.Queue != nil {
-		m.ceiling = m.normalCeilingLocked()
-		setCeiling = m.ceiling
-	}
 	m.mu.Unlock()
-	if setCeiling >= 0 {
-		m.cfg.Queue.SetCeiling(setCeiling)
-	}
-	m.log.Info("model warm; local tier open", "model", m.cfg.Controller.Model(), "why", why, "latency", latency)
+	return evWarmed{at: m.now(), latency: latency}
 }
 
 // shellCommand runs cmd with /bin/sh -c, keeping the start of its output

@@ -320,7 +320,7 @@ func TestDrainWaitsForInFlight(t *testing.T) {
 				t.Fatalf("control requests %v while 2 calls were in flight, want no unload", got)
 			}
 			e.queue.setInFlight(0)
-			step(drainPoll)
+			synctest.Wait() // the drain ends at once: it waits on Idle, not on a poll
 			if got := e.ollama.ControlRequests(); !slices.Equal(got, []string{"load", "unload", "load"}) {
 				t.Errorf("control requests %v after the drain, want load, unload, load", got)
 			}

@@ -110,7 +110,7 @@ func nvidiaSMIDevice(line string) (Device, error) {
 		return d, fmt.Errorf("index %q is not a number", clip(cols[0], 40))
 	}
 	d.Index = index
-	d.Name = cols[1]
+	d.Name = clip(cols[1], maxName)
 	if d.Name == "" || isNA(d.Name) {
 		d.Name = fmt.Sprintf("NVIDIA GPU %d", index)
 	}
@@ -153,11 +153,4 @@ func nvidiaMiB(field, s string) (uint64, error) {
 		return 0, fmt.Errorf("%s: %w", field, err)
 	}
 	return b, nil
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

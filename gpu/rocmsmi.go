@@ -85,7 +85,7 @@ func parseROCmSMI(out []byte) ([]Device, error) {
 	for _, k := range keys {
 		index, err := strconv.Atoi(k[len("card"):])
 		if err != nil || index < 0 {
-			errs = append(errs, fmt.Errorf("%q: not a card number", k))
+			errs = append(errs, fmt.Errorf("%q: not a card number", clip(k, 40)))
 			continue
 		}
 		var fields map[string]json.RawMessage
@@ -135,7 +135,7 @@ func rocmSMIDevice(index int, f smiFields) (Device, error) {
 			break
 		}
 	}
-	d.Name = f.first("Card Series", "Device Name", "Card Model")
+	d.Name = clip(f.first("Card Series", "Device Name", "Card Model"), maxName)
 	if d.Name == "" {
 		d.Name = fmt.Sprintf("AMD GPU %d", index)
 	}
@@ -190,7 +190,7 @@ func (f smiFields) bytes(key string) (uint64, error) {
 		// Some versions print the count as a float ("17163091968.0").
 		fv, ok := parseMetric(s)
 		if !ok || fv < 0 || fv >= 1<<64 || fv != float64(uint64(fv)) {
-			return 0, fmt.Errorf("%q: %q is not a byte count", key, s)
+			return 0, fmt.Errorf("%q: %q is not a byte count", key, clip(s, 40))
 		}
 		v = uint64(fv)
 	}

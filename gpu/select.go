@@ -100,6 +100,13 @@ type autoReader struct {
 func (a *autoReader) Name() string { return KindAuto }
 
 func (a *autoReader) Read(ctx context.Context) ([]Device, error) {
+	devices, _, err := a.readKind(ctx)
+	return devices, err
+}
+
+// readKind is Read that also names the reader that found the devices; ""
+// when none did.
+func (a *autoReader) readKind(ctx context.Context) ([]Device, string, error) {
 	a.mu.Lock()
 	last := a.last
 	a.mu.Unlock()
@@ -116,21 +123,40 @@ func (a *autoReader) Read(ctx context.Context) ([]Device, error) {
 	errs := make([]error, len(a.readers))
 	for _, i := range order {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("gpu auto: %w", err)
+			return nil, "", fmt.Errorf("gpu auto: %w", err)
 		}
 		devices, err := a.readers[i].Read(ctx)
 		if len(devices) > 0 {
 			a.mu.Lock()
 			a.last = i
 			a.mu.Unlock()
-			return devices, err
+			return devices, a.readers[i].Name(), err
 		}
 		if err == nil {
 			err = fmt.Errorf("%s: %w", a.readers[i].Name(), ErrNoDevice)
 		}
 		errs[i] = err
 	}
-	return nil, &autoError{errs: errs}
+	return nil, "", &autoError{errs: errs}
+}
+
+// kindReader is a Reader that answers through one of several and can say
+// which one found the devices: Select's "auto". The manager reports that
+// one, since "auto" tells the owner nothing about where the figures came
+// from.
+type kindReader interface {
+	readKind(ctx context.Context) (devices []Device, kind string, err error)
+}
+
+// readWithKind reads r and names the kind of reader that answered: r's
+// own, or for a kindReader the one it delegated to ("" when none found a
+// device).
+func readWithKind(ctx context.Context, r Reader) ([]Device, string, error) {
+	if kr, ok := r.(kindReader); ok {
+		return kr.readKind(ctx)
+	}
+	devices, err := r.Read(ctx)
+	return devices, r.Name(), err
 }
 
 // autoError is every reader's reason for finding nothing, in the readers'

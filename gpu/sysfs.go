@@ -216,7 +216,7 @@ func inspectCard(c drmCard) (drmCard, string) {
 
 	driver := ""
 	if link, err := os.Readlink(filepath.Join(c.dev, "driver")); err == nil {
-		driver = filepath.Base(link)
+		driver = clip(filepath.Base(link), maxName)
 	} else {
 		driver = uevent["DRIVER"]
 	}
@@ -261,7 +261,7 @@ func readCard(c drmCard, index int) (d Device, ok bool, err error) {
 		Name:     amdName(c),
 		Vendor:   "amd",
 		PCIBusID: c.pci,
-		Source:   "sysfs:" + c.dev,
+		Source:   clip("sysfs:"+c.dev, maxErrText),
 	}
 	if total < integratedVRAMLimit {
 		// An APU: the carve-out is only where the display lives; the model
@@ -375,7 +375,9 @@ func readOptional(dev, name string) (string, error) {
 	return s, nil
 }
 
-// readAttr reads one sysfs attribute, trimmed of its trailing newline.
+// readAttr reads one sysfs attribute, trimmed of its trailing newline and
+// made valid UTF-8: a product name or a vendor string may end up in a
+// message or in a Device.
 func readAttr(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -386,7 +388,7 @@ func readAttr(path string) (string, error) {
 	if err != nil {
 		return "", unwrapPath(err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	return clip(strings.TrimSpace(string(b)), maxSysfsFile), nil
 }
 
 // unwrapPath drops the *fs.PathError wrapper, whose path the callers'
@@ -420,7 +422,7 @@ func parseUevent(dev string) map[string]string {
 // cards this service is likely to meet, else the PCI ids.
 func amdName(c drmCard) string {
 	if s, err := readAttr(filepath.Join(c.dev, "product_name")); err == nil && s != "" {
-		return s
+		return clip(s, maxName)
 	}
 	if name := amdChipName(c.deviceID); name != "" {
 		return name

@@ -311,11 +311,19 @@ func (a *App) buildGPU(oc *ollama.Client, o *options) (*gpu.Manager, error) {
 		reader = r
 	}
 	m, err := gpu.NewManager(gpu.ManagerConfig{
-		Reader:          reader,
-		Controller:      oc,
-		Queue:           a.queue,
-		MaxConcurrent:   cfg.Local.MaxConcurrent,
-		Policy:          cfg.GPU,
+		Reader:        reader,
+		Controller:    oc,
+		Queue:         a.queue,
+		MaxConcurrent: cfg.Local.MaxConcurrent,
+		Policy: gpu.Policy{
+			PollInterval: cfg.GPU.PollInterval,
+			HighWater:    cfg.GPU.HighWater,
+			Critical:     cfg.GPU.Critical,
+			MaxFailures:  cfg.GPU.MaxFailures,
+			RestartCmd:   cfg.GPU.RestartCmd,
+			DrainTimeout: cfg.GPU.DrainTimeout,
+			Warmup:       cfg.GPU.Warmup,
+		},
 		CleanupInterval: cfg.GPUCleanupInterval,
 		PCIBusID:        cfg.GPU.PCIBusID,
 		RunCommand:      o.runCommand,
@@ -412,6 +420,9 @@ func (a *App) startGPU(ctx context.Context) (stop func()) {
 func (a *App) Close() { a.close() }
 
 func (a *App) close() {
+	if a.queue != nil {
+		a.queue.Close()
+	}
 	if a.redis != nil {
 		if err := a.redis.Close(); err != nil {
 			a.log.Warn("closing the Redis client", "err", err)
