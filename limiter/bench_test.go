@@ -2,9 +2,10 @@ package limiter
 
 import (
 	"context"
-	"github.com/catalystbot/sentiment/internal/redistest"
 	"testing"
 	"time"
+
+	"github.com/catalystbot/sentiment/internal/redistest"
 )
 
 // BenchmarkReserveMemory is one Reserve against Gemini-like windows on the
@@ -12,12 +13,13 @@ import (
 // the future once the hour fills, as under sustained overload).
 func BenchmarkReserveMemory(b *testing.B) {
 	clk := newFakeClock()
-	l := NewMemory(map[string]Limits{"gemini": {PerMinute: 1000, PerHour: 50_000, PerDay: 1_000_000, MinInterval: time.Millisecond}}, WithClock(clk.Now))
+	l := newMemory(b, map[Provider]Limits{ProviderGemini: {PerMinute: 1000, PerHour: 50_000, PerDay: 1_000_000, MinInterval: time.Millisecond}}, WithClock(clk.Now))
+	q := quota(b, l, ProviderGemini)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		clk.Advance(50 * time.Millisecond)
-		if _, err := l.Reserve(ctx, "gemini", 1000*time.Hour); err != nil {
+		if _, err := q.Reserve(ctx, 1000*time.Hour); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -27,13 +29,14 @@ func BenchmarkReserveMemory(b *testing.B) {
 // redis-server (one round trip), serially and from parallel goroutines.
 func BenchmarkReserveRedis(b *testing.B) {
 	srv := redistest.Start(b)
-	limits := map[string]Limits{"gemini": {PerMinute: 10_000_000, PerHour: 10_000_000, PerDay: 10_000_000}}
+	limits := map[Provider]Limits{ProviderGemini: {PerMinute: 10_000_000, PerHour: 10_000_000, PerDay: 10_000_000}}
 	ctx := context.Background()
 	b.Run("serial", func(b *testing.B) {
-		l := NewRedis(newClient(b, srv), testPrefix+":serial", limits, 0.5, nil)
+		l := newRedis(b, newClient(b, srv), testPrefix+":serial", limits, 0.5, nil)
+		q := quota(b, l, ProviderGemini)
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := l.Reserve(ctx, "gemini", time.Hour); err != nil {
+			if _, err := q.Reserve(ctx, time.Hour); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -42,11 +45,12 @@ func BenchmarkReserveRedis(b *testing.B) {
 		}
 	})
 	b.Run("parallel", func(b *testing.B) {
-		l := NewRedis(newClient(b, srv), testPrefix+":parallel", limits, 0.5, nil)
+		l := newRedis(b, newClient(b, srv), testPrefix+":parallel", limits, 0.5, nil)
+		q := quota(b, l, ProviderGemini)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if _, err := l.Reserve(ctx, "gemini", time.Hour); err != nil {
+				if _, err := q.Reserve(ctx, time.Hour); err != nil {
 					b.Error(err)
 					return
 				}

@@ -5,14 +5,36 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
-	"net/url"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/catalystbot/sentiment/config"
 )
+
+// Provider names a quota holder: one of the constants below.
+type Provider string
+
+// The providers the service holds quotas for. Their names are part of the
+// Redis key names, so a running deployment keeps its windows only while
+// they stay as they are.
+const (
+	ProviderLocal     Provider = "local"
+	ProviderGemini    Provider = "gemini"
+	ProviderAnthropic Provider = "anthropic"
+)
+
+// known reports whether p is one of the Provider constants: a misspelt
+// provider would otherwise get a quota of its own and hold nothing back.
+func (p Provider) known() bool {
+	switch p {
+	case ProviderLocal, ProviderGemini, ProviderAnthropic:
+		return true
+	}
+	return false
+}
 
 // Window names, as they appear in NoSlotError.Window and WindowUsage.Window.
 const (
@@ -96,7 +118,7 @@ func (l Limits) scaled(share float64) Limits {
 // NoSlotError is Reserve's refusal: the provider's next free slot is
 // further away than the caller may wait. Nothing was claimed.
 type NoSlotError struct {
-	Provider string
+	Provider Provider
 	// Window is the window that holds the slot back: "minute", "hour",
 	// "day" or "interval".
 	Window string
@@ -114,10 +136,11 @@ type WindowUsage struct {
 	// Window is "minute", "hour", "day" or "interval".
 	Window string
 	// Used counts the slots claimed in the window now, those reserved for
-	// the near future included; for "interval" it is 1 while the least
-	// interval since the last slot has not passed.
+	// the near future included, up to Limit; for "interval" it is 1 while
+	// the least interval since the last slot has not passed.
 	Used, Limit uint64
-	// ResetsAt is when the oldest slot leaves the window (now if none).
+	// ResetsAt is when the window next has room: when the oldest slot
+	// that keeps it full leaves it (now if it is empty).
 	ResetsAt time.Time
 	// Shared is true when the figures come from Redis, i.e. count every
 	// replica; false when they are this replica's own.
@@ -173,106 +196,86 @@ func WithRedisTimeout(d time.Duration) Option {
 	}
 }
 
-// Limiter hands out request slots per provider. It is safe for concurrent
-// use.
+// Limiter hands out request slots per provider, through the Quota that For
+// returns. It is safe for concurrent use.
 type Limiter struct {
-	mem *store      // the memory backend; nil with Redis
-	rdb *redisStore // the Redis backend; nil in memory
+	mem    *store      // the memory backend; nil with Redis
+	rdb    *redisStore // the Redis backend; nil in memory
+	quotas map[Provider]*Quota
 }
 
 // NewMemory returns a limiter that keeps the quotas in this process: right
-// for one replica. limits is keyed by provider name.
-func NewMemory(limits map[string]Limits, opts ...Option) *Limiter {
-	o := buildOptions(opts)
-	return &Limiter{mem: newStore(limits, o.clock)}
-}
-
-// FromConfig builds the service's limiter: quotas of "local" (LocalQuota),
-// "gemini" and "anthropic" (their Quota and MinInterval), in Redis when
-// RedisURL is set and in memory otherwise. Redis is not contacted here: a
-// Redis that is down at start-up is handled like any outage.
-func FromConfig(cfg config.Config, log *slog.Logger, opts ...Option) (*Limiter, error) {
-	limits := map[string]Limits{
-		"local":     {PerMinute: cfg.LocalQuota.RPM, PerHour: cfg.LocalQuota.RPH, PerDay: cfg.LocalQuota.RPD},
-		"gemini":    {PerMinute: cfg.Gemini.RPM, PerHour: cfg.Gemini.RPH, PerDay: cfg.Gemini.RPD, MinInterval: cfg.MinInterval},
-		"anthropic": {PerMinute: cfg.Anthropic.RPM, PerHour: cfg.Anthropic.RPH, PerDay: cfg.Anthropic.RPD, MinInterval: cfg.MinInterval},
-	}
-	if cfg.RedisURL == "" {
-		return NewMemory(limits, opts...), nil
-	}
-	ropts, err := redis.ParseURL(cfg.RedisURL.Reveal())
+// for one replica. limits holds every provider the caller will ask For;
+// one that is not a Provider constant is an error.
+func NewMemory(limits map[Provider]Limits, opts ...Option) (*Limiter, error) {
+	norm, err := normalizeLimits(limits)
 	if err != nil {
-		// url.Error repeats the URL, which may hold a password.
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		return nil, fmt.Errorf("limiter: parsing REDIS_URL (value not shown): %w", err)
+		return nil, err
 	}
-	// Deadlines cut from the caller's context must bound every call, or a
-	// Redis that hangs would hold requests for the client's read timeout.
-	ropts.ContextTimeoutEnabled = true
-	if ropts.DialTimeout == 0 {
-		ropts.DialTimeout = time.Second
-	}
-	// One dial attempt per call: a refused connection then reads as such
-	// at once, instead of as a timeout after go-redis's redials.
-	if ropts.DialerRetries == 0 {
-		ropts.DialerRetries = 1
-	}
-	l := NewRedis(redis.NewClient(ropts), cfg.RedisPrefix, limits, cfg.RedisLocalShare, log, opts...)
-	l.rdb.ownsClient = true
+	o := buildOptions(opts)
+	l := &Limiter{mem: newStore(norm, o.clock)}
+	l.buildQuotas(norm)
 	return l, nil
 }
 
 // NewRedis returns a limiter whose quotas live in Redis under prefix, shared
 // by every replica that uses the same Redis and prefix. While Redis cannot
 // be reached it answers from an in-memory limiter holding localShare (0..1)
-// of each quota. The client stays the caller's: Close does not close it.
-// The client should have ContextTimeoutEnabled, so that the per-call
+// of each quota. Redis is not contacted here: a Redis that is down at
+// start-up is handled like any outage (Check reports it at once).
+//
+// The client stays the caller's, who closes it after the last use of the
+// limiter. It should have ContextTimeoutEnabled, so that the per-call
 // timeout holds, and DialerRetries 1, so that a refused connection is seen
-// as such at once (FromConfig sets both).
-func NewRedis(client redis.UniversalClient, prefix string, limits map[string]Limits, localShare float64, log *slog.Logger, opts ...Option) *Limiter {
+// as such at once instead of as a timeout after go-redis's redials.
+func NewRedis(client redis.UniversalClient, prefix string, limits map[Provider]Limits, localShare float64, log *slog.Logger, opts ...Option) (*Limiter, error) {
+	if client == nil {
+		return nil, errors.New("limiter: NewRedis needs a redis client")
+	}
+	norm, err := normalizeLimits(limits)
+	if err != nil {
+		return nil, err
+	}
 	o := buildOptions(opts)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Limiter{rdb: newRedisStore(client, prefix, limits, localShare, log, o)}
+	l := &Limiter{rdb: newRedisStore(client, prefix, norm, localShare, log, o)}
+	l.buildQuotas(norm)
+	return l, nil
 }
 
-// Reserve claims the next request slot of provider ("local", "gemini",
-// "anthropic") that satisfies every window at once and returns how long the
-// caller must wait before making the call (0: now).
-//
-// The slot is t = max(now, last slot + MinInterval, and for each window of
-// length T and limit N holding k ≥ N slots: slot[k−N] + T), the earliest
-// time at which no window containing t would hold more than N slots.
-// When t − now would exceed maxWait, nothing is claimed and the error is a
-// *NoSlotError naming the window that binds. A provider without limits, or
-// one not configured, always gets 0.
-//
-// With Redis, Reserve never fails because Redis is down: it answers from
-// the local share. It fails only when ctx is done.
-func (l *Limiter) Reserve(ctx context.Context, provider string, maxWait time.Duration) (time.Duration, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("limiter: reserving a %s slot: %w", provider, err)
+// normalizeLimits checks that every provider is a known one (in sorted
+// order, so the error names the same one each time) and normalizes the
+// limits.
+func normalizeLimits(limits map[Provider]Limits) (map[Provider]Limits, error) {
+	out := make(map[Provider]Limits, len(limits))
+	for _, p := range slices.Sorted(maps.Keys(limits)) {
+		if !p.known() {
+			return nil, fmt.Errorf("limiter: unknown provider %q: want %q, %q or %q",
+				p, ProviderLocal, ProviderGemini, ProviderAnthropic)
+		}
+		out[p] = limits[p].normalized()
 	}
-	maxWait = max(maxWait, 0)
-	if l.rdb != nil {
-		return l.rdb.reserve(ctx, provider, maxWait)
-	}
-	return l.mem.reserve(provider, maxWait)
+	return out, nil
 }
 
-// Usage reports each configured window of provider (minute, hour, day,
-// interval, in that order) for Stats; nil for a provider without limits.
-// With Redis the figures are shared ones, or this replica's own while
-// Redis cannot be reached.
-func (l *Limiter) Usage(ctx context.Context, provider string) []WindowUsage {
-	if l.rdb != nil {
-		return l.rdb.usage(ctx, provider)
+func (l *Limiter) buildQuotas(limits map[Provider]Limits) {
+	l.quotas = make(map[Provider]*Quota, len(limits))
+	for p, lim := range limits {
+		l.quotas[p] = &Quota{l: l, p: p, limited: !lim.none()}
 	}
-	return l.mem.usage(provider)
+}
+
+// For returns provider p's quota. A provider with no entry in the limits
+// the Limiter was built with is a programming error, reported here, at
+// start: it is never silently unlimited.
+func (l *Limiter) For(p Provider) (*Quota, error) {
+	q := l.quotas[p]
+	if q == nil {
+		return nil, fmt.Errorf("limiter: no quota configured for provider %q", p)
+	}
+	return q, nil
 }
 
 // Backend says where the quotas live now: "memory", "redis", or
@@ -295,12 +298,127 @@ func (l *Limiter) Check(ctx context.Context) error {
 	return l.rdb.check(ctx)
 }
 
-// Close releases the Redis connections when FromConfig opened them.
-func (l *Limiter) Close() error {
-	if l.rdb != nil && l.rdb.ownsClient {
-		if err := l.rdb.client.Close(); err != nil {
-			return fmt.Errorf("limiter: closing the redis client: %w", err)
-		}
+// Quota is one provider's share of a Limiter: the router holds one per
+// tier. It is safe for concurrent use.
+type Quota struct {
+	l       *Limiter
+	p       Provider
+	limited bool
+	// free is what Reserve hands out while the provider has no limits: it
+	// waits for nothing and has nothing to give back.
+	free Reservation
+}
+
+// Provider is the provider whose quota q is.
+func (q *Quota) Provider() Provider { return q.p }
+
+// Backend says where the quota lives now (Limiter.Backend).
+func (q *Quota) Backend() string { return q.l.Backend() }
+
+// Reserve claims the next request slot that satisfies every window of the
+// provider at once; the Reservation says how long the caller must wait
+// before making the call. A caller that then does not make the call (its
+// context ended while it waited, the GPU queue refused the item) cancels
+// the Reservation, so that the slot is not lost.
+//
+// The slot is t = max(now, last slot + MinInterval, and for each window of
+// length T and limit N holding k ≥ N slots: slot[k−N] + T), the earliest
+// time at which no window containing t would hold more than N slots.
+// When t − now would exceed maxWait, nothing is claimed and the error is a
+// *NoSlotError naming the window that binds. A provider without limits
+// always gets 0.
+//
+// With Redis, Reserve never fails because Redis is down: it answers from
+// the local share. It fails only when ctx is done.
+func (q *Quota) Reserve(ctx context.Context, maxWait time.Duration) (*Reservation, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("limiter: reserving a %s slot: %w", q.p, err)
 	}
-	return nil
+	if !q.limited {
+		return &q.free, nil
+	}
+	maxWait = max(maxWait, 0)
+	var (
+		s   slot
+		err error
+	)
+	if q.l.rdb != nil {
+		s, err = q.l.rdb.reserve(ctx, q.p, maxWait)
+	} else {
+		s, err = q.l.mem.reserve(q.p, maxWait)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Reservation{q: q, slot: s}, nil
+}
+
+// Usage reports each configured window of the provider (minute, hour,
+// day, interval, in that order) for Stats; nil for a provider without
+// limits. With Redis the figures are shared ones, or this replica's own
+// while Redis cannot be reached.
+func (q *Quota) Usage(ctx context.Context) []WindowUsage {
+	if !q.limited {
+		return nil
+	}
+	if q.l.rdb != nil {
+		return q.l.rdb.usage(ctx, q.p)
+	}
+	return q.l.mem.usage(q.p)
+}
+
+// slot is what a backend claimed: enough to give it back.
+type slot struct {
+	wait time.Duration
+	// at is the slot's time on the local store's clock (ns since its base).
+	at int64
+	// member is the slot's sorted-set member in Redis (and in the journal);
+	// empty in memory.
+	member string
+	// local is true when the Redis backend claimed the slot from its local
+	// share, Redis being down.
+	local bool
+}
+
+// Reservation is one claimed slot.
+//
+// A nil *Reservation is valid: it waits for nothing and Cancel does
+// nothing, so a caller that holds one only for some tiers can call its
+// methods unconditionally.
+type Reservation struct {
+	q    *Quota // nil: nothing to give back
+	slot slot
+	// cancelled makes Cancel act once, however often and from however
+	// many goroutines it is called.
+	cancelled atomic.Bool
+}
+
+// Wait is how long the caller must wait before making the call (0: now).
+func (r *Reservation) Wait() time.Duration {
+	if r == nil {
+		return 0
+	}
+	return r.slot.wait
+}
+
+// Cancel gives the slot back: the call it was claimed for will not be made
+// (the GPU queue refused the item, or the caller's context ended while it
+// waited). It is safe to call more than once and after ctx has ended: on
+// Redis it runs with context.WithoutCancel(ctx) and the limiter's short
+// Redis timeout, so a caller that hung up still releases what it took.
+//
+// Cancelling after the call was made would free a slot that was used:
+// don't. Cancelling once the slot's windows have passed changes nothing.
+// When Redis cannot be reached the slot stays used there (the safe side);
+// Cancel never blocks longer than the Redis timeout.
+func (r *Reservation) Cancel(ctx context.Context) {
+	if r == nil || r.q == nil || !r.cancelled.CompareAndSwap(false, true) {
+		return
+	}
+	q := r.q
+	if q.l.rdb != nil {
+		q.l.rdb.cancel(ctx, q.p, r.slot)
+		return
+	}
+	q.l.mem.cancel(q.p, r.slot.at)
 }

@@ -15,22 +15,39 @@ type store struct {
 	base  time.Time
 	// provs is filled at construction and only read after; the states it
 	// points to change under mu.
-	provs map[string]*provState
+	provs map[Provider]*provState
 	mu    sync.Mutex
 }
 
 type provState struct {
 	limits Limits
 	rules  []rule
-	// logs[i] holds the slot times of rules[i], sorted, at most rules[i].n
-	// of them, none older than the window.
-	logs    [][]int64
-	last    int64 // the latest slot claimed, when hasLast
-	hasLast bool
+	// logs[i] holds every slot that still counts in the window of
+	// rules[i], those claimed for the future included, sorted. A log is
+	// cut by time only, never to the limit's count: once a slot is
+	// cancelled, an older one can bind again, so it must still be there.
+	logs [][]int64
+	// recent holds the latest slots after now − MinInterval (after now
+	// when MinInterval is 0), at most recentKeep of them, sorted: its last
+	// is the anchor, the latest slot, which holds a new one back by the
+	// least interval and by FIFO order. It is kept apart from the window
+	// logs, which fill rewrites. When the latest slot is cancelled, the
+	// one before it becomes the anchor.
+	recent []int64
+	// older is the latest slot recent let go to stay within recentKeep
+	// (while hasOlder). Should cancels empty recent, it is the anchor
+	// again; if it was cancelled too, nothing earlier is known and it
+	// stays the anchor, which spaces calls more than needed, never less.
+	older    int64
+	hasOlder bool
 }
 
-func newStore(limits map[string]Limits, clock func() time.Time) *store {
-	s := &store{clock: clock, base: clock(), provs: make(map[string]*provState, len(limits))}
+// recentKeep is how many latest slots a provider keeps for its anchor:
+// that many can be cancelled in a row before the anchor stops going back.
+const recentKeep = 8
+
+func newStore(limits map[Provider]Limits, clock func() time.Time) *store {
+	s := &store{clock: clock, base: clock(), provs: make(map[Provider]*provState, len(limits))}
 	for name, l := range limits {
 		l = l.normalized()
 		if l.none() {
@@ -46,26 +63,26 @@ func (s *store) now() int64 { return int64(s.clock().Sub(s.base)) }
 
 // reserve claims the next slot of provider unless it is more than maxWait
 // away.
-func (s *store) reserve(provider string, maxWait time.Duration) (time.Duration, error) {
+func (s *store) reserve(provider Provider, maxWait time.Duration) (slot, error) {
 	p := s.provs[provider]
 	if p == nil {
-		return 0, nil
+		return slot{}, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	slot, binding := p.next(now)
-	wait := time.Duration(slot - now)
+	at, binding := p.next(now)
+	wait := time.Duration(at - now)
 	if wait > maxWait {
-		return 0, &NoSlotError{Provider: provider, Window: binding, Wait: wait}
+		return slot{}, &NoSlotError{Provider: provider, Window: binding, Wait: wait}
 	}
-	p.add(slot)
-	return wait, nil
+	p.add(at)
+	return slot{wait: wait, at: at}, nil
 }
 
 // record counts a slot claimed elsewhere (through Redis) at time at, so the
 // fallback knows what this replica already used.
-func (s *store) record(provider string, at int64) {
+func (s *store) record(provider Provider, at int64) {
 	p := s.provs[provider]
 	if p == nil {
 		return
@@ -76,11 +93,40 @@ func (s *store) record(provider string, at int64) {
 	p.add(at)
 }
 
+// cancel gives back the slot at time at: one entry of that time leaves
+// every log that still holds one. Slots claimed for the same instant are
+// alike, so which of them leaves does not matter; a slot that already left
+// a window by time leaves nothing there.
+func (s *store) cancel(provider Provider, at int64) {
+	p := s.provs[provider]
+	if p == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.prune(s.now())
+	for i := range p.logs {
+		p.logs[i] = removeOne(p.logs[i], at)
+	}
+	p.recent = removeOne(p.recent, at)
+	if len(p.recent) == 0 && p.hasOlder {
+		p.recent = append(p.recent, p.older)
+	}
+}
+
+// removeOne drops one entry equal to at from the sorted log, if any.
+func removeOne(log []int64, at int64) []int64 {
+	if j, found := slices.BinarySearch(log, at); found {
+		return slices.Delete(log, j, j+1)
+	}
+	return log
+}
+
 // fill sets each local window of provider to hold exactly used[i] slots
 // (as many as its limit keeps): dropping the oldest when it holds more,
 // adding slots at now when it holds fewer. The added slots leave the window
 // a full window length from now, which errs on the safe side.
-func (s *store) fill(provider string, used []int) {
+func (s *store) fill(provider Provider, used []int) {
 	p := s.provs[provider]
 	if p == nil || len(used) != len(p.rules) {
 		return
@@ -103,32 +149,48 @@ func (s *store) fill(provider string, used []int) {
 	}
 }
 
-// prune drops the slots that left their window and keeps at most n per log:
-// only the n latest can bind a new slot.
+// prune drops the slots that left their window: a slot at s counts in a
+// window of length T containing a new slot t ≥ now only while s > now − T.
 func (p *provState) prune(now int64) {
 	for i, r := range p.rules {
-		log := p.logs[i]
-		cut := now - int64(r.length)
-		j, _ := slices.BinarySearch(log, cut+1) // first slot > cut
-		log = log[j:]
-		if len(log) > r.n {
-			log = log[len(log)-r.n:]
-		}
-		p.logs[i] = log
+		p.logs[i] = cutBefore(p.logs[i], now-int64(r.length))
 	}
+	cut := now - int64(p.limits.MinInterval)
+	p.recent = cutBefore(p.recent, cut)
+	if p.hasOlder && p.older <= cut {
+		p.hasOlder = false
+	}
+}
+
+// cutBefore drops the entries ≤ cut of a sorted log. Each call usually
+// drops none or a few, while a log holding slots claimed far ahead can be
+// long: the search gallops from the front instead of bisecting the whole
+// log, so it stays within the cache lines it needs.
+func cutBefore(log []int64, cut int64) []int64 {
+	if len(log) == 0 || log[0] > cut {
+		return log
+	}
+	lo, hi := 0, 1 // log[lo] ≤ cut
+	for hi < len(log) && log[hi] <= cut {
+		lo, hi = hi, 2*hi
+	}
+	hi = min(hi, len(log))
+	j, _ := slices.BinarySearch(log[lo:hi], cut+1) // first slot > cut
+	return log[lo+j:]
 }
 
 // next returns the earliest slot ≥ now that keeps every window within its
 // limit and the least interval, and the window that binds it ("" when now
-// is free). Slots are FIFO, so every logged slot is ≤ the new one, and a
-// window of length T containing it holds the slots in (t−T, t]: fewer than
-// n of those means slot[k−n] ≤ t−T.
+// is free). Slots are FIFO (never before the latest one, which recent
+// holds), so every logged slot is ≤ the new one, and a window of length T
+// containing it holds the slots in (t−T, t]: fewer than n of those means
+// slot[k−n] ≤ t−T.
 func (p *provState) next(now int64) (int64, string) {
 	p.prune(now)
-	slot, binding := now, ""
-	if p.hasLast {
-		if b := p.last + int64(p.limits.MinInterval); b > slot {
-			slot, binding = b, WindowInterval
+	at, binding := now, ""
+	if k := len(p.recent); k > 0 {
+		if b := p.recent[k-1] + int64(p.limits.MinInterval); b > at {
+			at, binding = b, WindowInterval
 		}
 	}
 	for i, r := range p.rules {
@@ -137,36 +199,40 @@ func (p *provState) next(now int64) (int64, string) {
 			continue
 		}
 		// On a tie the longer window is named: it is the one to wait out.
-		if b := log[len(log)-r.n] + int64(r.length); b > now && b >= slot {
-			slot, binding = b, r.name
+		if b := log[len(log)-r.n] + int64(r.length); b > now && b >= at {
+			at, binding = b, r.name
 		}
 	}
-	return slot, binding
+	return at, binding
 }
 
 // add logs a slot in every window. at is normally ≥ every logged slot; a
 // recorded one may not be, and is inserted in order.
 func (p *provState) add(at int64) {
-	for i, r := range p.rules {
-		log := p.logs[i]
-		if n := len(log); n == 0 || log[n-1] <= at {
-			log = append(log, at)
-		} else {
-			j, _ := slices.BinarySearch(log, at)
-			log = slices.Insert(log, j, at)
-		}
-		if len(log) > r.n {
-			log = log[len(log)-r.n:]
-		}
-		p.logs[i] = log
+	for i := range p.logs {
+		p.logs[i] = insertSorted(p.logs[i], at)
 	}
-	if !p.hasLast || at > p.last {
-		p.last, p.hasLast = at, true
+	p.recent = insertSorted(p.recent, at)
+	if len(p.recent) > recentKeep {
+		if !p.hasOlder || p.recent[0] > p.older {
+			p.older, p.hasOlder = p.recent[0], true
+		}
+		// Shifted in place: reslicing the front off would make append
+		// allocate again every few slots.
+		p.recent = p.recent[:copy(p.recent, p.recent[1:])]
 	}
 }
 
+func insertSorted(log []int64, at int64) []int64 {
+	if n := len(log); n == 0 || log[n-1] <= at {
+		return append(log, at)
+	}
+	j, _ := slices.BinarySearch(log, at)
+	return slices.Insert(log, j, at)
+}
+
 // usage reports provider's windows as this process sees them.
-func (s *store) usage(provider string) []WindowUsage {
+func (s *store) usage(provider Provider) []WindowUsage {
 	p := s.provs[provider]
 	if p == nil {
 		return nil
@@ -179,16 +245,19 @@ func (s *store) usage(provider string) []WindowUsage {
 	p.prune(now)
 	out := make([]WindowUsage, 0, len(p.rules)+1)
 	for i, r := range p.rules {
-		u := WindowUsage{Window: r.name, Used: uint64(len(p.logs[i])), Limit: uint64(r.n), ResetsAt: wall.Round(0)}
-		if len(p.logs[i]) > 0 {
-			u.ResetsAt = at(p.logs[i][0] + int64(r.length))
+		log := p.logs[i]
+		u := WindowUsage{Window: r.name, Used: uint64(min(len(log), r.n)), Limit: uint64(r.n), ResetsAt: wall.Round(0)}
+		if len(log) > 0 {
+			// Slots claimed beyond the window's end keep it full after
+			// the oldest leaves: the one that frees it is the n-th latest.
+			u.ResetsAt = at(log[max(len(log)-r.n, 0)] + int64(r.length))
 		}
 		out = append(out, u)
 	}
 	if p.limits.MinInterval > 0 {
 		u := WindowUsage{Window: WindowInterval, Limit: 1, ResetsAt: wall.Round(0)}
-		if end := p.last + int64(p.limits.MinInterval); p.hasLast && end > now {
-			u.Used, u.ResetsAt = 1, at(end)
+		if k := len(p.recent); k > 0 {
+			u.Used, u.ResetsAt = 1, at(p.recent[k-1]+int64(p.limits.MinInterval))
 		}
 		out = append(out, u)
 	}

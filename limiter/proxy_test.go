@@ -2,7 +2,6 @@ package limiter
 
 import (
 	"context"
-	"github.com/catalystbot/sentiment/internal/redistest"
 	"io"
 	"net"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/catalystbot/sentiment/internal/redistest"
 )
 
 // cutProxy forwards TCP to a Redis and can cut the network (every
@@ -99,10 +100,11 @@ func TestRedisPartition(t *testing.T) {
 	px := newCutProxy(t, srv.Addr())
 	c := redis.NewClient(&redis.Options{Addr: px.addr, ContextTimeoutEnabled: true, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { c.Close() })
-	l := NewRedis(c, testPrefix, map[string]Limits{"gemini": {PerMinute: 20}}, 0.5, nil,
+	l := newRedis(t, c, testPrefix, map[Provider]Limits{ProviderGemini: {PerMinute: 20}}, 0.5, nil,
 		WithRetryBackoff(50*time.Millisecond), WithRedisTimeout(500*time.Millisecond))
 	ctx := context.Background()
-	count := func(n int) int { return admitted(t, l, "gemini", n) }
+	q := quota(t, l, ProviderGemini)
+	count := func(n int) int { return admitted(t, q, n) }
 	if got := count(4); got != 4 {
 		t.Fatalf("before the cut: admitted %d of 4", got)
 	}

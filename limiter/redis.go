@@ -29,7 +29,10 @@ import (
 //	          (a restart without persistence, a flush) and writes back the
 //	          slots it claimed
 //	KEYS[3..] the window logs: sorted sets scored by slot time in
-//	          microseconds of Redis's own clock (TIME)
+//	          microseconds of Redis's own clock (TIME), holding every slot
+//	          that still counts in the window, those claimed for the future
+//	          included. They are cut by time only, never to the limit's
+//	          count: once a slot is cancelled an older one can bind again.
 
 // reserveSrc claims a slot atomically over all windows.
 // ARGV: least interval µs, max wait µs, a unique member, the epoch this
@@ -72,10 +75,8 @@ if wait <= maxwait then
   out[1] = 1
   local score = string.format('%.0f', slot)
   for i = 3, #KEYS do
-    local len, n = tonumber(ARGV[2*i]), tonumber(ARGV[2*i+1])
+    local len = tonumber(ARGV[2*i])
     redis.call('ZADD', KEYS[i], score, ARGV[3])
-    local c = redis.call('ZCARD', KEYS[i])
-    if c > n then redis.call('ZREMRANGEBYRANK', KEYS[i], 0, c - n - 1) end
     redis.call('PEXPIRE', KEYS[i], math.ceil((wait + len) / 1000))
   end
   redis.call('SET', KEYS[1], score, 'PX', math.ceil((wait + interval) / 1000) + 1)
@@ -89,7 +90,7 @@ return out
 // does not move them). A slot keeps the member it was claimed with, so one
 // that Redis still holds is not counted twice.
 // ARGV: least interval µs, a new epoch to set if none is there, count m,
-// m pairs (offset µs, member), then per window its length µs and limit.
+// m pairs (offset µs, member), then per window its length µs.
 // Returns the epoch.
 const replaySrc = `
 local t = redis.call('TIME')
@@ -111,10 +112,8 @@ for j = 1, m do
 end
 local base = 3 + 2*m
 for i = 3, #KEYS do
-  local len, n = tonumber(ARGV[base + 2*i - 5]), tonumber(ARGV[base + 2*i - 4])
+  local len = tonumber(ARGV[base + i - 2])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', string.format('%.0f', now - len))
-  local c = redis.call('ZCARD', KEYS[i])
-  if c > n then redis.call('ZREMRANGEBYRANK', KEYS[i], 0, c - n - 1) end
   local e = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
   if e[2] then
     local ttl = math.ceil((tonumber(e[2]) - now + len) / 1000)
@@ -133,19 +132,59 @@ end
 return ep
 `
 
-// usageSrc reads the windows. ARGV: each window's length µs.
-// Returns {now, last slot or ”, then per window: count, oldest or ”}.
+// usageSrc reads the windows. ARGV: per window its length µs and limit.
+// Returns {now, last slot or ”, then per window: count, and the oldest
+// slot that keeps it full (the n-th latest, or the oldest) or ”}.
 const usageSrc = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local out = {now, redis.call('GET', KEYS[1]) or ''}
 for i = 3, #KEYS do
-  local lo = '(' .. string.format('%.0f', now - tonumber(ARGV[i - 2]))
-  out[#out + 1] = redis.call('ZCOUNT', KEYS[i], lo, '+inf')
-  local e = redis.call('ZRANGEBYSCORE', KEYS[i], lo, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  local lo = '(' .. string.format('%.0f', now - tonumber(ARGV[2*i - 5]))
+  local c = redis.call('ZCOUNT', KEYS[i], lo, '+inf')
+  out[#out + 1] = c
+  local skip = math.max(c - tonumber(ARGV[2*i - 4]), 0)
+  local e = redis.call('ZRANGEBYSCORE', KEYS[i], lo, '+inf', 'WITHSCORES', 'LIMIT', skip, 1)
   out[#out + 1] = e[2] or ''
 end
 return out
+`
+
+// cancelSrc gives a slot back. It removes the member from every window
+// log; when the interval key holds the slot's score (it was the latest
+// slot), the key goes back to the latest slot left, the highest score in
+// any window log, and expires when that slot's least interval has passed.
+// With no window log to tell (none configured, or all empty) the key is
+// left as it is: spacing calls more than needed is safe, less is not.
+// The scores are Redis TIME microseconds, so the expiry is absolute and
+// the script needs no clock.
+// ARGV: member, least interval µs. Returns how many logs held the member.
+const cancelSrc = `
+local score = nil
+local removed = 0
+for i = 3, #KEYS do
+  local s = redis.call('ZSCORE', KEYS[i], ARGV[1])
+  if s then
+    score = tonumber(s)
+    removed = removed + redis.call('ZREM', KEYS[i], ARGV[1])
+  end
+end
+if score == nil then return removed end
+local last = redis.call('GET', KEYS[1])
+if not last or tonumber(last) ~= score then return removed end
+local top = nil
+for i = 3, #KEYS do
+  local e = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+  if e[2] then
+    local s = tonumber(e[2])
+    if top == nil or s > top then top = s end
+  end
+end
+if top ~= nil then
+  redis.call('SET', KEYS[1], string.format('%.0f', top))
+  redis.call('PEXPIREAT', KEYS[1], math.ceil((top + tonumber(ARGV[2])) / 1000) + 1)
+end
+return removed
 `
 
 // replayChunk bounds the slots written back by one script call.
@@ -154,7 +193,6 @@ const replayChunk = 1000
 // redisStore is the Redis backend with its in-memory fallback.
 type redisStore struct {
 	client     redis.UniversalClient
-	ownsClient bool
 	share      float64
 	log        *slog.Logger
 	clock      func() time.Time
@@ -162,10 +200,11 @@ type redisStore struct {
 	timeout    time.Duration
 	token      string // makes this instance's members and epochs unique
 	seq        atomic.Uint64
-	provs      map[string]*redisProv // filled at construction, read only
+	provs      map[Provider]*redisProv // filled at construction, read only
 	reserveScr *redis.Script
 	replayScr  *redis.Script
 	usageScr   *redis.Script
+	cancelScr  *redis.Script
 	// local is the fallback, holding share of every quota. It also counts
 	// the slots claimed through Redis, so an outage does not hand this
 	// replica a fresh share on top of what it used.
@@ -180,11 +219,11 @@ type redisStore struct {
 	// journal holds, per provider, every slot this replica claimed that
 	// can still matter (through Redis or from the local share), to write
 	// back when Redis comes back or turns out to have lost its data.
-	journal map[string][]claim
+	journal map[Provider][]claim
 	// localClaims counts slots claimed from the local share.
 	localClaims uint64
 	// epochs is the epoch each provider's keys had when last seen.
-	epochs map[string]string
+	epochs map[Provider]string
 }
 
 // claim is one slot in the journal: its time on the local store's clock and
@@ -203,7 +242,7 @@ type redisProv struct {
 	lens   []any    // per rule: length µs
 }
 
-func newRedisStore(client redis.UniversalClient, prefix string, limits map[string]Limits, share float64, log *slog.Logger, o options) *redisStore {
+func newRedisStore(client redis.UniversalClient, prefix string, limits map[Provider]Limits, share float64, log *slog.Logger, o options) *redisStore {
 	var tok [8]byte
 	_, _ = rand.Read(tok[:]) // crypto/rand.Read never fails
 	r := &redisStore{
@@ -214,15 +253,16 @@ func newRedisStore(client redis.UniversalClient, prefix string, limits map[strin
 		backoff:    o.backoff,
 		timeout:    o.timeout,
 		token:      hex.EncodeToString(tok[:]),
-		provs:      make(map[string]*redisProv, len(limits)),
+		provs:      make(map[Provider]*redisProv, len(limits)),
 		reserveScr: redis.NewScript(reserveSrc),
 		replayScr:  redis.NewScript(replaySrc),
 		usageScr:   redis.NewScript(usageSrc),
+		cancelScr:  redis.NewScript(cancelSrc),
 		up:         true,
-		journal:    make(map[string][]claim),
-		epochs:     make(map[string]string),
+		journal:    make(map[Provider][]claim),
+		epochs:     make(map[Provider]string),
 	}
-	scaled := make(map[string]Limits, len(limits))
+	scaled := make(map[Provider]Limits, len(limits))
 	for name, l := range limits {
 		l = l.normalized()
 		if l.none() {
@@ -259,10 +299,10 @@ func (r *redisStore) member() string {
 	return r.token + ":" + strconv.FormatUint(r.seq.Add(1), 36)
 }
 
-func (r *redisStore) reserve(ctx context.Context, provider string, maxWait time.Duration) (time.Duration, error) {
+func (r *redisStore) reserve(ctx context.Context, provider Provider, maxWait time.Duration) (slot, error) {
 	p := r.provs[provider]
 	if p == nil {
-		return 0, nil
+		return slot{}, nil
 	}
 	r.mu.Lock()
 	probe := false
@@ -294,7 +334,7 @@ func (r *redisStore) reserve(ctx context.Context, provider string, maxWait time.
 			continue
 		case errors.As(err, &noSlot):
 			r.local.fill(provider, r.localUsed(p, counts))
-			return 0, err
+			return slot{}, err
 		case err != nil:
 			return r.failed(ctx, provider, maxWait, err, false)
 		}
@@ -307,7 +347,7 @@ func (r *redisStore) reserve(ctx context.Context, provider string, maxWait time.
 		r.mu.Lock()
 		r.remember(provider, claim{at, member})
 		r.mu.Unlock()
-		return wait, nil
+		return slot{wait: wait, at: at, member: member}, nil
 	}
 	return r.failed(ctx, provider, maxWait, fmt.Errorf("limiter: %s keys keep changing epoch", provider), false)
 }
@@ -343,7 +383,7 @@ var errEpochChanged = errors.New("limiter: redis lost the quota keys")
 
 // reserveRedis runs the reserve script. Besides the slot it returns how
 // many slots every window holds now, all replicas together.
-func (r *redisStore) reserveRedis(ctx context.Context, p *redisProv, provider string, maxWait time.Duration) (time.Duration, string, []int64, error) {
+func (r *redisStore) reserveRedis(ctx context.Context, p *redisProv, provider Provider, maxWait time.Duration) (time.Duration, string, []int64, error) {
 	ctx, cancel := r.callCtx(ctx)
 	defer cancel()
 	r.mu.Lock()
@@ -401,7 +441,7 @@ func parseReserve(res []any) (status, binding, wait int64, epoch string, counts 
 
 // remember adds c to provider's journal and drops the claims that no
 // longer matter; r.mu is held.
-func (r *redisStore) remember(provider string, c claim) {
+func (r *redisStore) remember(provider Provider, c claim) {
 	now := r.local.now()
 	q := append(r.journal[provider], c)
 	cut := now - r.provs[provider].span
@@ -413,19 +453,63 @@ func (r *redisStore) remember(provider string, c claim) {
 }
 
 // reserveLocal answers from the local share; r.mu is held.
-func (r *redisStore) reserveLocal(provider string, maxWait time.Duration) (time.Duration, error) {
-	wait, err := r.local.reserve(provider, maxWait)
+func (r *redisStore) reserveLocal(provider Provider, maxWait time.Duration) (slot, error) {
+	s, err := r.local.reserve(provider, maxWait)
 	if err != nil {
-		return 0, err
+		return slot{}, err
 	}
+	s.member, s.local = r.member(), true
 	r.localClaims++
-	r.remember(provider, claim{r.local.now() + int64(wait), r.member()})
-	return wait, nil
+	r.remember(provider, claim{s.at, s.member})
+	return s, nil
+}
+
+// forget drops the claim of member from provider's journal, so that a
+// later write-back does not bring a cancelled slot back; r.mu is held.
+// Cancels come soon after their claims, so the search starts at the end.
+func (r *redisStore) forget(provider Provider, member string) {
+	q := r.journal[provider]
+	for i := len(q) - 1; i >= 0; i-- {
+		if q[i].member == member {
+			r.journal[provider] = slices.Delete(q, i, i+1)
+			return
+		}
+	}
+}
+
+// cancel gives slot s back: it leaves the journal and the local share at
+// once, and Redis's window logs when Redis is up. A slot claimed from the
+// local share may have been written back since, under the same member, so
+// it is removed from Redis too. While Redis is down the slot stays used
+// there: waiting out the timeout would only delay the caller, and a slot
+// counted that was not used errs on the safe side.
+func (r *redisStore) cancel(ctx context.Context, provider Provider, s slot) {
+	p := r.provs[provider]
+	if p == nil {
+		return
+	}
+	r.mu.Lock()
+	r.forget(provider, s.member)
+	up := r.up
+	r.mu.Unlock()
+	r.local.cancel(provider, s.at)
+	if !up {
+		return
+	}
+	// The caller may have hung up: what it took is released all the same,
+	// within the limiter's own timeout.
+	ctx, cancel := r.callCtx(context.WithoutCancel(ctx))
+	defer cancel()
+	err := r.cancelScr.Run(ctx, r.client, p.keys, s.member, p.limits.MinInterval.Microseconds()).Err()
+	if err != nil {
+		r.log.Debug("quota slot not given back to the shared store: it stays used",
+			"provider", string(provider), "reason", describe(err))
+	}
 }
 
 // failed handles a Redis call that did not answer: unless the caller gave
 // up, Redis is taken as down and the local share answers.
-func (r *redisStore) failed(ctx context.Context, provider string, maxWait time.Duration, err error, probe bool) (time.Duration, error) {
+func (r *redisStore) failed(ctx context.Context, provider Provider, maxWait time.Duration, err error, probe bool) (slot, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if probe {
@@ -434,7 +518,7 @@ func (r *redisStore) failed(ctx context.Context, provider string, maxWait time.D
 	if ctx.Err() != nil {
 		// The caller's deadline or cancellation, not Redis: admitting from
 		// the local share while Redis may be counting would risk the quota.
-		return 0, fmt.Errorf("limiter: reserving a %s slot: %w", provider, ctx.Err())
+		return slot{}, fmt.Errorf("limiter: reserving a %s slot: %w", provider, ctx.Err())
 	}
 	r.markDown(err)
 	return r.reserveLocal(provider, maxWait)
@@ -494,7 +578,7 @@ func (r *redisStore) recover(ctx context.Context) error {
 
 // replayProvider writes provider's journal back to Redis (it also checks
 // that Redis answers) and takes the epoch it finds there.
-func (r *redisStore) replayProvider(ctx context.Context, provider string) error {
+func (r *redisStore) replayProvider(ctx context.Context, provider Provider) error {
 	p := r.provs[provider]
 	r.mu.Lock()
 	q := slices.Clone(r.journal[provider])
@@ -515,11 +599,11 @@ func (r *redisStore) replayProvider(ctx context.Context, provider string) error 
 	return nil
 }
 
-func (r *redisStore) replayChunk(ctx context.Context, p *redisProv, provider string, claims []claim) (string, error) {
+func (r *redisStore) replayChunk(ctx context.Context, p *redisProv, provider Provider, claims []claim) (string, error) {
 	ctx, cancel := r.callCtx(ctx)
 	defer cancel()
 	now := r.local.now()
-	args := make([]any, 0, 3+2*len(claims)+len(p.spec))
+	args := make([]any, 0, 3+2*len(claims)+len(p.lens))
 	args = append(args, p.limits.MinInterval.Microseconds(), r.member(), len(claims))
 	for _, c := range claims {
 		d := c.at - now
@@ -528,7 +612,7 @@ func (r *redisStore) replayChunk(ctx context.Context, p *redisProv, provider str
 		}
 		args = append(args, d/1000, c.member)
 	}
-	args = append(args, p.spec...)
+	args = append(args, p.lens...)
 	epoch, err := r.replayScr.Run(ctx, r.client, p.keys, args...).Text()
 	if err != nil {
 		return "", fmt.Errorf("limiter: writing %d %s slots back to redis: %w", len(claims), provider, err)
@@ -536,7 +620,7 @@ func (r *redisStore) replayChunk(ctx context.Context, p *redisProv, provider str
 	return epoch, nil
 }
 
-func (r *redisStore) usage(ctx context.Context, provider string) []WindowUsage {
+func (r *redisStore) usage(ctx context.Context, provider Provider) []WindowUsage {
 	p := r.provs[provider]
 	if p == nil {
 		return nil
@@ -555,7 +639,7 @@ func (r *redisStore) usage(ctx context.Context, provider string) []WindowUsage {
 func (r *redisStore) usageRedis(ctx context.Context, p *redisProv) ([]WindowUsage, error) {
 	ctx, cancel := r.callCtx(ctx)
 	defer cancel()
-	res, err := r.usageScr.Run(ctx, r.client, p.keys, p.lens...).Slice()
+	res, err := r.usageScr.Run(ctx, r.client, p.keys, p.spec...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("limiter: reading usage from redis: %w", err)
 	}
@@ -573,7 +657,7 @@ func (r *redisStore) usageRedis(ctx context.Context, p *redisProv) ([]WindowUsag
 	out := make([]WindowUsage, 0, len(p.rules)+1)
 	for i, rl := range p.rules {
 		n, _ := res[2+2*i].(int64)
-		u := WindowUsage{Window: rl.name, Used: uint64(max(n, 0)), Limit: uint64(rl.n), ResetsAt: wall, Shared: true}
+		u := WindowUsage{Window: rl.name, Used: uint64(min(max(n, 0), int64(rl.n))), Limit: uint64(rl.n), ResetsAt: wall, Shared: true}
 		if first, ok := score(res[3+2*i]); ok {
 			u.ResetsAt = at(first + rl.length.Microseconds())
 		}

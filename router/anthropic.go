@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -40,9 +39,18 @@ var claude5 = regexp.MustCompile(`^claude-[a-z]+-5([-.]|$)`)
 // that every request sends, so each call would fail with a 400.
 func CheckAnthropicModel(model string) error {
 	if claude5.MatchString(model) {
-		return errors.New("Claude 5-generation models reject the forced tool use and temperature 0 this service sends; use claude-haiku-4-5 or another 4.x model")
+		return claude5Error{}
 	}
 	return nil
+}
+
+// claude5Error says why a Claude 5 model is refused; its text is the
+// second half of the start-up error line, so it starts with the model's
+// name.
+type claude5Error struct{}
+
+func (claude5Error) Error() string {
+	return "Claude 5-generation models reject the forced tool use and temperature 0 this service sends; use claude-haiku-4-5 or another 4.x model"
 }
 
 // NewAnthropic returns the client; hc should come from

@@ -142,13 +142,14 @@ type Gate interface {
 	Report(sig upstream.Signal, detail string)
 }
 
-// Quota claims request slots of a provider (the limiter package).
+// Quota claims request slots of one provider (a limiter.Quota).
 type Quota interface {
-	// Reserve returns how long to wait before calling, or a
-	// *limiter.NoSlotError when that wait would exceed maxWait.
-	Reserve(ctx context.Context, provider string, maxWait time.Duration) (time.Duration, error)
+	// Reserve claims a slot and says how long to wait before calling, or
+	// fails with a *limiter.NoSlotError when that wait would exceed
+	// maxWait. A slot whose call is not made is given back with Cancel.
+	Reserve(ctx context.Context, maxWait time.Duration) (*limiter.Reservation, error)
 	// Usage and Backend report the windows for Stats.
-	Usage(ctx context.Context, provider string) []limiter.WindowUsage
+	Usage(ctx context.Context) []limiter.WindowUsage
 	Backend() string
 }
 
@@ -539,7 +540,9 @@ func (r *Router) paused(t *tier) (time.Time, bool) {
 
 // admit waits for the tier's quota slot and GPU slot, within what the
 // deadline allows after the later tiers' reserve. On refusal it returns a
-// nil release with the outcome and why.
+// nil release with the outcome and why; a quota slot claimed for a call
+// that is then not made (the GPU queue refused the item, or the caller's
+// context ended while it waited) is given back.
 func (r *Router) admit(ctx context.Context, t *tier, reserve time.Duration) (release func(upstream.Signal), _ Outcome, detail string) {
 	maxWait := func() time.Duration {
 		if left, ok := r.remaining(ctx); ok {
@@ -547,8 +550,9 @@ func (r *Router) admit(ctx context.Context, t *tier, reserve time.Duration) (rel
 		}
 		return t.Timeout
 	}
+	var slot *limiter.Reservation
 	if t.Quota != nil {
-		wait, err := t.Quota.Reserve(ctx, t.Tier.String(), maxWait())
+		res, err := t.Quota.Reserve(ctx, maxWait())
 		var noSlot *limiter.NoSlotError
 		switch {
 		case errors.As(err, &noSlot):
@@ -556,14 +560,19 @@ func (r *Router) admit(ctx context.Context, t *tier, reserve time.Duration) (rel
 		case err != nil:
 			return nil, OutcomeSkipped, "quota: " + err.Error()
 		}
-		if !sleep(ctx, wait) {
+		if !sleep(ctx, res.Wait()) {
+			res.Cancel(ctx)
 			return nil, OutcomeSkipped, "the call ended waiting for a quota slot"
 		}
+		slot = res
 	}
 	if t.Queue == nil {
 		return func(upstream.Signal) {}, 0, ""
 	}
 	rel, err := t.Queue.Acquire(ctx, maxWait())
+	if err != nil {
+		slot.Cancel(ctx)
+	}
 	switch {
 	case errors.Is(err, batcher.ErrQueueFull):
 		return nil, OutcomeSkipped, "GPU queue full"

@@ -38,7 +38,7 @@ func (r *Router) Stats(ctx context.Context) []TierStats {
 			Answered:            t.answered.Load(),
 		}
 		if t.Quota != nil {
-			s.Quota = t.Quota.Usage(ctx, t.Tier.String())
+			s.Quota = t.Quota.Usage(ctx)
 			s.QuotaBackend = t.Quota.Backend()
 		}
 		out = append(out, s)

@@ -97,6 +97,8 @@ func TestStartupErrorsExit2(t *testing.T) {
 			"sentimentd: setting SENTIMENT_TLS_CERT=\"/nonexistent/cert.pem\": must be a readable PEM certificate file (no such file or directory)\n"},
 		{"redis url", map[string]string{"REDIS_URL": "redis://:hunter2@cache:6379/x"},
 			"sentimentd: setting REDIS_URL=\"redis://:xxxxx@cache:6379/x\": must be a Redis URL such as redis://localhost:6379/0 or rediss://:password@host:6380/0 (invalid database number: \"x\")\n"},
+		{"claude 5", map[string]string{"ANTHROPIC_API_KEY": "sk-ant-test", "SENTIMENT_ANTHROPIC_MODEL": "claude-haiku-5-5"},
+			"sentimentd: setting SENTIMENT_ANTHROPIC_MODEL=\"claude-haiku-5-5\": Claude 5-generation models reject the forced tool use and temperature 0 this service sends; use claude-haiku-4-5 or another 4.x model\n"},
 		{"blank token", map[string]string{"SENTIMENT_AUTH_TOKENS": " "},
 			"sentimentd: setting SENTIMENT_AUTH_TOKENS=\"[redacted]\": must be comma-separated bearer tokens of at least 16 characters; entry 1 of 1 is blank\n"},
 	}

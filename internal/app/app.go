@@ -206,16 +206,21 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 }
 
 // buildQuota opens the one Redis client when REDIS_URL is set and builds
-// the quotas on it, or in memory.
+// the quotas on it, or in memory; then it hands each tier its provider's
+// quota.
 func (a *App) buildQuota(ctx context.Context) error {
 	cfg := a.cfg
-	limits := map[string]limiter.Limits{
-		"local":     {PerMinute: cfg.LocalQuota.RPM, PerHour: cfg.LocalQuota.RPH, PerDay: cfg.LocalQuota.RPD},
-		"gemini":    {PerMinute: cfg.Gemini.RPM, PerHour: cfg.Gemini.RPH, PerDay: cfg.Gemini.RPD, MinInterval: cfg.MinInterval},
-		"anthropic": {PerMinute: cfg.Anthropic.RPM, PerHour: cfg.Anthropic.RPH, PerDay: cfg.Anthropic.RPD, MinInterval: cfg.MinInterval},
+	limits := map[limiter.Provider]limiter.Limits{
+		limiter.ProviderLocal:     {PerMinute: cfg.LocalQuota.RPM, PerHour: cfg.LocalQuota.RPH, PerDay: cfg.LocalQuota.RPD},
+		limiter.ProviderGemini:    {PerMinute: cfg.Gemini.RPM, PerHour: cfg.Gemini.RPH, PerDay: cfg.Gemini.RPD, MinInterval: cfg.MinInterval},
+		limiter.ProviderAnthropic: {PerMinute: cfg.Anthropic.RPM, PerHour: cfg.Anthropic.RPH, PerDay: cfg.Anthropic.RPD, MinInterval: cfg.MinInterval},
 	}
+	var err error
 	if cfg.RedisURL == "" {
-		a.quota = limiter.NewMemory(limits)
+		a.quota, err = limiter.NewMemory(limits)
+		if err != nil {
+			return fmt.Errorf("building the quotas: %w", err)
+		}
 		return nil
 	}
 	ropts, err := redis.ParseURL(cfg.RedisURL.Reveal())
@@ -239,11 +244,24 @@ func (a *App) buildQuota(ctx context.Context) error {
 		ropts.DialerRetries = 1
 	}
 	a.redis = redis.NewClient(ropts)
-	a.quota = limiter.NewRedis(a.redis, cfg.RedisPrefix, limits, cfg.RedisLocalShare, a.log)
+	a.quota, err = limiter.NewRedis(a.redis, cfg.RedisPrefix, limits, cfg.RedisLocalShare, a.log)
+	if err != nil {
+		return fmt.Errorf("building the quotas: %w", err)
+	}
 	cctx, cancel := context.WithTimeout(ctx, redisCheckTimeout)
 	defer cancel()
 	_ = a.quota.Check(cctx) // an outage is logged by the limiter, once
 	return nil
+}
+
+// quotaFor is a tier's quota. Every provider has limits configured (zero
+// is "no limit", said explicitly), so an error here is a programming one.
+func (a *App) quotaFor(p limiter.Provider) (router.Quota, error) {
+	q, err := a.quota.For(p)
+	if err != nil {
+		return nil, fmt.Errorf("building the %s tier: %w", p, err)
+	}
+	return q, nil
 }
 
 func newQueue(cfg config.Config) (*batcher.Queue, error) {
@@ -284,7 +302,10 @@ func (a *App) price(model string) router.Price {
 func (a *App) localTier(o *options) (t router.TierConfig, oc *ollama.Client, err error) {
 	c := a.cfg.Local
 	t = router.TierConfig{Tier: router.TierLocal, Model: c.Model, Timeout: c.Timeout, MaxChars: c.MaxLength,
-		Price: a.price(c.Model), Quota: a.quota, Queue: a.queue}
+		Price: a.price(c.Model), Queue: a.queue}
+	if t.Quota, err = a.quotaFor(limiter.ProviderLocal); err != nil {
+		return t, nil, err
+	}
 	hc := o.client(UpstreamLocal, c.MaxConcurrent)
 	switch {
 	case !c.Enabled:
@@ -336,7 +357,11 @@ func (a *App) buildGPU(oc *ollama.Client, o *options) (*gpu.Manager, error) {
 
 func (a *App) geminiTier(o *options) (router.TierConfig, error) {
 	c := a.cfg.Gemini
-	t := router.TierConfig{Tier: router.TierGemini, Model: c.Model, Timeout: a.cfg.CloudTimeout, Price: a.price(c.Model), Quota: a.quota}
+	t := router.TierConfig{Tier: router.TierGemini, Model: c.Model, Timeout: a.cfg.CloudTimeout, Price: a.price(c.Model)}
+	var err error
+	if t.Quota, err = a.quotaFor(limiter.ProviderGemini); err != nil {
+		return t, err
+	}
 	if c.APIKey == "" {
 		t.DisabledReason = "disabled: GEMINI_API_KEY is not set"
 		return t, nil
@@ -348,7 +373,11 @@ func (a *App) geminiTier(o *options) (router.TierConfig, error) {
 
 func (a *App) anthropicTier(o *options) (router.TierConfig, error) {
 	c := a.cfg.Anthropic
-	t := router.TierConfig{Tier: router.TierAnthropic, Model: c.Model, Timeout: a.cfg.CloudTimeout, Price: a.price(c.Model), Quota: a.quota}
+	t := router.TierConfig{Tier: router.TierAnthropic, Model: c.Model, Timeout: a.cfg.CloudTimeout, Price: a.price(c.Model)}
+	var err error
+	if t.Quota, err = a.quotaFor(limiter.ProviderAnthropic); err != nil {
+		return t, err
+	}
 	if c.APIKey == "" {
 		t.DisabledReason = "disabled: ANTHROPIC_API_KEY is not set"
 		return t, nil
