@@ -15,70 +15,28 @@ import (
 	"github.com/catalystbot/sentiment/upstream"
 )
 
-// gpuServer is a fake Ollama server with slots parallel slots, on the
-// service's shared fake upstream (a real HTTP server on loopback): a call
-// that finds all slots taken gets the crashed runner's HTTP 500, as the
-// owner's GPU answered when it ran out of VRAM; one that finds a slot holds
-// it for service, then answers 200 in Ollama's format.
-//
-// Slots are counted here rather than with the fake's InFlight: a slot is
-// freed before the answer is written, so by the time a client has its
-// answer (and releases its queue slot) the server has room again, as a
-// runner that has finished generating does.
+// gpuServer is the shared slotted fake GPU (upstreamtest.Slots) on a fake
+// Ollama over loopback, and a client of it.
 type gpuServer struct {
-	fake    *upstreamtest.Fake
-	client  *http.Client
-	slots   int
-	service time.Duration
-
-	mu      sync.Mutex
-	busy    int
-	peak    int
-	crashes int
-	served  atomic.Int64
+	fake   *upstreamtest.Fake
+	slots  *upstreamtest.Slots
+	client *http.Client
 }
 
 func newGPUServer(tb testing.TB, slots int, service time.Duration) *gpuServer {
 	tb.Helper()
-	g := &gpuServer{fake: upstreamtest.New(tb, upstreamtest.Ollama), slots: slots, service: service}
-	g.fake.SetDefault(upstreamtest.Func(g.serve))
+	g := &gpuServer{fake: upstreamtest.New(tb, upstreamtest.Ollama), slots: upstreamtest.NewSlots(slots, service)}
+	g.fake.SetDefault(g.slots.Behavior())
 	tr := &http.Transport{MaxIdleConnsPerHost: 256}
 	g.client = &http.Client{Transport: tr}
 	tb.Cleanup(tr.CloseIdleConnections)
 	return g
 }
 
-func (g *gpuServer) serve(c *upstreamtest.Call) {
-	g.mu.Lock()
-	if g.busy >= g.slots {
-		g.crashes++
-		g.mu.Unlock()
-		upstreamtest.OllamaRunnerTerminated()(c)
-		return
-	}
-	g.busy++
-	g.peak = max(g.peak, g.busy)
-	g.mu.Unlock()
-
-	t := time.NewTimer(g.service)
-	select {
-	case <-t.C:
-	case <-c.R.Context().Done():
-	case <-c.Stopped():
-	}
-	t.Stop()
-	g.mu.Lock()
-	g.busy--
-	g.mu.Unlock()
-	g.served.Add(1)
-	upstreamtest.Answer(upstreamtest.BullishJSON)(c)
-}
-
 // counts returns the most calls served at once and the 500s answered.
 func (g *gpuServer) counts() (peak, crashes int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.peak, g.crashes
+	peak, crashes, _ = g.slots.Counts()
+	return peak, crashes
 }
 
 var generateBody = []byte(`{"model":"mistral","prompt":"Acme raises full-year guidance","stream":false,"format":"json"}`)

@@ -166,10 +166,9 @@ func TestClientsCanceled(t *testing.T) {
 			fake.Push(upstreamtest.Hang())
 			ctx, cancel := context.WithCancel(t.Context())
 			go func() {
-				for fake.InFlight() == 0 {
-					time.Sleep(time.Millisecond)
+				if err := fake.AwaitInFlight(t.Context(), 1); err == nil {
+					cancel()
 				}
-				cancel()
 			}()
 			_, _, err := p.Judge(ctx, testPrompt)
 			wantError(t, err, upstream.Error{Kind: upstream.KindCanceled}, "canceled")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -626,4 +627,51 @@ func TestHungOnlyTierOpensItsBreaker(t *testing.T) {
 			t.Fatalf("%+v after %v, want the open breaker to answer at once", res.Tried, time.Since(start))
 		}
 	})
+}
+
+// TestObserverHearsEveryCallOnce: every upstream call is reported once, as
+// it ends, with its tier, retry number, outcome, error type, health
+// signal, tokens and cost; a tier skipped without a call is not reported.
+func TestObserverHearsEveryCallOnce(t *testing.T) {
+	var mu sync.Mutex
+	var calls []router.Call
+	cfg := policy()
+	cfg.Observe = func(ctx context.Context, c router.Call) {
+		if ctx == nil {
+			t.Error("observer got no context")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, c)
+	}
+	r, u := newRouter(t, cfg, false)
+	u.local.Push(upstreamtest.OllamaRunnerTerminated(), upstreamtest.OllamaRunnerTerminated())
+	u.gemini.Push(upstreamtest.AnswerUsage(upstreamtest.BullishJSON, 1000, 200))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := request("Acme wins a contract")
+	res := r.Judge(ctx, req)
+
+	if len(calls) != res.Calls || len(calls) != 3 {
+		t.Fatalf("observer heard %d calls, the result counts %d; want 3 (two at local, one at gemini)", len(calls), res.Calls)
+	}
+	for i, want := range []router.Call{
+		{Tier: router.TierLocal, Model: "mistral", Retry: 0, Outcome: router.OutcomeError, ErrorType: "http_500", Signal: upstream.SignalCrash},
+		{Tier: router.TierLocal, Model: "mistral", Retry: 1, Outcome: router.OutcomeError, ErrorType: "http_500", Signal: upstream.SignalCrash},
+		{Tier: router.TierGemini, Model: "gemini-2.5-flash", Retry: 0, Outcome: router.OutcomeOK, Signal: upstream.SignalOK,
+			Usage: router.Usage{TokensIn: 1000, TokensOut: 200}, CostUSD: (1000*0.30 + 200*2.50) / 1e6},
+	} {
+		got := calls[i]
+		got.Latency = 0
+		if got != want {
+			t.Errorf("call %d: %+v, want %+v", i, got, want)
+		}
+	}
+	// Tiers skipped without a call (not allowed here) are not reported.
+	calls = nil
+	req.Allowed = []router.Tier{router.TierLexicon}
+	r.Judge(ctx, req)
+	if len(calls) != 0 {
+		t.Errorf("observer heard %+v for tiers that were not called", calls)
+	}
 }

@@ -256,43 +256,6 @@ func TestClassifyBatchCancelledByClient(t *testing.T) {
 	waitNoOpenStreams(t, ts)
 }
 
-func TestShutdownDrainsBatchInFlight(t *testing.T) {
-	clock := newHeldClock()
-	ts := start(t, testConfig(), app.WithClock(clock.now))
-	stream, err := ts.client.ClassifyBatch(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	entered, release := clock.holdNext()
-	if err := stream.Send(batchItem("held", "Acme beats estimates")); err != nil {
-		t.Fatal(err)
-	}
-	<-entered
-
-	stopped := make(chan struct{})
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		ts.srv.Shutdown(ctx)
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-		t.Fatal("Shutdown returned while an item was in flight")
-	default:
-	}
-	release()
-
-	resp, err := stream.Recv()
-	if err != nil || resp.GetId() != "held" || resp.GetResult() == nil {
-		t.Fatalf("held item: %v (%v), want its result before the stream ends", resp, err)
-	}
-	if _, err := stream.Recv(); status.Code(err) != codes.Unavailable {
-		t.Fatalf("end of stream: %v, want UNAVAILABLE (shutting down)", err)
-	}
-	<-stopped
-}
-
 // waitNoOpenStreams waits, within a bound, for the server's batch handlers
 // to end after their clients went away.
 func waitNoOpenStreams(t *testing.T, ts *testServer) {

@@ -90,7 +90,7 @@ func BenchmarkBatchThroughputGPU(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			const slots = 4
-			local, overloads := fakeGPU(b, slots, 200*time.Millisecond)
+			local, gpuSlots := fakeGPU(b, slots, 200*time.Millisecond)
 			cfg := testConfig()
 			cfg.Local.Enabled, cfg.Local.Endpoint, cfg.Local.MaxConcurrent = true, local.URL, slots
 			cfg.GPUPacing, cfg.BatchSize, cfg.BatchDelay = bc.pacing, 5, 2*time.Second
@@ -126,8 +126,9 @@ func BenchmarkBatchThroughputGPU(b *testing.B) {
 				elapsed := time.Since(start)
 				b.ReportMetric(float64(bc.items)/elapsed.Seconds(), "items/s")
 				b.ReportMetric(float64(local0), "by-local")
-				b.ReportMetric(float64(overloads.Load()), "500s")
-				b.ReportMetric(float64(local.MaxInFlight()), "max-in-flight")
+				peak, crashes, _ := gpuSlots.Counts()
+				b.ReportMetric(float64(crashes), "500s")
+				b.ReportMetric(float64(peak), "max-in-flight")
 			}
 		})
 	}

@@ -372,3 +372,48 @@ func TestCancelledCallsAreCountedAsCancelled(t *testing.T) {
 		}
 	})
 }
+
+// TestShutdownDrainsBatchInFlight: within the grace, shutdown waits for the
+// item being judged, which gets the model's answer, and only then ends the
+// stream, saying the server is shutting down.
+func TestShutdownDrainsBatchInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startBubble(t, hungConfig(false))
+		b.local.SetDefault(upstreamtest.Delay(2*time.Second, upstreamtest.Answer(upstreamtest.BearishJSON)))
+		stream, err := b.client.ClassifyBatch(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(batchItem("held", "Acme beats estimates")); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the item waits for the model
+
+		stopped := make(chan struct{})
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			b.srv.Shutdown(ctx)
+			close(stopped)
+		}()
+		synctest.Wait() // everything waits: the model's answer, and Shutdown for it
+		select {
+		case <-stopped:
+			t.Fatal("Shutdown returned while an item was in flight")
+		default:
+		}
+
+		resp, err := stream.Recv()
+		if err != nil || resp.GetId() != "held" || resp.GetResult().GetProvenance().GetTier() != pb.Tier_TIER_LOCAL {
+			t.Fatalf("held item: %v (%v), want the model's answer before the stream ends", resp, err)
+		}
+		if _, err := stream.Recv(); status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "server is shutting down") {
+			t.Fatalf("end of stream: %v, want UNAVAILABLE saying the server is shutting down", err)
+		}
+		<-stopped
+		b.conn.Close()
+		if err := <-b.done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+}

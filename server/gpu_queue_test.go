@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +17,7 @@ import (
 // crashing runner does, whenever more than 4 calls are in flight.
 func TestBurstNeverOverloadsTheGPU(t *testing.T) {
 	const slots, items = 4, 1000
-	local, overloads := fakeGPU(t, slots, 2*time.Millisecond)
+	local, gpuSlots := fakeGPU(t, slots, 2*time.Millisecond)
 	cfg := testConfig()
 	cfg.Local.Enabled, cfg.Local.Endpoint, cfg.Local.MaxConcurrent = true, local.URL, slots
 	cfg.BatchConcurrency = 64
@@ -56,8 +55,8 @@ func TestBurstNeverOverloadsTheGPU(t *testing.T) {
 	if len(answered) != items {
 		t.Errorf("%d of %d items answered", len(answered), items)
 	}
-	if n := overloads.Load(); n != 0 || local.MaxInFlight() > slots {
-		t.Errorf("the GPU server saw %d calls at once and answered %d 500s; want at most %d and none", local.MaxInFlight(), n, slots)
+	if peak, n, _ := gpuSlots.Counts(); n != 0 || peak > slots {
+		t.Errorf("the GPU server saw %d calls at once and answered %d 500s; want at most %d and none", peak, n, slots)
 	}
 	if byLocal != items {
 		t.Errorf("%d of %d items judged by the local model; the queue should have held the rest, not spilled them", byLocal, items)
@@ -103,17 +102,10 @@ func TestCancelledStreamCancelsUpstreamCalls(t *testing.T) {
 
 // fakeGPU is a local model server with slots parallel slots and the given
 // latency that, like the owner's GPU, fails with a runner crash (HTTP 500)
-// when more calls than slots are in flight; overloads counts those.
-func fakeGPU(t testing.TB, slots int, latency time.Duration) (local *upstreamtest.Fake, overloads *atomic.Int64) {
-	local = upstreamtest.New(t, upstreamtest.Ollama)
-	overloads = new(atomic.Int64)
-	local.SetDefault(upstreamtest.Func(func(c *upstreamtest.Call) {
-		if local.InFlight() > slots {
-			overloads.Add(1)
-			upstreamtest.OllamaRunnerTerminated()(c)
-			return
-		}
-		upstreamtest.Delay(latency, upstreamtest.Answer(upstreamtest.BullishJSON))(c)
-	}))
-	return local, overloads
+// when a call finds every slot taken (upstreamtest.Slots).
+func fakeGPU(t testing.TB, slots int, latency time.Duration) (*upstreamtest.Fake, *upstreamtest.Slots) {
+	local := upstreamtest.New(t, upstreamtest.Ollama)
+	s := upstreamtest.NewSlots(slots, latency)
+	local.SetDefault(s.Behavior())
+	return local, s
 }

@@ -55,6 +55,11 @@ func TestGPUStatusFromFakeSysfs(t *testing.T) {
 	if m := st.GetModel(); m.GetName() != "mistral" || !m.GetWarm() || !m.GetLoaded() {
 		t.Errorf("model %v, want mistral warm and loaded", m)
 	}
+	// LLM_MAX_CONCURRENT is 5: the queue's limit and the manager's
+	// ceiling both start there.
+	if q := st.GetQueue(); q.GetLimit() != 5 || q.GetCeiling() != 5 || st.GetGpuConcurrency() != 5 || st.GetRecoveryPhase() != "open" {
+		t.Errorf("queue %v, concurrency %d, phase %q; want limit and ceiling 5, 5 allowed, the gate open", q, st.GetGpuConcurrency(), st.GetRecoveryPhase())
+	}
 
 	// The local tier now answers through the gate.
 	resp, err := client.Classify(ctxT(t), &pb.ClassifyRequest{Item: &pb.NewsItem{Title: "Acme raises full-year guidance after record orders"}})
@@ -173,5 +178,11 @@ func TestRunnerCrashMidBatch(t *testing.T) {
 	if st.GetCleanups() < 1 || !strings.Contains(st.GetLastCleanupReason(), "runner") || loads.Load() <= loadsBefore {
 		t.Errorf("after the crash: %d cleanups (last %q), %d loads after start; want the model reloaded after a runner crash",
 			st.GetCleanups(), st.GetLastCleanupReason(), loads.Load()-loadsBefore)
+	}
+	// The crash halved the queue's adaptive limit (grown back since): what is allowed is the
+	// smaller of it and the ceiling, and GPUStatus says so.
+	q := st.GetQueue()
+	if q.GetHalvings() < 1 || q.GetStarted() == 0 || st.GetGpuConcurrency() != min(q.GetLimit(), q.GetCeiling()) {
+		t.Errorf("queue %v, concurrency %d; want a halving after the crash and the smaller of limit and ceiling allowed", q, st.GetGpuConcurrency())
 	}
 }

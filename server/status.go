@@ -56,6 +56,7 @@ func (s *Server) GPUStatus(context.Context, *pb.GPUStatusRequest) (*pb.GPUStatus
 		GpuConcurrency:      int32(st.Ceiling),
 		ConcurrencyCut:      st.CeilingCut,
 		Queue:               s.queueStats(),
+		RecoveryPhase:       st.Phase,
 		ConsecutiveFailures: uint32(st.ConsecutiveFailures),
 		Model: &pb.ModelState{
 			Name:          st.Model.Name,

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -13,6 +14,8 @@ import (
 	"github.com/catalystbot/sentiment/internal/upstreamtest"
 )
 
+var stressSeed = flag.Uint64("stress-seed", 0, "seed of TestBatchStreamsUnderFailuresAndCancellation (0: a new one)")
+
 // TestBatchStreamsUnderFailuresAndCancellation sends 10,000 items over ten
 // streams to a local model that fails a third of its calls, cancels three
 // of the streams at random points, and checks the promise: on every stream
@@ -22,9 +25,21 @@ func TestBatchStreamsUnderFailuresAndCancellation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stress test; -short skips it")
 	}
+	seed := *stressSeed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.Logf("seed %d (rerun with -stress-seed=%d)", seed, seed)
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(seed, seed))
+	intN := func(n int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return rng.IntN(n)
+	}
 	local := upstreamtest.New(t, upstreamtest.Ollama)
 	local.SetDefault(upstreamtest.Func(func(c *upstreamtest.Call) {
-		switch n := rand.IntN(10); {
+		switch n := intN(10); {
 		case n < 3:
 			upstreamtest.OllamaRunnerTerminated()(c)
 		case n < 4:
@@ -40,7 +55,7 @@ func TestBatchStreamsUnderFailuresAndCancellation(t *testing.T) {
 	ts := start(t, cfg)
 
 	const streams, perStream = 10, 1000
-	cancelled := map[int]int{2: rand.IntN(perStream), 5: rand.IntN(perStream), 8: rand.IntN(perStream)}
+	cancelled := map[int]int{2: intN(perStream), 5: intN(perStream), 8: intN(perStream)}
 	var wg sync.WaitGroup
 	errs := make(chan error, streams)
 	for s := range streams {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,7 +16,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/internal/logtest"
+	"github.com/catalystbot/sentiment/internal/upstreamtest"
 )
 
 func TestBadSettingStopsStartupWithOneLine(t *testing.T) {
@@ -31,9 +34,19 @@ func TestBadSettingStopsStartupWithOneLine(t *testing.T) {
 	}
 }
 
+// TestServesUntilSignalled runs the binary's whole start-up against fakes
+// of everything outside it: a fake Ollama (warmed at start, then judging)
+// and a fake sysfs tree of one RX 6800; nothing of the real machine is
+// read. It serves, answers from the local model, and stops on SIGTERM.
 func TestServesUntilSignalled(t *testing.T) {
+	ollama := upstreamtest.New(t, upstreamtest.Ollama)
+	env := map[string]string{
+		"SENTIMENT_GRPC_ADDR": "127.0.0.1:0", "SENTIMENT_SHUTDOWN_GRACE": "5",
+		"LLM_ENDPOINT_URL": ollama.URL, "SENTIMENT_GPU_READER": "sysfs",
+		"SENTIMENT_GPU_SYSFS_ROOT":    filepath.Join("..", "..", "gpu", "testdata", "sysfs", "rx6800"),
+		"SENTIMENT_GPU_POLL_INTERVAL": "0.1",
+	}
 	stdout, w := io.Pipe()
-	env := map[string]string{"SENTIMENT_GRPC_ADDR": "127.0.0.1:0", "SENTIMENT_SHUTDOWN_GRACE": "5"}
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(nil, func(k string) string { return env[k] }, w, io.Discard)
@@ -63,6 +76,30 @@ func TestServesUntilSignalled(t *testing.T) {
 	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "catalyst.sentiment.v1.SentimentService"})
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health: %v %v", resp, err)
+	}
+	// The manager warms the model in the background; the local tier
+	// answers once it has.
+	client := pb.NewSentimentServiceClient(conn)
+	for {
+		st, err := client.GPUStatus(ctx, &pb.GPUStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.GetLocalAdmitting() {
+			if st.GetReader() != "sysfs" || len(st.GetDevices()) != 1 {
+				t.Errorf("GPUStatus %v, want the fake RX 6800 read through sysfs", st)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the local tier never opened: %v", st)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	answer, err := client.Classify(ctx, &pb.ClassifyRequest{Item: &pb.NewsItem{Title: "Acme raises full-year guidance"}})
+	if err != nil || answer.GetProvenance().GetTier() != pb.Tier_TIER_LOCAL {
+		t.Fatalf("Classify: %v %v, want the local model's answer", answer.GetProvenance(), err)
 	}
 
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {

@@ -41,6 +41,9 @@ import (
 	"github.com/catalystbot/sentiment/upstream"
 )
 
+// The GPU manager is the local tier's gate.
+var _ router.Gate = (*gpu.Manager)(nil)
+
 // cloudConnsPerHost bounds the connections kept to one cloud API; their
 // quotas, not our sockets, are what limits throughput there.
 const cloudConnsPerHost = 16

@@ -26,6 +26,7 @@ package upstreamtest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -118,6 +119,8 @@ type Fake struct {
 	calls    int
 	inFlight int
 	maxIn    int
+	// changed is closed, and replaced, whenever inFlight changes.
+	changed chan struct{}
 	// down is true between Close and Restart; stop is closed by Close so
 	// that waiting behaviours end and the server can shut down.
 	down bool
@@ -223,6 +226,37 @@ func (f *Fake) InFlight() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.inFlight
+}
+
+// AwaitInFlight waits until at least n model calls are being answered at
+// once, or ctx ends (its error is returned): tests order themselves on it
+// instead of polling.
+func (f *Fake) AwaitInFlight(ctx context.Context, n int) error {
+	for {
+		f.mu.Lock()
+		if f.inFlight >= n {
+			f.mu.Unlock()
+			return nil
+		}
+		if f.changed == nil {
+			f.changed = make(chan struct{})
+		}
+		ch := f.changed
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("upstreamtest %s: %d of %d calls in flight: %w", f.Format, f.InFlight(), n, ctx.Err())
+		}
+	}
+}
+
+// notifyLocked wakes AwaitInFlight; f.mu is held.
+func (f *Fake) notifyLocked() {
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
 }
 
 // MaxInFlight is the most model calls that were being answered at once.
@@ -376,6 +410,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.calls++
 	f.inFlight++
 	f.maxIn = max(f.maxIn, f.inFlight)
+	f.notifyLocked()
 	var b Behavior
 	if f.key != "" && f.sentKey(r) != f.key {
 		b = badKey(f.sentKey(r))
@@ -389,6 +424,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		f.mu.Lock()
 		f.inFlight--
+		f.notifyLocked()
 		f.mu.Unlock()
 	}()
 

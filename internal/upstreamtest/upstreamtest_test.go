@@ -113,9 +113,7 @@ func TestMaxInFlight(t *testing.T) {
 	for range 3 {
 		wg.Go(func() { _, _, _ = post(t, hc, fake.URL+modelPath[OpenAI], `{}`) })
 	}
-	for fake.InFlight() < 3 {
-		time.Sleep(time.Millisecond)
-	}
+	awaitInFlight(t, fake, 3)
 	close(release)
 	wg.Wait()
 	if fake.MaxInFlight() != 3 || fake.InFlight() != 0 {
@@ -129,9 +127,7 @@ func TestCloseAndRestart(t *testing.T) {
 	hc := client(t)
 	done := make(chan error, 1)
 	go func() { _, _, err := post(t, hc, fake.URL+"/api/chat", `{}`); done <- err }()
-	for fake.InFlight() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	awaitInFlight(t, fake, 1)
 	fake.Close() // must not wait for the hanging call
 	if err := <-done; err == nil {
 		t.Error("hanging call survived Close")
@@ -190,4 +186,14 @@ func TestMemoryTransportInBubble(t *testing.T) {
 			t.Errorf("slow body took only %v", time.Since(start))
 		}
 	})
+}
+
+// awaitInFlight waits, within a bound, for n calls in flight at fake.
+func awaitInFlight(t *testing.T, fake *Fake, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := fake.AwaitInFlight(ctx, n); err != nil {
+		t.Fatal(err)
+	}
 }

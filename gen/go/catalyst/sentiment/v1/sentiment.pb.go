@@ -1772,7 +1772,11 @@ type GPUStatusResponse struct {
 	// Local calls failed in a row.
 	ConsecutiveFailures uint32 `protobuf:"varint,19,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
 	// The GPU queue in front of the local model.
-	Queue         *GPUQueueStats `protobuf:"bytes,20,opt,name=queue,proto3" json:"queue,omitempty"`
+	Queue *GPUQueueStats `protobuf:"bytes,20,opt,name=queue,proto3" json:"queue,omitempty"`
+	// Where the GPU manager's gate and recovery cycle stand: "open",
+	// "cleanup pending", "draining", "unloading", "verifying", "restarting",
+	// "warming", "backing off", or "off" with no model server to control.
+	RecoveryPhase string `protobuf:"bytes,21,opt,name=recovery_phase,json=recoveryPhase,proto3" json:"recovery_phase,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1945,6 +1949,13 @@ func (x *GPUStatusResponse) GetQueue() *GPUQueueStats {
 		return x.Queue
 	}
 	return nil
+}
+
+func (x *GPUStatusResponse) GetRecoveryPhase() string {
+	if x != nil {
+		return x.RecoveryPhase
+	}
+	return ""
 }
 
 // GPUQueueStats is the GPU queue: its adaptive (AIMD) limit and what it
@@ -2851,7 +2862,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\n" +
 	"size_bytes\x18\a \x01(\x04R\tsizeBytes\x12%\n" +
 	"\x0econtext_length\x18\b \x01(\x05R\rcontextLength\x12\x14\n" +
-	"\x05error\x18\t \x01(\tR\x05error\"\x92\a\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"\xb9\a\n" +
 	"\x11GPUStatusResponse\x12:\n" +
 	"\adevices\x18\x01 \x03(\v2 .catalyst.sentiment.v1.GPUDeviceR\adevices\x12\x16\n" +
 	"\x06reader\x18\x02 \x01(\tR\x06reader\x12!\n" +
@@ -2875,7 +2886,8 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x0fgpu_concurrency\x18\x11 \x01(\x05R\x0egpuConcurrency\x12'\n" +
 	"\x0fconcurrency_cut\x18\x12 \x01(\bR\x0econcurrencyCut\x121\n" +
 	"\x14consecutive_failures\x18\x13 \x01(\rR\x13consecutiveFailures\x12:\n" +
-	"\x05queue\x18\x14 \x01(\v2$.catalyst.sentiment.v1.GPUQueueStatsR\x05queue\"\xe7\x02\n" +
+	"\x05queue\x18\x14 \x01(\v2$.catalyst.sentiment.v1.GPUQueueStatsR\x05queue\x12%\n" +
+	"\x0erecovery_phase\x18\x15 \x01(\tR\rrecoveryPhase\"\xe7\x02\n" +
 	"\rGPUQueueStats\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x18\n" +
 	"\aceiling\x18\x02 \x01(\x05R\aceiling\x12\x1b\n" +

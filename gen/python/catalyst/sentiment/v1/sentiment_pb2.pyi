@@ -324,7 +324,7 @@ class ModelState(_message.Message):
     def __init__(self, name: _Optional[str] = ..., loaded: _Optional[bool] = ..., vram_bytes: _Optional[int] = ..., warm: _Optional[bool] = ..., warmup_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., size_bytes: _Optional[int] = ..., context_length: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class GPUStatusResponse(_message.Message):
-    __slots__ = ("devices", "reader", "reader_error", "pressure", "model", "last_cleanup_at", "last_cleanup_reason", "cleanups", "local_admitting", "gate_reason", "observed_at", "pressure_percent", "pressure_card", "vram_not_freed", "vram_message", "restarts", "gpu_concurrency", "concurrency_cut", "consecutive_failures", "queue")
+    __slots__ = ("devices", "reader", "reader_error", "pressure", "model", "last_cleanup_at", "last_cleanup_reason", "cleanups", "local_admitting", "gate_reason", "observed_at", "pressure_percent", "pressure_card", "vram_not_freed", "vram_message", "restarts", "gpu_concurrency", "concurrency_cut", "consecutive_failures", "queue", "recovery_phase")
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     READER_FIELD_NUMBER: _ClassVar[int]
     READER_ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -345,6 +345,7 @@ class GPUStatusResponse(_message.Message):
     CONCURRENCY_CUT_FIELD_NUMBER: _ClassVar[int]
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_PHASE_FIELD_NUMBER: _ClassVar[int]
     devices: _containers.RepeatedCompositeFieldContainer[GPUDevice]
     reader: str
     reader_error: str
@@ -365,7 +366,8 @@ class GPUStatusResponse(_message.Message):
     concurrency_cut: bool
     consecutive_failures: int
     queue: GPUQueueStats
-    def __init__(self, devices: _Optional[_Iterable[_Union[GPUDevice, _Mapping]]] = ..., reader: _Optional[str] = ..., reader_error: _Optional[str] = ..., pressure: _Optional[_Union[PressureLevel, str]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ..., last_cleanup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_cleanup_reason: _Optional[str] = ..., cleanups: _Optional[int] = ..., local_admitting: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pressure_percent: _Optional[float] = ..., pressure_card: _Optional[str] = ..., vram_not_freed: _Optional[bool] = ..., vram_message: _Optional[str] = ..., restarts: _Optional[int] = ..., gpu_concurrency: _Optional[int] = ..., concurrency_cut: _Optional[bool] = ..., consecutive_failures: _Optional[int] = ..., queue: _Optional[_Union[GPUQueueStats, _Mapping]] = ...) -> None: ...
+    recovery_phase: str
+    def __init__(self, devices: _Optional[_Iterable[_Union[GPUDevice, _Mapping]]] = ..., reader: _Optional[str] = ..., reader_error: _Optional[str] = ..., pressure: _Optional[_Union[PressureLevel, str]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ..., last_cleanup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_cleanup_reason: _Optional[str] = ..., cleanups: _Optional[int] = ..., local_admitting: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pressure_percent: _Optional[float] = ..., pressure_card: _Optional[str] = ..., vram_not_freed: _Optional[bool] = ..., vram_message: _Optional[str] = ..., restarts: _Optional[int] = ..., gpu_concurrency: _Optional[int] = ..., concurrency_cut: _Optional[bool] = ..., consecutive_failures: _Optional[int] = ..., queue: _Optional[_Union[GPUQueueStats, _Mapping]] = ..., recovery_phase: _Optional[str] = ...) -> None: ...
 
 class GPUQueueStats(_message.Message):
     __slots__ = ("limit", "ceiling", "in_flight", "waiting", "started", "halvings", "grows", "spilled_full", "spilled_no_time", "canceled", "service_time")
