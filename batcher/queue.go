@@ -173,11 +173,10 @@ type Queue struct {
 	limit    int
 	ceiling  int
 	inFlight int
-	// idle is closed (idleShut) once inFlight is 0 after a release has
-	// handed its slot on, if it could; a fresh one is made when a call
-	// starts on an idle queue.
-	idle     chan struct{}
-	idleShut bool
+	// idle is made when Idle is asked while calls hold slots, and closed
+	// (and dropped) once none does after a release has handed its slot on,
+	// if it could: a queue nobody drains makes no channels.
+	idle chan struct{}
 	closed   bool
 	waiters  list.List // of *waiter, oldest first
 	// round is incremented by every cut; a slot remembers the round it
@@ -216,7 +215,7 @@ func New(cfg Config, opts ...Option) (*Queue, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	q := &Queue{cfg: cfg, now: time.Now, limit: cfg.MaxConcurrent, ceiling: cfg.MaxConcurrent, idle: make(chan struct{})}
+	q := &Queue{cfg: cfg, now: time.Now, limit: cfg.MaxConcurrent, ceiling: cfg.MaxConcurrent}
 	q.markIdleLocked()
 	for _, o := range opts {
 		o(q)
@@ -376,8 +375,21 @@ func (q *Queue) Close() {
 func (q *Queue) Idle() <-chan struct{} {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.inFlight == 0 {
+		return closedChan
+	}
+	if q.idle == nil {
+		q.idle = make(chan struct{})
+	}
 	return q.idle
 }
+
+// closedChan is what Idle returns while no call holds a slot.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // Stats returns a snapshot.
 func (q *Queue) Stats() Stats {
@@ -465,9 +477,6 @@ func (q *Queue) canStartLocked() bool {
 }
 
 func (q *Queue) startLocked() slot {
-	if q.idleShut {
-		q.idle, q.idleShut = make(chan struct{}), false
-	}
 	q.inFlight++
 	q.st.Started++
 	if q.cfg.Pacing == Waves {
@@ -490,9 +499,9 @@ func (q *Queue) unstartLocked() {
 // that free a slot call it after dispatchLocked, so that a slot handed
 // straight to the next in line does not read as idle in between.
 func (q *Queue) markIdleLocked() {
-	if q.inFlight == 0 && !q.idleShut {
+	if q.inFlight == 0 && q.idle != nil {
 		close(q.idle)
-		q.idleShut = true
+		q.idle = nil
 	}
 }
 

@@ -33,6 +33,7 @@ func (s *Server) ClassifyBatch(stream grpc.BidiStreamingServer[pb.ClassifyBatchR
 		srv:      s,
 		stream:   stream,
 		slots:    make(chan struct{}, s.cfg.BatchConcurrency),
+		jobs:     make(chan job),
 		inFlight: make(map[string]struct{}),
 	}
 	// Recv blocks and cannot be selected on, so one goroutine reads ahead
@@ -56,11 +57,18 @@ func (s *Server) ClassifyBatch(stream grpc.BidiStreamingServer[pb.ClassifyBatchR
 	}()
 
 	endErr := b.run(msgs)
+	close(b.jobs)
 	b.wg.Wait()
 	if endErr == nil {
 		endErr = b.sendErr
 	}
 	return endErr
+}
+
+// job is one accepted item for a worker.
+type job struct {
+	req         pipeline.Request
+	preliminary bool
 }
 
 type recvResult struct {
@@ -73,7 +81,12 @@ type batch struct {
 	srv    *Server
 	stream grpc.BidiStreamingServer[pb.ClassifyBatchRequest, pb.ClassifyBatchResponse]
 	slots  chan struct{}
-	wg     sync.WaitGroup
+	// jobs feeds the stream's workers: at most one per slot, started as
+	// items need them and reused for the stream's life, so an item costs
+	// no goroutine of its own (nor the growth of a fresh one's stack).
+	jobs    chan job
+	workers int            // started; run's alone
+	wg      sync.WaitGroup // the workers
 
 	idMu     sync.Mutex
 	inFlight map[string]struct{} // ids being judged
@@ -116,8 +129,7 @@ func (b *batch) run(msgs <-chan recvResult) error {
 			<-b.slots
 			continue
 		}
-		b.wg.Add(1)
-		go b.judge(r, m.req.GetPreliminary())
+		b.dispatch(job{r, m.req.GetPreliminary()})
 	}
 }
 
@@ -148,6 +160,37 @@ func (b *batch) accept(req *pb.ClassifyBatchRequest) (pipeline.Request, bool) {
 	return r, true
 }
 
+// dispatch hands j to an idle worker, or starts one while there are fewer
+// than one per slot. With every worker started it waits for one: the slot
+// j holds leaves at most the others busy, so one is, or is about to be,
+// idle. Only run calls it.
+func (b *batch) dispatch(j job) {
+	if b.workers < cap(b.slots) {
+		select {
+		case b.jobs <- j:
+		default:
+			b.workers++
+			b.wg.Add(1)
+			go b.work(j)
+		}
+		return
+	}
+	b.jobs <- j
+}
+
+// work judges j, then the jobs that follow, until the stream's reading
+// ends.
+func (b *batch) work(j job) {
+	defer b.wg.Done()
+	for {
+		b.judge(j.req, j.preliminary)
+		var ok bool
+		if j, ok = <-b.jobs; !ok {
+			return
+		}
+	}
+}
+
 // judge answers one accepted item: its preliminary result when asked for,
 // then exactly one final result or error entry.
 func (b *batch) judge(r pipeline.Request, preliminary bool) {
@@ -166,7 +209,6 @@ func (b *batch) judge(r pipeline.Request, preliminary bool) {
 		b.idMu.Unlock()
 		b.send(final)
 		<-b.slots
-		b.wg.Done()
 	}()
 
 	var listen []pipeline.Listener
