@@ -176,9 +176,9 @@ type Queue struct {
 	// idle is made when Idle is asked while calls hold slots, and closed
 	// (and dropped) once none does after a release has handed its slot on,
 	// if it could: a queue nobody drains makes no channels.
-	idle chan struct{}
-	closed   bool
-	waiters  list.List // of *waiter, oldest first
+	idle    chan struct{}
+	closed  bool
+	waiters list.List // of *waiter, oldest first
 	// round is incremented by every cut; a slot remembers the round it
 	// started in, and only an Overload from the current round cuts again.
 	round uint64
