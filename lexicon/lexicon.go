@@ -276,3 +276,20 @@ func (s *Scorer) Score(text string) Prescore {
 	}
 	return p
 }
+
+// Weighs reports whether word, lower case, carries sentiment to the
+// lexicon: a word of VADER's lexicon with a valence, a negation or a
+// booster, or a word of the finance rules (a direction, an evaluation, a
+// metric, a unit, a word of a phrase). Two texts that differ only in words
+// that do not weigh read alike; the cache's meaning guard relies on it.
+func (s *Scorer) Weighs(word string) bool {
+	if w, ok := s.words[word]; ok && (w.valence != 0 || w.negation || w.isBooster) {
+		return true
+	}
+	if s.fin != nil {
+		if _, ok := s.fin.ids[word]; ok {
+			return true
+		}
+	}
+	return false
+}
