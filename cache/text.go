@@ -36,7 +36,18 @@ func Read(title, summary string) Text {
 	if summary != "" {
 		s += " . " + summary
 	}
-	toks := tokenize(stripBoilerplate(strings.ToLower(s)))
+	return fromTokens(tokenize(stripBoilerplate(strings.ToLower(s))))
+}
+
+// Encode is t in a compact form to store beside its answer.
+func (t *Text) Encode() string { return t.Key }
+
+// DecodeText is the inverse of Encode.
+func DecodeText(s string) (Text, error) {
+	return fromTokens(strings.Fields(s)), nil
+}
+
+func fromTokens(toks []string) Text {
 	t := Text{Key: strings.Join(toks, " "), Tokens: toks}
 	var content []string
 	for _, w := range toks {

@@ -113,9 +113,17 @@ type Config struct {
 	// GPU is the VRAM policy of the GPU manager.
 	GPU GPUPolicy
 
-	RedisURL         secret.Secret
+	RedisURL secret.Secret
+	// Cache turns the answer cache on; CacheSimilarity is the least
+	// similarity of a near-duplicate hit, CacheTTL how long an answer
+	// lives (0 turns the cache off too), CachePerTicker, CacheMaxEntries
+	// and CacheMaxMB bound it.
+	Cache            bool
 	CacheSimilarity  float64
 	CacheTTL         time.Duration
+	CachePerTicker   int
+	CacheMaxEntries  int
+	CacheMaxMB       int
 	CostAlertDaily   float64
 	CostAlertMonthly float64
 	UsageLogPath     string
@@ -260,8 +268,12 @@ func Default() Config {
 			DrainTimeout: 30 * time.Second,
 			Warmup:       true,
 		},
+		Cache:            true,
 		CacheSimilarity:  0.95,
 		CacheTTL:         86400 * time.Second,
+		CachePerTicker:   100,
+		CacheMaxEntries:  100_000,
+		CacheMaxMB:       64,
 		CostAlertDaily:   5.00,
 		CostAlertMonthly: 50.00,
 	}
@@ -365,8 +377,12 @@ func (c *Config) settings() []setting {
 		{"SENTIMENT_GPU_PCI_BUS_ID", "gpu-pci-bus-id", "PCI address of the card whose VRAM counts (e.g. 0000:03:00.0); empty: the fullest discrete card", stringValue{p: &c.GPU.PCIBusID}},
 
 		{"REDIS_URL", "redis-url", "Redis URL for shared quotas and cache; empty: in memory", redisURLValue{&c.RedisURL}},
-		{"LLM_CACHE_SIMILARITY", "cache-similarity", "near-duplicate similarity threshold", floatValue{&c.CacheSimilarity, 0.5, 1}},
-		{"LLM_CACHE_TTL", "cache-ttl", "seconds a cached answer is kept", secondsValue{&c.CacheTTL, 0, 30 * day}},
+		{"SENTIMENT_CACHE", "cache", "keep the models' answers so a repeated item is judged once (1/0)", boolValue{&c.Cache}},
+		{"LLM_CACHE_SIMILARITY", "cache-similarity", "least similarity (word shingles) of a near-duplicate cache hit within a ticker", floatValue{&c.CacheSimilarity, 0.5, 1}},
+		{"LLM_CACHE_TTL", "cache-ttl", "seconds a cached answer is kept from when it was made (0: no cache)", secondsValue{&c.CacheTTL, 0, 30 * day}},
+		{"SENTIMENT_CACHE_PER_TICKER", "cache-per-ticker", "cached answers kept per ticker (least recently used out first)", intValue{&c.CachePerTicker, 1, 10_000}},
+		{"SENTIMENT_CACHE_MAX_ENTRIES", "cache-max-entries", "cached answers kept in memory in all", intValue{&c.CacheMaxEntries, 1, 10_000_000}},
+		{"SENTIMENT_CACHE_MAX_MB", "cache-max-mb", "memory the cached answers may take, in MiB", intValue{&c.CacheMaxMB, 1, 1 << 16}},
 		{"LLM_COST_ALERT_DAILY", "cost-alert-daily", "USD spent in a day that raises an alert", floatValue{&c.CostAlertDaily, 0, 1e6}},
 		{"LLM_COST_ALERT_MONTHLY", "cost-alert-monthly", "USD spent in a month that raises an alert", floatValue{&c.CostAlertMonthly, 0, 1e7}},
 		{"LLM_USAGE_LOG_PATH", "usage-log-path", "file that receives one JSON line per model call; empty: none", stringValue{p: &c.UsageLogPath}},

@@ -6,18 +6,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
-	"net"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/catalystbot/sentiment/internal/rediserr"
 )
 
 // The Lua scripts below work on one provider's keys, which share the hash
@@ -503,7 +502,7 @@ func (r *redisStore) cancel(ctx context.Context, provider Provider, s slot) {
 	err := r.cancelScr.Run(ctx, r.client, p.keys, s.member, p.limits.MinInterval.Microseconds()).Err()
 	if err != nil {
 		r.log.Debug("quota slot not given back to the shared store: it stays used",
-			"provider", string(provider), "reason", describe(err))
+			"provider", string(provider), "reason", rediserr.Describe(err))
 	}
 }
 
@@ -528,7 +527,7 @@ func (r *redisStore) failed(ctx context.Context, provider Provider, maxWait time
 // first time, it says so; r.mu is held.
 func (r *redisStore) markDown(err error) {
 	now := r.clock()
-	why := describe(err)
+	why := rediserr.Describe(err)
 	if r.up {
 		r.up, r.downSince = false, now
 		r.log.Warn("quota store unreachable: each quota falls back to this replica's local share",
@@ -547,7 +546,7 @@ func (r *redisStore) check(ctx context.Context) error {
 		r.mu.Lock()
 		r.markDown(err)
 		r.mu.Unlock()
-		return fmt.Errorf("limiter: redis: %s", describe(err))
+		return fmt.Errorf("limiter: redis: %s", rediserr.Describe(err))
 	}
 	return nil
 }
@@ -680,28 +679,4 @@ func (r *redisStore) backend() string {
 		return "redis"
 	}
 	return "memory (redis unreachable: " + r.reason + ")"
-}
-
-// describe says why a Redis call failed, in words that never carry the
-// Redis URL or its password.
-func describe(err error) string {
-	var nerr net.Error
-	var rerr redis.Error
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
-		return "timeout"
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return "connection lost"
-	case errors.Is(err, redis.ErrClosed):
-		return "client closed"
-	case errors.As(err, &rerr):
-		return "redis error: " + rerr.Error()
-	}
-	var oerr *net.OpError
-	if errors.As(err, &oerr) {
-		return oerr.Op + ": " + oerr.Err.Error()
-	}
-	return "unexpected error"
 }

@@ -53,12 +53,17 @@ type Router interface {
 	Judge(ctx context.Context, req router.Request) router.Result
 }
 
-// Cache is the seam where stored answers plug in, between the prefilter
-// and the router. Lookup returns a final answer stored for an item like
-// req's; Store keeps a final answer a model gave.
+// Cache is where stored answers plug in, between the prefilter and the
+// router.
 type Cache interface {
-	Lookup(ctx context.Context, req *Request, pre lexicon.Prescore) (Answer, bool)
-	Store(ctx context.Context, req *Request, pre lexicon.Prescore, a Answer)
+	// Claim returns an answer stored for an item like req's, or one a
+	// concurrent call of the same or a near-identical item is making,
+	// waited for within ctx (lookup false skips both: skip_cache). When
+	// there is none the caller judges the item itself and must call
+	// finish with its final answer and whether it is worth keeping (a
+	// model's answer; not a degraded one), so that it is stored and the
+	// calls waiting for it get it.
+	Claim(ctx context.Context, req *Request, pre lexicon.Prescore, lookup bool) (a Answer, hit bool, finish func(ctx context.Context, a Answer, keep bool))
 }
 
 // Listener hears every answer as it becomes known. It runs on the
@@ -161,6 +166,10 @@ func (p *Pipeline) emit(ctx context.Context, also []Listener, ev Event) {
 
 // judge runs the path after the prescore and returns the final answer.
 func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore, start time.Time) (Answer, error) {
+	// kept is the answer handed to the cache, and keep whether it is worth
+	// storing: only a model's answer is.
+	var kept Answer
+	var keep bool
 	if p.prefilter(pre, &req.Options) {
 		p.stats.answered[router.TierLexicon].Add(1)
 		a := lexiconAnswer(req, pre, PhaseFinal)
@@ -168,18 +177,19 @@ func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore
 		a.Provenance.Latency = p.now().Sub(start)
 		return a, nil
 	}
-	useCache := p.cache != nil && !req.Options.SkipCache
-	if useCache {
-		if a, ok := p.cache.Lookup(ctx, req, pre); ok {
+	work, cancel := p.workContext(ctx)
+	defer cancel()
+	var finish func(context.Context, Answer, bool)
+	if p.cache != nil {
+		a, hit, fin := p.cache.Claim(work, req, pre, !req.Options.SkipCache)
+		if hit {
 			p.stats.answered[a.Provenance.Tier].Add(1)
 			a.ID, a.Prescore, a.Phase = req.Item.ID, pre, PhaseFinal
 			a.Provenance.Latency = p.now().Sub(start)
 			return a, nil
 		}
+		finish = fin
 	}
-
-	work, cancel := p.workContext(ctx)
-	defer cancel()
 	res := p.router.Judge(work, router.Request{
 		Item:     router.Item{Ticker: req.Item.Ticker, Title: req.Item.Title, Summary: req.Item.Summary},
 		Prescore: pre,
@@ -187,6 +197,10 @@ func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore
 		Allowed:  modelTiers(req.Options.AllowedTiers),
 	})
 	shutdown := errors.Is(context.Cause(work), ErrShuttingDown)
+	if finish != nil {
+		// Whatever happens next, the calls waiting on this one must hear.
+		defer func() { finish(ctx, kept, keep) }()
+	}
 	if ctx.Err() != nil && !shutdown {
 		// The caller went away: nobody reads this answer.
 		return Answer{}, p.ended(ctx)
@@ -204,11 +218,11 @@ func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore
 	p.stats.answered[res.Tier].Add(1)
 	a := answerOf(req, pre, res)
 	a.Provenance.Latency = p.now().Sub(start)
-	if useCache {
-		a.Provenance.CacheHit = CacheMiss
-		if !res.Degraded {
-			p.cache.Store(ctx, req, pre, a)
+	if finish != nil {
+		if !req.Options.SkipCache {
+			a.Provenance.CacheHit = CacheMiss
 		}
+		kept, keep = a, !res.Degraded
 	}
 	return a, nil
 }

@@ -215,26 +215,29 @@ func TestRequireLLMIsUnavailableWithTheReason(t *testing.T) {
 	}
 }
 
-// mapCache is the smallest cache the seam takes: exact title matches.
+// mapCache is the smallest cache the seam takes: exact title matches,
+// nothing in flight to share.
 type mapCache struct {
 	mu     sync.Mutex
 	m      map[string]pipeline.Answer
 	stored int
 }
 
-func (c *mapCache) Lookup(_ context.Context, r *pipeline.Request, _ lexicon.Prescore) (pipeline.Answer, bool) {
+func (c *mapCache) Claim(_ context.Context, r *pipeline.Request, _ lexicon.Prescore, lookup bool) (pipeline.Answer, bool, func(context.Context, pipeline.Answer, bool)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	a, ok := c.m[r.Item.Title]
-	a.Provenance.CacheHit = pipeline.CacheExact
-	return a, ok
-}
-
-func (c *mapCache) Store(_ context.Context, r *pipeline.Request, _ lexicon.Prescore, a pipeline.Answer) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.m[r.Item.Title] = a
-	c.stored++
+	if a, ok := c.m[r.Item.Title]; ok && lookup {
+		a.Provenance.CacheHit = pipeline.CacheExact
+		return a, true, nil
+	}
+	return pipeline.Answer{}, false, func(_ context.Context, a pipeline.Answer, keep bool) {
+		if keep {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.m[r.Item.Title] = a
+			c.stored++
+		}
+	}
 }
 
 func TestCacheSeam(t *testing.T) {
@@ -256,16 +259,16 @@ func TestCacheSeam(t *testing.T) {
 	}
 	r.Options.SkipCache = true
 	third, err := e.p.Judge(t.Context(), r)
-	if err != nil || third.Provenance.CacheHit != pipeline.CacheNotConsulted || e.local.Calls() != 2 {
-		t.Fatalf("skip_cache: %+v %v with %d calls, want a fresh judgement", third.Provenance, err, e.local.Calls())
+	if err != nil || third.Provenance.CacheHit != pipeline.CacheNotConsulted || e.local.Calls() != 2 || cache.stored != 2 {
+		t.Fatalf("skip_cache: %+v %v with %d calls (stored %d), want a fresh judgement, stored", third.Provenance, err, e.local.Calls(), cache.stored)
 	}
 	// A degraded answer is never stored.
 	e.local.SetDefault(upstreamtest.OllamaModelNotFound("mistral"))
 	if _, err := e.p.Judge(t.Context(), req("Acme misses estimates and cuts guidance")); err != nil {
 		t.Fatal(err)
 	}
-	if cache.stored != 1 {
-		t.Errorf("stored %d answers, want only the model's first", cache.stored)
+	if cache.stored != 2 {
+		t.Errorf("stored %d answers, want only the model's two", cache.stored)
 	}
 }
 

@@ -112,6 +112,11 @@ type Provenance struct {
 	Tier     router.Tier
 	Model    string
 	CacheHit CacheHit
+	// CacheSimilarity and CacheSourceID say, on a cache hit, how alike
+	// the item is to the one whose answer was reused (1 for an exact
+	// hit), and that item's id.
+	CacheSimilarity float64
+	CacheSourceID   string
 	// Attempts counts upstream calls, every tier together.
 	Attempts int
 	// Tiers is each tier considered, in order, with its outcome; a

@@ -136,19 +136,21 @@ func enumNames(m map[int32]string) string {
 func answerPB(a *pipeline.Answer) *pb.ClassifyResponse {
 	p := &a.Provenance
 	prov := &pb.Provenance{
-		Tier:          tierPB(p.Tier),
-		Model:         p.Model,
-		CacheHit:      cacheHitPB(p.CacheHit),
-		Attempts:      int32(p.Attempts),
-		Degraded:      p.Degraded,
-		Reason:        p.Reason,
-		Prefiltered:   p.Prefiltered,
-		Latency:       durationpb.New(p.Latency),
-		TokensIn:      p.TokensIn,
-		TokensOut:     p.TokensOut,
-		CostUsd:       p.CostUSD,
-		PromptVersion: p.PromptVersion,
-		Tiers:         make([]*pb.TierAttempt, len(p.Tiers)),
+		Tier:            tierPB(p.Tier),
+		Model:           p.Model,
+		CacheHit:        cacheHitPB(p.CacheHit),
+		CacheSimilarity: p.CacheSimilarity,
+		CacheSourceId:   p.CacheSourceID,
+		Attempts:        int32(p.Attempts),
+		Degraded:        p.Degraded,
+		Reason:          p.Reason,
+		Prefiltered:     p.Prefiltered,
+		Latency:         durationpb.New(p.Latency),
+		TokensIn:        p.TokensIn,
+		TokensOut:       p.TokensOut,
+		CostUsd:         p.CostUSD,
+		PromptVersion:   p.PromptVersion,
+		Tiers:           make([]*pb.TierAttempt, len(p.Tiers)),
 	}
 	for i, t := range p.Tiers {
 		ta := &pb.TierAttempt{Tier: tierPB(t.Tier), Model: t.Model, Outcome: outcomePB(t.Outcome), Attempts: int32(t.Calls), Detail: t.Detail}

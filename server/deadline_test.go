@@ -278,7 +278,7 @@ func TestShutdownAnswersEveryAcceptedItem(t *testing.T) {
 		}
 		go func() {
 			for i := range 200 {
-				if stream.Send(batchItem(fmt.Sprint(i), "Acme beats estimates")) != nil {
+				if stream.Send(batchItem(fmt.Sprint(i), fmt.Sprintf("Acme beats estimates in region %d", i))) != nil {
 					return
 				}
 			}

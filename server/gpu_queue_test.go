@@ -29,7 +29,9 @@ func TestBurstNeverOverloadsTheGPU(t *testing.T) {
 	}
 	go func() {
 		for i := range items {
-			if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: fmt.Sprint(i), Title: "Acme raises full-year guidance after record orders"}}); err != nil {
+			// Three different releases: the same one would share one call.
+		title := fmt.Sprintf("Acme raises full-year guidance after %d record orders", i+2)
+		if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: fmt.Sprint(i), Title: title}}); err != nil {
 				return
 			}
 		}
@@ -83,12 +85,18 @@ func TestCancelledStreamCancelsUpstreamCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: fmt.Sprint(i), Title: "Acme raises full-year guidance after record orders"}}); err != nil {
+		// Three different releases: the same one would share one call.
+		title := fmt.Sprintf("Acme raises full-year guidance after %d record orders", i+2)
+		if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: fmt.Sprint(i), Title: title}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for range 3 {
-		<-entered
+		select {
+		case <-entered:
+		case <-ctx.Done():
+			t.Fatal("the three calls never all reached the model")
+		}
 	}
 	cancel()
 	for range 3 {

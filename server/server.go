@@ -32,6 +32,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/catalystbot/sentiment/batcher"
+	"github.com/catalystbot/sentiment/cache"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/pipeline"
@@ -70,6 +71,7 @@ type Server struct {
 	tiers Tiers
 	gpu   GPU
 	queue Queue
+	cache Cache
 	now   func() time.Time
 
 	grpc   *grpc.Server
@@ -100,6 +102,14 @@ type Tiers interface {
 type GPU interface {
 	Status() gpu.Status
 }
+
+// Cache is the answer cache as Stats needs it.
+type Cache interface {
+	Stats() cache.Stats
+}
+
+// WithCache reports c's counts in Stats.
+func WithCache(c Cache) Option { return func(s *Server) { s.cache = c } }
 
 // Queue is the GPU queue as GPUStatus needs it.
 type Queue interface {

@@ -46,12 +46,15 @@ type testServer struct {
 }
 
 // testConfig has no model tier enabled: answers come from the lexicon,
-// whatever runs on the machine's Ollama port.
+// whatever runs on the machine's Ollama port. Nor has it the cache: the
+// request-path tests send the same item again on purpose, to see each
+// tier's behaviour; the cache's own tests turn it on.
 func testConfig() config.Config {
 	cfg := config.Default()
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.ShutdownGrace = 5 * time.Second
 	cfg.Local.Enabled = false
+	cfg.Cache = false
 	return cfg
 }
 

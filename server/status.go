@@ -153,6 +153,7 @@ func (s *Server) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsRespon
 			OpenStreams:   uint64(max(c.openStreams.Load(), 0)),
 		},
 		Tiers: s.tierStats(ctx, ps.Answered[router.TierLexicon]),
+		Cache: s.cacheStats(),
 		Prefilter: &pb.PrefilterStats{
 			Seen:    ps.PrefilterSeen,
 			SentOn:  ps.PrefilterSentOn,
@@ -163,6 +164,25 @@ func (s *Server) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsRespon
 			MonthlyAlertUsd: s.cfg.CostAlertMonthly,
 		},
 	}, nil
+}
+
+// cacheStats are the cache's counts; the backend says "off" without one.
+func (s *Server) cacheStats() *pb.CacheStats {
+	if s.cache == nil {
+		return &pb.CacheStats{Backend: "off"}
+	}
+	c := s.cache.Stats()
+	return &pb.CacheStats{
+		Backend:        c.Backend,
+		ExactHits:      c.ExactHits,
+		NearHits:       c.NearHits,
+		Misses:         c.Misses,
+		SharedInFlight: c.Joined,
+		GuardRefusals:  c.Refusals,
+		Stored:         c.Stored,
+		Evicted:        c.Evicted,
+		Entries:        c.Entries,
+	}
 }
 
 // tierStats lists the lexicon, which never fails, then each model tier in

@@ -30,6 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/catalystbot/sentiment/batcher"
+	"github.com/catalystbot/sentiment/cache"
 	"github.com/catalystbot/sentiment/config"
 	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/lexicon"
@@ -63,6 +64,7 @@ type App struct {
 	cfg      config.Config
 	log      *slog.Logger
 	redis    redis.UniversalClient
+	cache    *cache.Cache
 	quota    *limiter.Limiter
 	queue    *batcher.Queue
 	gpu      *gpu.Manager
@@ -178,6 +180,12 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 	if o.now != nil {
 		popts = append(popts, pipeline.WithClock(o.now))
 	}
+	if cfg.Cache && cfg.CacheTTL > 0 {
+		if a.cache, err = a.buildCache(scorer, []router.TierConfig{local, gemini, anthropic}, o); err != nil {
+			return err
+		}
+		popts = append(popts, pipeline.WithCache(a.cache))
+	}
 	a.pipeline, err = pipeline.New(pipeline.Config{
 		MinPrescore:     cfg.MinPrescore,
 		DefaultDeadline: cfg.DefaultDeadline,
@@ -189,6 +197,9 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 	var sopts []server.Option
 	if o.now != nil {
 		sopts = append(sopts, server.WithClock(o.now))
+	}
+	if a.cache != nil {
+		sopts = append(sopts, server.WithCache(a.cache))
 	}
 	if a.gpu != nil {
 		sopts = append(sopts, server.WithGPU(a.gpu, a.queue))
@@ -265,6 +276,37 @@ func (a *App) quotaFor(p limiter.Provider) (router.Quota, error) {
 		return nil, fmt.Errorf("building the %s tier: %w", p, err)
 	}
 	return q, nil
+}
+
+// buildCache builds the answer cache: in Redis on the one client when
+// REDIS_URL is set, in memory otherwise. Its namespace names the prompt
+// version and the enabled tiers' models, so that a new model or prompt
+// never serves old answers.
+func (a *App) buildCache(scorer *lexicon.Scorer, tiers []router.TierConfig, o *options) (*cache.Cache, error) {
+	cfg := a.cfg
+	ns := []string{router.PromptVersion}
+	for _, t := range tiers {
+		if t.Provider != nil {
+			ns = append(ns, t.Tier.String()+"="+t.Model)
+		}
+	}
+	var copts []cache.Option
+	if a.redis != nil {
+		copts = append(copts, cache.WithRedis(a.redis, cfg.RedisPrefix+":cache"))
+	}
+	c, err := cache.New(cache.Config{
+		Similarity: cfg.CacheSimilarity,
+		TTL:        cfg.CacheTTL,
+		PerTicker:  cfg.CachePerTicker,
+		MaxEntries: cfg.CacheMaxEntries,
+		MaxBytes:   int64(cfg.CacheMaxMB) << 20,
+		Namespace:  strings.Join(ns, "|"),
+		Now:        o.now,
+	}, cache.NewGuard(scorer.Weighs), a.log, copts...)
+	if err != nil {
+		return nil, fmt.Errorf("building the cache: %w", err)
+	}
+	return c, nil
 }
 
 func newQueue(cfg config.Config) (*batcher.Queue, error) {
@@ -454,6 +496,9 @@ func (a *App) Close() { a.close() }
 func (a *App) close() {
 	if a.queue != nil {
 		a.queue.Close()
+	}
+	if a.cache != nil {
+		a.cache.Close()
 	}
 	if a.redis != nil {
 		if err := a.redis.Close(); err != nil {

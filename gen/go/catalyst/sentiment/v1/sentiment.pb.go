@@ -1020,8 +1020,12 @@ type Provenance struct {
 	CostUsd   float64              `protobuf:"fixed64,12,opt,name=cost_usd,json=costUsd,proto3" json:"cost_usd,omitempty"`
 	// The version of the prompt template the model was asked with.
 	PromptVersion string `protobuf:"bytes,13,opt,name=prompt_version,json=promptVersion,proto3" json:"prompt_version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// On a cache hit: how alike the item is to the one whose answer was
+	// reused (1 for an exact hit), and that item's id.
+	CacheSimilarity float64 `protobuf:"fixed64,14,opt,name=cache_similarity,json=cacheSimilarity,proto3" json:"cache_similarity,omitempty"`
+	CacheSourceId   string  `protobuf:"bytes,15,opt,name=cache_source_id,json=cacheSourceId,proto3" json:"cache_source_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Provenance) Reset() {
@@ -1141,6 +1145,20 @@ func (x *Provenance) GetCostUsd() float64 {
 func (x *Provenance) GetPromptVersion() string {
 	if x != nil {
 		return x.PromptVersion
+	}
+	return ""
+}
+
+func (x *Provenance) GetCacheSimilarity() float64 {
+	if x != nil {
+		return x.CacheSimilarity
+	}
+	return 0
+}
+
+func (x *Provenance) GetCacheSourceId() string {
+	if x != nil {
+		return x.CacheSourceId
 	}
 	return ""
 }
@@ -2437,15 +2455,27 @@ func (x *RequestStats) GetCancelled() uint64 {
 }
 
 type CacheStats struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Backend   string                 `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
-	ExactHits uint64                 `protobuf:"varint,2,opt,name=exact_hits,json=exactHits,proto3" json:"exact_hits,omitempty"`
-	NearHits  uint64                 `protobuf:"varint,3,opt,name=near_hits,json=nearHits,proto3" json:"near_hits,omitempty"`
-	Misses    uint64                 `protobuf:"varint,4,opt,name=misses,proto3" json:"misses,omitempty"`
-	// Calls that shared an identical call already in flight.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "memory", "redis", "memory (redis unreachable: <why>)" while Redis
+	// cannot be reached, or "off".
+	Backend   string `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
+	ExactHits uint64 `protobuf:"varint,2,opt,name=exact_hits,json=exactHits,proto3" json:"exact_hits,omitempty"`
+	NearHits  uint64 `protobuf:"varint,3,opt,name=near_hits,json=nearHits,proto3" json:"near_hits,omitempty"`
+	Misses    uint64 `protobuf:"varint,4,opt,name=misses,proto3" json:"misses,omitempty"`
+	// Calls that shared an identical (or near-identical) call already in
+	// flight instead of calling a model themselves.
 	SharedInFlight uint64 `protobuf:"varint,5,opt,name=shared_in_flight,json=sharedInFlight,proto3" json:"shared_in_flight,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Near-duplicate candidates the meaning guard refused: the texts
+	// differed in a number, a negation, an opposed term or the prescore's
+	// sign.
+	GuardRefusals uint64 `protobuf:"varint,6,opt,name=guard_refusals,json=guardRefusals,proto3" json:"guard_refusals,omitempty"`
+	// Answers stored, and stored answers evicted before their TTL.
+	Stored  uint64 `protobuf:"varint,7,opt,name=stored,proto3" json:"stored,omitempty"`
+	Evicted uint64 `protobuf:"varint,8,opt,name=evicted,proto3" json:"evicted,omitempty"`
+	// Answers held in this replica's memory store (the fallback with Redis).
+	Entries       uint64 `protobuf:"varint,9,opt,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CacheStats) Reset() {
@@ -2509,6 +2539,34 @@ func (x *CacheStats) GetMisses() uint64 {
 func (x *CacheStats) GetSharedInFlight() uint64 {
 	if x != nil {
 		return x.SharedInFlight
+	}
+	return 0
+}
+
+func (x *CacheStats) GetGuardRefusals() uint64 {
+	if x != nil {
+		return x.GuardRefusals
+	}
+	return 0
+}
+
+func (x *CacheStats) GetStored() uint64 {
+	if x != nil {
+		return x.Stored
+	}
+	return 0
+}
+
+func (x *CacheStats) GetEvicted() uint64 {
+	if x != nil {
+		return x.Evicted
+	}
+	return 0
+}
+
+func (x *CacheStats) GetEntries() uint64 {
+	if x != nil {
+		return x.Entries
 	}
 	return 0
 }
@@ -2788,7 +2846,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x1e.catalyst.sentiment.v1.OutcomeR\aoutcome\x12\x1a\n" +
 	"\battempts\x18\x04 \x01(\x05R\battempts\x123\n" +
 	"\alatency\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12\x16\n" +
-	"\x06detail\x18\x06 \x01(\tR\x06detail\"\xf0\x03\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\"\xc3\x04\n" +
 	"\n" +
 	"Provenance\x12/\n" +
 	"\x04tier\x18\x01 \x01(\x0e2\x1b.catalyst.sentiment.v1.TierR\x04tier\x12\x14\n" +
@@ -2805,7 +2863,9 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\n" +
 	"tokens_out\x18\v \x01(\x03R\ttokensOut\x12\x19\n" +
 	"\bcost_usd\x18\f \x01(\x01R\acostUsd\x12%\n" +
-	"\x0eprompt_version\x18\r \x01(\tR\rpromptVersion\"\xde\x02\n" +
+	"\x0eprompt_version\x18\r \x01(\tR\rpromptVersion\x12)\n" +
+	"\x10cache_similarity\x18\x0e \x01(\x01R\x0fcacheSimilarity\x12&\n" +
+	"\x0fcache_source_id\x18\x0f \x01(\tR\rcacheSourceId\"\xde\x02\n" +
 	"\x10ClassifyResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x122\n" +
 	"\x05label\x18\x02 \x01(\x0e2\x1c.catalyst.sentiment.v1.LabelR\x05label\x12\x14\n" +
@@ -2932,7 +2992,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\bdegraded\x18\x05 \x01(\x04R\bdegraded\x12\x16\n" +
 	"\x06failed\x18\x06 \x01(\x04R\x06failed\x12!\n" +
 	"\fopen_streams\x18\a \x01(\x04R\vopenStreams\x12\x1c\n" +
-	"\tcancelled\x18\b \x01(\x04R\tcancelled\"\xa4\x01\n" +
+	"\tcancelled\x18\b \x01(\x04R\tcancelled\"\x97\x02\n" +
 	"\n" +
 	"CacheStats\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x1d\n" +
@@ -2940,7 +3000,11 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"exact_hits\x18\x02 \x01(\x04R\texactHits\x12\x1b\n" +
 	"\tnear_hits\x18\x03 \x01(\x04R\bnearHits\x12\x16\n" +
 	"\x06misses\x18\x04 \x01(\x04R\x06misses\x12(\n" +
-	"\x10shared_in_flight\x18\x05 \x01(\x04R\x0esharedInFlight\"W\n" +
+	"\x10shared_in_flight\x18\x05 \x01(\x04R\x0esharedInFlight\x12%\n" +
+	"\x0eguard_refusals\x18\x06 \x01(\x04R\rguardRefusals\x12\x16\n" +
+	"\x06stored\x18\a \x01(\x04R\x06stored\x12\x18\n" +
+	"\aevicted\x18\b \x01(\x04R\aevicted\x12\x18\n" +
+	"\aentries\x18\t \x01(\x04R\aentries\"W\n" +
 	"\x0ePrefilterStats\x12\x12\n" +
 	"\x04seen\x18\x01 \x01(\x04R\x04seen\x12\x17\n" +
 	"\asent_on\x18\x02 \x01(\x04R\x06sentOn\x12\x18\n" +

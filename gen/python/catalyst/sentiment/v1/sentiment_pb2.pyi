@@ -194,7 +194,7 @@ class TierAttempt(_message.Message):
     def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., model: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., attempts: _Optional[int] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Provenance(_message.Message):
-    __slots__ = ("tier", "model", "cache_hit", "attempts", "tiers", "degraded", "reason", "prefiltered", "latency", "tokens_in", "tokens_out", "cost_usd", "prompt_version")
+    __slots__ = ("tier", "model", "cache_hit", "attempts", "tiers", "degraded", "reason", "prefiltered", "latency", "tokens_in", "tokens_out", "cost_usd", "prompt_version", "cache_similarity", "cache_source_id")
     TIER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +208,8 @@ class Provenance(_message.Message):
     TOKENS_OUT_FIELD_NUMBER: _ClassVar[int]
     COST_USD_FIELD_NUMBER: _ClassVar[int]
     PROMPT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CACHE_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     tier: Tier
     model: str
     cache_hit: CacheHit
@@ -221,7 +223,9 @@ class Provenance(_message.Message):
     tokens_out: int
     cost_usd: float
     prompt_version: str
-    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., model: _Optional[str] = ..., cache_hit: _Optional[_Union[CacheHit, str]] = ..., attempts: _Optional[int] = ..., tiers: _Optional[_Iterable[_Union[TierAttempt, _Mapping]]] = ..., degraded: _Optional[bool] = ..., reason: _Optional[str] = ..., prefiltered: _Optional[bool] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_usd: _Optional[float] = ..., prompt_version: _Optional[str] = ...) -> None: ...
+    cache_similarity: float
+    cache_source_id: str
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., model: _Optional[str] = ..., cache_hit: _Optional[_Union[CacheHit, str]] = ..., attempts: _Optional[int] = ..., tiers: _Optional[_Iterable[_Union[TierAttempt, _Mapping]]] = ..., degraded: _Optional[bool] = ..., reason: _Optional[str] = ..., prefiltered: _Optional[bool] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_usd: _Optional[float] = ..., prompt_version: _Optional[str] = ..., cache_similarity: _Optional[float] = ..., cache_source_id: _Optional[str] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
     __slots__ = ("id", "label", "score", "confidence", "rationale", "prescore", "provenance", "phase")
@@ -465,18 +469,26 @@ class RequestStats(_message.Message):
     def __init__(self, classify_calls: _Optional[int] = ..., batch_streams: _Optional[int] = ..., batch_items: _Optional[int] = ..., invalid: _Optional[int] = ..., degraded: _Optional[int] = ..., failed: _Optional[int] = ..., open_streams: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
 
 class CacheStats(_message.Message):
-    __slots__ = ("backend", "exact_hits", "near_hits", "misses", "shared_in_flight")
+    __slots__ = ("backend", "exact_hits", "near_hits", "misses", "shared_in_flight", "guard_refusals", "stored", "evicted", "entries")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     EXACT_HITS_FIELD_NUMBER: _ClassVar[int]
     NEAR_HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
     SHARED_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    GUARD_REFUSALS_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    EVICTED_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
     backend: str
     exact_hits: int
     near_hits: int
     misses: int
     shared_in_flight: int
-    def __init__(self, backend: _Optional[str] = ..., exact_hits: _Optional[int] = ..., near_hits: _Optional[int] = ..., misses: _Optional[int] = ..., shared_in_flight: _Optional[int] = ...) -> None: ...
+    guard_refusals: int
+    stored: int
+    evicted: int
+    entries: int
+    def __init__(self, backend: _Optional[str] = ..., exact_hits: _Optional[int] = ..., near_hits: _Optional[int] = ..., misses: _Optional[int] = ..., shared_in_flight: _Optional[int] = ..., guard_refusals: _Optional[int] = ..., stored: _Optional[int] = ..., evicted: _Optional[int] = ..., entries: _Optional[int] = ...) -> None: ...
 
 class PrefilterStats(_message.Message):
     __slots__ = ("seen", "sent_on", "skipped")
