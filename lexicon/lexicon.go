@@ -280,16 +280,25 @@ func (s *Scorer) Score(text string) Prescore {
 // Weighs reports whether word, lower case, carries sentiment to the
 // lexicon: a word of VADER's lexicon with a valence, a negation or a
 // booster, or a word of the finance rules (a direction, an evaluation, a
-// metric, a unit, a word of a phrase). Two texts that differ only in words
-// that do not weigh read alike; the cache's meaning guard relies on it.
+// metric, a unit, a comparison, a word of a phrase) other than the
+// grammatical glue some phrases spell out ("to be acquired", "at the
+// market offering", "did not meet"). Two texts that differ only in words
+// that do not weigh read alike; the cache's meaning guard relies on it, so
+// glue that a wire may drop or add ("the", "to", "of") must not weigh.
 func (s *Scorer) Weighs(word string) bool {
 	if w, ok := s.words[word]; ok && (w.valence != 0 || w.negation || w.isBooster) {
 		return true
 	}
-	if s.fin != nil {
-		if _, ok := s.fin.ids[word]; ok {
-			return true
-		}
+	if s.fin == nil {
+		return false
 	}
-	return false
+	if _, ok := s.fin.ids[word]; !ok {
+		return false
+	}
+	switch word {
+	case "a", "an", "the", "of", "to", "on", "at", "by", "with", "as", "in", "for", "and", "or",
+		"be", "will", "did", "does", "didn", "doesn", "per", "co", "s", "p", "t":
+		return false
+	}
+	return true
 }
