@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,17 @@ type Config struct {
 	Namespace string
 	// Now is the clock of answers' ages; nil is time.Now.
 	Now func() time.Time
+	// Embedder, when set, measures near-duplicates by the cosine of
+	// embeddings instead of word shingles (the meaning guard applies
+	// either way). A lookup then costs an embedding call; when it fails,
+	// the shingles decide.
+	Embedder Embedder
+}
+
+// Embedder turns a text into a vector: an embedding model (Ollama's
+// /api/embed).
+type Embedder interface {
+	Embed(ctx context.Context, text string) ([]float32, error)
 }
 
 // Defaults of the bounds.
@@ -141,6 +153,8 @@ type entry struct {
 	// key is the exact key's hash.
 	key  string
 	text Text
+	// vec is the text's embedding, when an Embedder is configured.
+	vec []float32
 	// pre is the prescore of the item whose answer this is.
 	pre float64
 	ans stored
@@ -187,19 +201,21 @@ type match struct {
 }
 
 // nearest picks, among candidates of the request's ticker, the most
-// similar one at or above the threshold that the guard lets stand.
-func (c *Cache) nearest(t *Text, pre float64, candidates []*entry, now time.Time) match {
+// similar one at or above the threshold that the guard lets stand. With
+// vectors on both sides they decide the similarity; else the shingles,
+// whose prefix filter turns most candidates away unmeasured.
+func (c *Cache) nearest(q *query, candidates []*entry, now time.Time) match {
 	var best match
 	born := now.Add(-c.cfg.TTL).UnixNano() // made at or before it: expired
 	for _, e := range candidates {
-		if e.ans.Made <= born || !mayReach(t, &e.text, c.cfg.Similarity) {
+		if e.ans.Made <= born {
 			continue
 		}
-		sim := Similarity(t, &e.text)
-		if sim < c.cfg.Similarity || sim <= best.sim {
+		sim, ok := c.similarity(q, &e.text, e.vec)
+		if !ok || sim < c.cfg.Similarity || sim <= best.sim {
 			continue
 		}
-		if why := c.guard.Check(t, &e.text, pre, e.pre); why != "" {
+		if why := c.guard.Check(&q.text, &e.text, q.pre, e.pre); why != "" {
 			best.refused++
 			continue
 		}
@@ -208,36 +224,79 @@ func (c *Cache) nearest(t *Text, pre float64, candidates []*entry, now time.Time
 	return best
 }
 
+// similarity measures q against a stored text and its vector; ok is false
+// when the prefix filter already knows they are not alike enough.
+func (c *Cache) similarity(q *query, t *Text, vec []float32) (float64, bool) {
+	if q.vec != nil && vec != nil {
+		return cosine(q.vec, vec), true
+	}
+	if !mayReach(&q.text, t, c.cfg.Similarity) {
+		return 0, false
+	}
+	return Similarity(&q.text, t), true
+}
+
+// query is one lookup's item read for the cache.
+type query struct {
+	ticker, key string
+	text        Text
+	pre         float64
+	vec         []float32 // nil without an Embedder, or when it failed
+}
+
+func cosine(a, b []float32) float64 {
+	if len(a) != len(b) || len(a) == 0 {
+		return 0
+	}
+	var dot, na, nb float64
+	for i := range a {
+		x, y := float64(a[i]), float64(b[i])
+		dot += x * y
+		na += x * x
+		nb += y * y
+	}
+	if na == 0 || nb == 0 {
+		return 0
+	}
+	return dot / math.Sqrt(na*nb)
+}
+
 // Claim implements pipeline.Cache.
 func (c *Cache) Claim(ctx context.Context, req *pipeline.Request, pre lexicon.Prescore, lookup bool) (pipeline.Answer, bool, func(context.Context, pipeline.Answer, bool)) {
-	ticker := strings.ToUpper(strings.TrimSpace(req.Item.Ticker))
-	t := Read(req.Item.Title, req.Item.Summary)
-	key := c.key(ticker, &t)
+	q := &query{ticker: strings.ToUpper(strings.TrimSpace(req.Item.Ticker)), text: Read(req.Item.Title, req.Item.Summary), pre: pre.Score}
+	q.key = c.key(q.ticker, &q.text)
+	if c.cfg.Embedder != nil {
+		if vec, err := c.cfg.Embedder.Embed(ctx, q.text.Key); err == nil {
+			q.vec = vec
+		} else {
+			c.log.DebugContext(ctx, "cache: embedding failed; word shingles decide", "err", err)
+		}
+	}
 	if !lookup {
-		return pipeline.Answer{}, false, c.finisher(nil, ticker, key, &t, pre.Score)
+		return pipeline.Answer{}, false, c.finisher(nil, q)
 	}
 	for {
-		if m := c.lookup(ctx, ticker, key, &t, pre.Score); m.e != nil {
+		if m := c.lookup(ctx, q); m.e != nil {
 			return c.hit(&m), true, nil
 		}
-		f, leader := c.fl.claim(ticker, key, &t, pre.Score, c)
+		f, leader := c.fl.claim(q, c)
 		if leader {
 			c.stats.misses.Add(1)
-			return pipeline.Answer{}, false, c.finisher(f, ticker, key, &t, pre.Score)
+			return pipeline.Answer{}, false, c.finisher(f, q)
 		}
 		c.stats.joined.Add(1)
 		select {
 		case <-f.done:
 			if f.keep {
-				m := match{e: &entry{ans: f.ans}, exact: f.key == key, sim: 1}
+				m := match{e: &entry{ans: f.ans}, exact: f.q.key == q.key, sim: 1}
 				if !m.exact {
-					m.sim = Similarity(&t, f.text)
+					m.sim, _ = c.similarity(q, &f.q.text, f.q.vec)
 				}
 				return c.hit(&m), true, nil
 			}
 			// The call this one waited for made no answer worth keeping:
 			// this one judges the item itself.
-			return pipeline.Answer{}, false, c.finisher(nil, ticker, key, &t, pre.Score)
+			return pipeline.Answer{}, false, c.finisher(nil, q)
 		case <-ctx.Done():
 			// Its own deadline ended first: the pipeline answers from the
 			// lexicon, degraded.
@@ -273,15 +332,15 @@ func (c *Cache) hit(m *match) pipeline.Answer {
 }
 
 // lookup finds a stored answer: Redis when it is up, else memory.
-func (c *Cache) lookup(ctx context.Context, ticker, key string, t *Text, pre float64) match {
+func (c *Cache) lookup(ctx context.Context, q *query) match {
 	var m match
 	if c.rdb != nil && c.rdb.usable() {
 		var err error
-		if m, err = c.rdb.lookup(ctx, ticker, key, t, pre); err != nil {
-			m = c.mem.lookup(ticker, key, t, pre, c)
+		if m, err = c.rdb.lookup(ctx, q); err != nil {
+			m = c.mem.lookup(q, c)
 		}
 	} else {
-		m = c.mem.lookup(ticker, key, t, pre, c)
+		m = c.mem.lookup(q, c)
 	}
 	if m.refused > 0 {
 		c.stats.refusals.Add(uint64(m.refused))
@@ -291,7 +350,7 @@ func (c *Cache) lookup(ctx context.Context, ticker, key string, t *Text, pre flo
 
 // finisher returns the function that ends a claim: it stores an answer
 // worth keeping and wakes the calls that waited on f (nil: none could).
-func (c *Cache) finisher(f *flight, ticker, key string, t *Text, pre float64) func(context.Context, pipeline.Answer, bool) {
+func (c *Cache) finisher(f *flight, q *query) func(context.Context, pipeline.Answer, bool) {
 	var once sync.Once
 	return func(ctx context.Context, a pipeline.Answer, keep bool) {
 		once.Do(func() {
@@ -305,7 +364,7 @@ func (c *Cache) finisher(f *flight, ticker, key string, t *Text, pre float64) fu
 				c.fl.finish(f, s, keep)
 			}
 			if keep {
-				c.store(ctx, &entry{key: key, text: *t, pre: pre, ans: s}, ticker)
+				c.store(ctx, &entry{key: q.key, text: q.text, vec: q.vec, pre: q.pre, ans: s}, q.ticker)
 			}
 		})
 	}

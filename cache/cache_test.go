@@ -198,15 +198,6 @@ func TestMemoryBounds(t *testing.T) {
 	}
 }
 
-func TestNamespaceSeparatesModelsAndPrompts(t *testing.T) {
-	c1 := newCache(t, cache.Config{Namespace: "v1|mistral"})
-	r := item("a", "ACME", "Acme raises full-year guidance")
-	judge(t, c1, r, lexicon.LabelBullish)
-	if _, hit := judge(t, c1, r, lexicon.LabelBullish); !hit {
-		t.Fatal("no hit in the same namespace")
-	}
-}
-
 func TestSkipCacheStoresWithoutLookingUp(t *testing.T) {
 	c := newCache(t, cache.Config{})
 	r := item("a", "ACME", "Acme raises full-year guidance")
@@ -244,35 +235,46 @@ func pipelineOver(t *testing.T, c *cache.Cache) (*pipeline.Pipeline, *upstreamte
 	return p, local
 }
 
-// TestABurstCostsOneModelCall: the same release sent 20 times at once by
-// several wires, a little differently worded each time, and 30 more times
-// word for word: one model call, 49 answers shared.
+// burstVariants are one release as twenty wires and feeds send it.
+var burstVariants = []string{
+	"Acme Receives FDA Approval for Its Cancer Drug",
+	"PRESS RELEASE: Acme Receives FDA Approval for Its Cancer Drug",
+	"Acme Receives FDA Approval for Its Cancer Drug (GLOBE NEWSWIRE)",
+	"Acme Inc. Receives FDA Approval for Its Cancer Drug",
+	"Acme Inc. (NASDAQ: ACME) Receives FDA Approval for Its Cancer Drug",
+	"ACME RECEIVES FDA APPROVAL FOR ITS CANCER DRUG",
+	"Acme receives FDA approval for its cancer drug.",
+	"Acme receives FDA approval for cancer drug",
+	"Acme Receives FDA Approval for Its Cancer Drug - Reuters",
+	"UPDATE: Acme Receives FDA Approval for Its Cancer Drug",
+	"Acme Receives FDA Approval For Its Cancer Drug | Bloomberg",
+	"NEWS RELEASE - Acme Receives FDA Approval for Its Cancer Drug",
+	"Acme Corp. receives FDA approval for its cancer drug",
+	"Acme receives the FDA approval for its cancer drug",
+	"acme receives fda approval for its cancer drug",
+	"Acme Receives FDA Approval for its Cancer Drug!",
+	"Acme (NYSE:ACME) receives FDA approval for its cancer drug",
+	"BREAKING: Acme receives FDA approval for its cancer drug",
+	"Acme receives FDA approval for its cancer drug -- Business Wire",
+	"Acme Receives FDA Approval for Its Cancer Drug (Reuters)",
+}
+
+// TestABurstCostsOneModelCall: the owner's burst, as the issue of the
+// cache states it: the same release at once from twenty wires, and the
+// same request fifty times at once. Each costs one model call.
 func TestABurstCostsOneModelCall(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	run := func(t *testing.T, titles []string) (calls int, hits map[pipeline.CacheHit]int, joined uint64) {
 		c := newCache(t, cache.Config{})
 		p, local := pipelineOver(t, c)
 		local.SetDefault(upstreamtest.Delay(time.Second, upstreamtest.Answer(upstreamtest.BullishJSON)))
-		variants := []string{
-			"Acme Receives FDA Approval for Its Cancer Drug",
-			"PRESS RELEASE: Acme Receives FDA Approval for Its Cancer Drug",
-			"Acme Receives FDA Approval for Its Cancer Drug (GLOBE NEWSWIRE)",
-			"Acme Inc. Receives FDA Approval for Its Cancer Drug",
-			"Acme Inc. (NASDAQ: ACME) Receives FDA Approval for Its Cancer Drug",
-			"ACME RECEIVES FDA APPROVAL FOR ITS CANCER DRUG",
-			"Acme receives FDA approval for its cancer drug.",
-			"Acme receives FDA approval for cancer drug",
-			"Acme Receives FDA Approval for Its Cancer Drug - Reuters",
-			"UPDATE: Acme Receives FDA Approval for Its Cancer Drug",
-		}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		hits := map[pipeline.CacheHit]int{}
-		for i := range 50 {
-			title := variants[i%len(variants)]
+		hits = map[pipeline.CacheHit]int{}
+		for i, title := range titles {
 			wg.Go(func() {
 				a, err := p.Judge(context.Background(), pipeline.Request{Item: pipeline.Item{ID: fmt.Sprint(i), Ticker: "ACME", Title: title}})
 				if err != nil || a.Label != lexicon.LabelBullish || a.Provenance.Degraded {
-					t.Errorf("item %d: %+v %v", i, a.Provenance, err)
+					t.Errorf("item %d (%q): %+v %v", i, title, a.Provenance, err)
 				}
 				mu.Lock()
 				hits[a.Provenance.CacheHit]++
@@ -280,15 +282,27 @@ func TestABurstCostsOneModelCall(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if n := local.Calls(); n != 1 {
-			t.Fatalf("%d model calls for one release, want 1", n)
-		}
-		if hits[pipeline.CacheMiss] != 1 || hits[pipeline.CacheExact]+hits[pipeline.CacheNear] != 49 {
-			t.Errorf("answers by cache outcome %v, want 1 miss and 49 hits", hits)
-		}
-		if s := c.Stats(); s.Joined != 49 {
-			t.Errorf("joined %d, want 49 calls waiting on the one in flight", s.Joined)
-		}
+		return local.Calls(), hits, c.Stats().Joined
+	}
+	t.Run("twenty wires", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			calls, hits, joined := run(t, burstVariants)
+			if calls != 1 || hits[pipeline.CacheMiss] != 1 || hits[pipeline.CacheExact]+hits[pipeline.CacheNear] != 19 || joined != 19 {
+				t.Fatalf("%d model calls, answers by cache outcome %v, %d joined; want 1 call, 1 miss and 19 hits", calls, hits, joined)
+			}
+		})
+	})
+	t.Run("fifty identical", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			titles := make([]string, 50)
+			for i := range titles {
+				titles[i] = burstVariants[0]
+			}
+			calls, hits, _ := run(t, titles)
+			if calls != 1 || hits[pipeline.CacheExact] != 49 {
+				t.Fatalf("%d model calls, answers by cache outcome %v; want 1 call and 49 exact hits", calls, hits)
+			}
+		})
 	})
 }
 
@@ -301,7 +315,9 @@ func TestAWaiterWhoseDeadlineEndsGetsTheDegradedAnswer(t *testing.T) {
 		p, local := pipelineOver(t, c)
 		local.SetDefault(upstreamtest.Delay(5*time.Second, upstreamtest.Answer(upstreamtest.BullishJSON)))
 		title := "Acme raises full-year guidance"
-		go func() { _, _ = p.Judge(context.Background(), pipeline.Request{Item: pipeline.Item{ID: "leader", Ticker: "ACME", Title: title}}) }()
+		go func() {
+			_, _ = p.Judge(context.Background(), pipeline.Request{Item: pipeline.Item{ID: "leader", Ticker: "ACME", Title: title}})
+		}()
 		synctest.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -347,4 +363,36 @@ func TestWaitersJudgeThemselvesWhenTheLeaderFails(t *testing.T) {
 			t.Errorf("stats %+v, want the waiters' answer stored", s)
 		}
 	})
+}
+
+// TestEmbedderDecidesSimilarity: with an embedding model configured,
+// near-duplicates are measured by the cosine of embeddings (Ollama's
+// /api/embed, faked); the meaning guard still refuses the opposite news;
+// and when the embedding call fails, word shingles decide.
+func TestEmbedderDecidesSimilarity(t *testing.T) {
+	fake := upstreamtest.New(t, upstreamtest.Ollama)
+	emb := ollama.Embedder{Client: ollama.New(ollama.Config{BaseURL: fake.URL}, fake.Client()), Model: "nomic-embed-text"}
+	c := newCache(t, cache.Config{Embedder: emb, Similarity: 0.9})
+	judge(t, c, item("a", "ACME", "Acme wins large Navy contract for radar systems"), lexicon.LabelBullish)
+	// One content word dropped: 0.9 alike by embedding, under 0.9 by shingles.
+	r := item("b", "ACME", "Acme wins Navy contract for radar systems")
+	a, hit := judge(t, c, r, lexicon.LabelBearish)
+	if !hit || a.Provenance.CacheHit != pipeline.CacheNear || a.Label != lexicon.LabelBullish {
+		t.Fatalf("%+v (hit %v), want a near hit by embedding", a.Provenance, hit)
+	}
+	if jac := shingleSimilarity("Acme wins large Navy contract for radar systems", "Acme wins Navy contract for radar systems"); jac >= 0.9 {
+		t.Fatalf("shingles say %g: the case does not tell the embedder from them", jac)
+	}
+	if _, hit := judge(t, c, item("c", "ACME", "Acme loses large Navy contract for radar systems"), lexicon.LabelBearish); hit {
+		t.Fatal("the opposite news hit through the embedder")
+	}
+	fake.Close() // the embedder fails: shingles decide, and the exact key still hits
+	if _, hit := judge(t, c, item("d", "ACME", "PRESS RELEASE: Acme wins large Navy contract for radar systems"), lexicon.LabelBearish); !hit {
+		t.Fatal("no exact hit while the embedder is down")
+	}
+}
+
+func shingleSimilarity(a, b string) float64 {
+	ta, tb := cache.Read(a, ""), cache.Read(b, "")
+	return cache.Similarity(&ta, &tb)
 }

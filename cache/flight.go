@@ -13,9 +13,7 @@ type flights struct {
 
 // flight is one item being judged.
 type flight struct {
-	ticker, key string
-	text        *Text
-	pre         float64
+	q *query
 	// done is closed when the judging call ends; ans and keep are set
 	// before.
 	done chan struct{}
@@ -23,22 +21,22 @@ type flight struct {
 	keep bool
 }
 
-// claim returns the flight a call for (ticker, key, t) should wait for,
-// or, when there is none, a new one it leads (leader true).
-func (fl *flights) claim(ticker, key string, t *Text, pre float64, c *Cache) (f *flight, leader bool) {
+// claim returns the flight a call for q should wait for, or, when there
+// is none, a new one it leads (leader true).
+func (fl *flights) claim(q *query, c *Cache) (f *flight, leader bool) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
-	if f := fl.byKey[key]; f != nil {
+	if f := fl.byKey[q.key]; f != nil {
 		return f, false
 	}
 	var best *flight
 	bestSim := 0.0
-	for _, f := range fl.byTicker[ticker] {
-		sim := Similarity(t, f.text)
-		if sim < c.cfg.Similarity || sim <= bestSim {
+	for _, f := range fl.byTicker[q.ticker] {
+		sim, ok := c.similarity(q, &f.q.text, f.q.vec)
+		if !ok || sim < c.cfg.Similarity || sim <= bestSim {
 			continue
 		}
-		if c.guard.Check(t, f.text, pre, f.pre) != "" {
+		if c.guard.Check(&q.text, &f.q.text, q.pre, f.q.pre) != "" {
 			c.stats.refusals.Add(1)
 			continue
 		}
@@ -47,12 +45,12 @@ func (fl *flights) claim(ticker, key string, t *Text, pre float64, c *Cache) (f 
 	if best != nil {
 		return best, false
 	}
-	f = &flight{ticker: ticker, key: key, text: t, pre: pre, done: make(chan struct{})}
-	fl.byKey[key] = f
+	f = &flight{q: q, done: make(chan struct{})}
+	fl.byKey[q.key] = f
 	if fl.byTicker == nil {
 		fl.byTicker = make(map[string][]*flight)
 	}
-	fl.byTicker[ticker] = append(fl.byTicker[ticker], f)
+	fl.byTicker[q.ticker] = append(fl.byTicker[q.ticker], f)
 	return f, true
 }
 
@@ -60,8 +58,8 @@ func (fl *flights) claim(ticker, key string, t *Text, pre float64, c *Cache) (f 
 // its waiters.
 func (fl *flights) finish(f *flight, s stored, keep bool) {
 	fl.mu.Lock()
-	delete(fl.byKey, f.key)
-	list := fl.byTicker[f.ticker]
+	delete(fl.byKey, f.q.key)
+	list := fl.byTicker[f.q.ticker]
 	for i, g := range list {
 		if g == f {
 			list = append(list[:i], list[i+1:]...)
@@ -69,9 +67,9 @@ func (fl *flights) finish(f *flight, s stored, keep bool) {
 		}
 	}
 	if len(list) == 0 {
-		delete(fl.byTicker, f.ticker)
+		delete(fl.byTicker, f.q.ticker)
 	} else {
-		fl.byTicker[f.ticker] = list
+		fl.byTicker[f.q.ticker] = list
 	}
 	fl.mu.Unlock()
 	f.ans, f.keep = s, keep

@@ -50,11 +50,11 @@ func (s *memStore) len() int {
 // lookup finds the exact key, else the nearest answer of the ticker that
 // the guard lets stand; a hit becomes the most recently used. An expired
 // answer is dropped when met.
-func (s *memStore) lookup(ticker, key string, t *Text, pre float64, c *Cache) match {
+func (s *memStore) lookup(q *query, c *Cache) match {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if el, ok := s.byKey[key]; ok {
+	if el, ok := s.byKey[q.key]; ok {
 		me := el.Value.(*memEntry)
 		if !c.expired(&me.ans, now) {
 			s.touchLocked(me)
@@ -62,12 +62,12 @@ func (s *memStore) lookup(ticker, key string, t *Text, pre float64, c *Cache) ma
 		}
 		s.removeLocked(me)
 	}
-	list := s.byTicker[ticker]
+	list := s.byTicker[q.ticker]
 	candidates := make([]*entry, 0, len(list))
 	for _, me := range list {
 		candidates = append(candidates, &me.entry)
 	}
-	m := c.nearest(t, pre, candidates, now)
+	m := c.nearest(q, candidates, now)
 	if m.e != nil {
 		s.touchLocked(s.byKey[m.e.key].Value.(*memEntry))
 	}

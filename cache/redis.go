@@ -3,10 +3,13 @@ package cache
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +28,7 @@ import (
 //	:ans   hash: exact key -> the answer (JSON)
 //	:used  sorted set: exact key by last use (the per-ticker bound)
 //	:born  sorted set: exact key by when made (expiry)
+//	:vec   hash: exact key -> the text's embedding, with an Embedder
 //
 // Scores are milliseconds of the cache's clock. Every key expires a TTL
 // after the ticker's last store; each answer also carries when it was made
@@ -32,34 +36,33 @@ import (
 
 // storeSrc stores one answer, drops the ticker's expired ones and the
 // least recently used beyond the bound.
-// ARGV: key, sig, ans, now ms, TTL ms, per-ticker bound.
+// ARGV: key, sig, ans, now ms, TTL ms, per-ticker bound, the embedding
+// ("" for none).
 // Returns {evicted, expired}.
 const storeSrc = `
 local now, ttl, bound = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - ttl)
-for _, m in ipairs(old) do
+local function drop(m)
   redis.call('HDEL', KEYS[1], m)
   redis.call('HDEL', KEYS[2], m)
   redis.call('ZREM', KEYS[3], m)
   redis.call('ZREM', KEYS[4], m)
+  redis.call('HDEL', KEYS[5], m)
 end
+local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - ttl)
+for _, m in ipairs(old) do drop(m) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[7]) end
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 redis.call('ZADD', KEYS[4], now, ARGV[1])
 local evicted = 0
 local n = redis.call('ZCARD', KEYS[3])
 if n > bound then
   local victims = redis.call('ZRANGE', KEYS[3], 0, n - bound - 1)
-  for _, m in ipairs(victims) do
-    redis.call('HDEL', KEYS[1], m)
-    redis.call('HDEL', KEYS[2], m)
-    redis.call('ZREM', KEYS[3], m)
-    redis.call('ZREM', KEYS[4], m)
-  end
+  for _, m in ipairs(victims) do drop(m) end
   evicted = #victims
 end
-for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ttl) end
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
 return {evicted, #old}
 `
 
@@ -114,7 +117,7 @@ func newRedisStore(client redis.UniversalClient, prefix string, c *Cache, opts .
 
 func (r *redisStore) keys(ticker string) []string {
 	base := fmt.Sprintf("%s:{%s|%s}:", r.prefix, r.ns, ticker)
-	return []string{base + "sig", base + "ans", base + "used", base + "born"}
+	return []string{base + "sig", base + "ans", base + "used", base + "born", base + "vec"}
 }
 
 // usable says whether to ask Redis now: while it is up, and once per
@@ -177,16 +180,21 @@ func (r *redisStore) callCtx(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, d)
 }
 
-// lookup reads the exact key's answer and the ticker's signatures in one
-// round trip, and the nearest answer's in a second when there is one.
-func (r *redisStore) lookup(ctx context.Context, ticker, key string, t *Text, pre float64) (m match, err error) {
+// lookup reads the exact key's answer and the ticker's signatures (and
+// embeddings, with an Embedder) in one round trip, and the nearest
+// answer's in a second when there is one.
+func (r *redisStore) lookup(ctx context.Context, q *query) (m match, err error) {
 	defer func() { r.result(ctx, err) }()
 	cctx, cancel := r.callCtx(ctx)
 	defer cancel()
-	ks := r.keys(ticker)
+	ks := r.keys(q.ticker)
 	pipe := r.client.Pipeline()
-	exact := pipe.HGet(cctx, ks[1], key)
+	exact := pipe.HGet(cctx, ks[1], q.key)
 	sigs := pipe.HGetAll(cctx, ks[0])
+	var vecs *redis.MapStringStringCmd
+	if q.vec != nil {
+		vecs = pipe.HGetAll(cctx, ks[4])
+	}
 	if _, err := pipe.Exec(cctx); err != nil && !errors.Is(err, redis.Nil) {
 		return match{}, fmt.Errorf("cache: looking up in redis: %w", err)
 	}
@@ -194,19 +202,22 @@ func (r *redisStore) lookup(ctx context.Context, ticker, key string, t *Text, pr
 	if raw, err := exact.Result(); err == nil {
 		var s stored
 		if json.Unmarshal([]byte(raw), &s) == nil && !r.c.expired(&s, now) {
-			r.touch(ctx, ks[2], key, now)
-			return match{e: &entry{key: key, ans: s}, exact: true, sim: 1}, nil
+			r.touch(ctx, ks[2], q.key, now)
+			return match{e: &entry{key: q.key, ans: s}, exact: true, sim: 1}, nil
 		}
 	}
-	candidates := make([]*entry, 0, len(sigs.Val()))
+	var candidates []*entry
+	born := now.Add(-r.c.cfg.TTL).UnixNano()
 	for k, v := range sigs.Val() {
-		e, err := decodeSig(k, v)
-		if err != nil {
-			continue
+		var vec []float32
+		if vecs != nil {
+			vec = decodeVec(vecs.Val()[k])
 		}
-		candidates = append(candidates, e)
+		if e := r.candidate(k, v, vec, q, born); e != nil {
+			candidates = append(candidates, e)
+		}
 	}
-	m = r.c.nearest(t, pre, candidates, now)
+	m = r.c.nearest(q, candidates, now)
 	if m.e == nil {
 		return m, nil
 	}
@@ -246,7 +257,7 @@ func (r *redisStore) store(ctx context.Context, ticker string, e *entry) (err er
 		return fmt.Errorf("cache: encoding an answer: %w", err)
 	}
 	res, err := r.script.Run(cctx, r.client, r.keys(ticker), e.key, encodeSig(e), string(ans),
-		r.c.cfg.Now().UnixMilli(), r.c.cfg.TTL.Milliseconds(), r.c.cfg.PerTicker).Int64Slice()
+		r.c.cfg.Now().UnixMilli(), r.c.cfg.TTL.Milliseconds(), r.c.cfg.PerTicker, encodeVec(e.vec)).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("cache: storing an answer in redis: %w", err)
 	}
@@ -256,28 +267,114 @@ func (r *redisStore) store(ctx context.Context, ticker string, e *entry) (err er
 	return nil
 }
 
-// encodeSig is an entry's signature: when it was made, its prescore and
-// its text, enough for a near lookup to decide without reading answers.
+// sigPrefix is how many of a text's first shingles its signature carries,
+// for the prefix filter to turn most candidates away unread: enough for
+// texts of up to 140 shingles at the default threshold of 0.95.
+const sigPrefix = 8
+
+// encodeSig is an entry's signature: when it was made, its prescore, its
+// number of shingles and the first of them, then its text; enough for a
+// near lookup to decide without reading answers, and mostly without
+// decoding texts.
 func encodeSig(e *entry) string {
-	return strconv.FormatInt(e.ans.Made, 10) + "|" + strconv.FormatFloat(e.pre, 'g', -1, 64) + "|" + e.text.Encode()
+	var b strings.Builder
+	b.WriteString(strconv.FormatInt(e.ans.Made, 10))
+	b.WriteByte('|')
+	b.WriteString(strconv.FormatFloat(e.pre, 'g', -1, 64))
+	b.WriteByte('|')
+	b.WriteString(strconv.Itoa(len(e.text.shingles)))
+	b.WriteByte('|')
+	for i, h := range e.text.shingles[:min(len(e.text.shingles), sigPrefix)] {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(h, 36))
+	}
+	b.WriteByte('|')
+	b.WriteString(e.text.Encode())
+	return b.String()
 }
 
-func decodeSig(key, v string) (*entry, error) {
-	made, rest, ok1 := strings.Cut(v, "|")
-	pre, text, ok2 := strings.Cut(rest, "|")
-	if !ok1 || !ok2 {
-		return nil, errors.New("cache: malformed signature")
+// sig is a signature read up to its text.
+type sig struct {
+	made   int64
+	pre    float64
+	n      int
+	prefix [sigPrefix]uint64
+	np     int
+	text   string
+}
+
+func parseSig(v string) (sig, error) {
+	var s sig
+	parts := strings.SplitN(v, "|", 5)
+	if len(parts) != 5 {
+		return s, errors.New("cache: malformed signature")
 	}
-	e := &entry{key: key}
 	var err error
-	if e.ans.Made, err = strconv.ParseInt(made, 10, 64); err != nil {
-		return nil, err
+	if s.made, err = strconv.ParseInt(parts[0], 10, 64); err != nil {
+		return s, err
 	}
-	if e.pre, err = strconv.ParseFloat(pre, 64); err != nil {
-		return nil, err
+	if s.pre, err = strconv.ParseFloat(parts[1], 64); err != nil {
+		return s, err
 	}
-	if e.text, err = DecodeText(text); err != nil {
-		return nil, err
+	if s.n, err = strconv.Atoi(parts[2]); err != nil {
+		return s, err
 	}
-	return e, nil
+	for h := range strings.SplitSeq(parts[3], ",") {
+		if h == "" || s.np == sigPrefix {
+			continue
+		}
+		if s.prefix[s.np], err = strconv.ParseUint(h, 36, 64); err != nil {
+			return s, err
+		}
+		s.np++
+	}
+	s.text = parts[4]
+	return s, nil
+}
+
+// candidate reads a signature (and embedding) into an entry for the near
+// comparison, or nil when it cannot be a near hit for q: expired (made at
+// or before born), or, without embeddings on both sides, turned away by
+// the prefix filter before its text is decoded.
+func (r *redisStore) candidate(key, v string, vec []float32, q *query, born int64) *entry {
+	s, err := parseSig(v)
+	if err != nil || s.made <= born {
+		return nil
+	}
+	if q.vec == nil || vec == nil {
+		if may, _ := mayReachPrefix(&q.text, s.n, s.prefix[:s.np], r.c.cfg.Similarity); !may {
+			return nil
+		}
+	}
+	text, err := DecodeText(s.text)
+	if err != nil {
+		return nil
+	}
+	return &entry{key: key, text: text, vec: vec, pre: s.pre, ans: stored{Made: s.made}}
+}
+
+// encodeVec is an embedding as base64 of its little-endian float32s.
+func encodeVec(v []float32) string {
+	if v == nil {
+		return ""
+	}
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func decodeVec(s string) []float32 {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) == 0 || len(b)%4 != 0 {
+		return nil
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
 }

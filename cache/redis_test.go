@@ -10,7 +10,9 @@ import (
 	"github.com/catalystbot/sentiment/cache"
 	"github.com/catalystbot/sentiment/internal/clocktest"
 	"github.com/catalystbot/sentiment/internal/redistest"
+	"github.com/catalystbot/sentiment/internal/upstreamtest"
 	"github.com/catalystbot/sentiment/lexicon"
+	"github.com/catalystbot/sentiment/ollama"
 	"github.com/catalystbot/sentiment/pipeline"
 )
 
@@ -123,5 +125,40 @@ func TestRedisOutage(t *testing.T) {
 	other := replica(t, srv, cache.Config{Now: clock.Now})
 	if !lookup(t, other, item("q", "ACME", "Acme names new CFO")) {
 		t.Error("an answer stored after the outage is not shared")
+	}
+}
+
+// TestRedisSharesEmbeddings: the embedding stored beside an answer lets
+// another replica find it by cosine.
+func TestRedisSharesEmbeddings(t *testing.T) {
+	srv := redistest.Start(t)
+	fake := upstreamtest.New(t, upstreamtest.Ollama)
+	emb := ollama.Embedder{Client: ollama.New(ollama.Config{BaseURL: fake.URL}, fake.Client()), Model: "nomic-embed-text"}
+	cfg := cache.Config{Embedder: emb, Similarity: 0.9}
+	a, b := replica(t, srv, cfg), replica(t, srv, cfg)
+	judge(t, a, item("a", "ACME", "Acme wins large Navy contract for radar systems"), lexicon.LabelBullish)
+	a.Flush()
+	got, hit := judge(t, b, item("b", "ACME", "Acme wins Navy contract for radar systems"), lexicon.LabelBearish)
+	if !hit || got.Provenance.CacheHit != pipeline.CacheNear || got.Provenance.CacheSimilarity < 0.9 {
+		t.Fatalf("replica b: %+v (hit %v), want a near hit by the embedding replica a stored", got.Provenance, hit)
+	}
+}
+
+// TestNamespaceSeparatesModelsAndPrompts: replicas that judge with another
+// model or prompt share a Redis but never each other's answers.
+func TestNamespaceSeparatesModelsAndPrompts(t *testing.T) {
+	srv := redistest.Start(t)
+	v1 := replica(t, srv, cache.Config{Namespace: "v1|local=mistral"})
+	v2 := replica(t, srv, cache.Config{Namespace: "v2|local=mistral"})
+	other := replica(t, srv, cache.Config{Namespace: "v1|local=qwen3"})
+	same := replica(t, srv, cache.Config{Namespace: "v1|local=mistral"})
+	r := item("a", "ACME", "Acme raises full-year guidance")
+	judge(t, v1, r, lexicon.LabelBullish)
+	v1.Flush()
+	if lookup(t, v2, r) || lookup(t, other, r) {
+		t.Fatal("an answer crossed to another prompt or model")
+	}
+	if !lookup(t, same, r) {
+		t.Fatal("no hit in the same namespace")
 	}
 }

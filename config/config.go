@@ -118,12 +118,18 @@ type Config struct {
 	// similarity of a near-duplicate hit, CacheTTL how long an answer
 	// lives (0 turns the cache off too), CachePerTicker, CacheMaxEntries
 	// and CacheMaxMB bound it.
-	Cache            bool
-	CacheSimilarity  float64
-	CacheTTL         time.Duration
-	CachePerTicker   int
-	CacheMaxEntries  int
-	CacheMaxMB       int
+	Cache           bool
+	CacheSimilarity float64
+	CacheTTL        time.Duration
+	CachePerTicker  int
+	CacheMaxEntries int
+	CacheMaxMB      int
+	// CacheRedisPrefix prefixes the cache's keys in Redis.
+	CacheRedisPrefix string
+	// CacheEmbedModel, when set, is an embedding model on the local Ollama
+	// server that near-duplicates are measured by instead of word
+	// shingles.
+	CacheEmbedModel  string
 	CostAlertDaily   float64
 	CostAlertMonthly float64
 	UsageLogPath     string
@@ -274,6 +280,7 @@ func Default() Config {
 		CachePerTicker:   100,
 		CacheMaxEntries:  100_000,
 		CacheMaxMB:       64,
+		CacheRedisPrefix: "catalyst-sentiment:cache",
 		CostAlertDaily:   5.00,
 		CostAlertMonthly: 50.00,
 	}
@@ -383,6 +390,8 @@ func (c *Config) settings() []setting {
 		{"SENTIMENT_CACHE_PER_TICKER", "cache-per-ticker", "cached answers kept per ticker (least recently used out first)", intValue{&c.CachePerTicker, 1, 10_000}},
 		{"SENTIMENT_CACHE_MAX_ENTRIES", "cache-max-entries", "cached answers kept in memory in all", intValue{&c.CacheMaxEntries, 1, 10_000_000}},
 		{"SENTIMENT_CACHE_MAX_MB", "cache-max-mb", "memory the cached answers may take, in MiB", intValue{&c.CacheMaxMB, 1, 1 << 16}},
+		{"SENTIMENT_CACHE_REDIS_PREFIX", "cache-redis-prefix", "prefix of the cache's keys in Redis", stringValue{p: &c.CacheRedisPrefix}},
+		{"SENTIMENT_CACHE_EMBED_MODEL", "cache-embed-model", "embedding model on the local Ollama server for near-duplicate similarity (e.g. nomic-embed-text); empty: word shingles", stringValue{p: &c.CacheEmbedModel}},
 		{"LLM_COST_ALERT_DAILY", "cost-alert-daily", "USD spent in a day that raises an alert", floatValue{&c.CostAlertDaily, 0, 1e6}},
 		{"LLM_COST_ALERT_MONTHLY", "cost-alert-monthly", "USD spent in a month that raises an alert", floatValue{&c.CostAlertMonthly, 0, 1e7}},
 		{"LLM_USAGE_LOG_PATH", "usage-log-path", "file that receives one JSON line per model call; empty: none", stringValue{p: &c.UsageLogPath}},
@@ -521,6 +530,9 @@ func (c *Config) Validate() error {
 			Settings: fmt.Sprintf("SENTIMENT_GPU_HIGH_WATER=%q, SENTIMENT_GPU_CRITICAL=%q", strconv.FormatFloat(c.GPU.HighWater, 'g', -1, 64), strconv.FormatFloat(c.GPU.Critical, 'g', -1, 64)),
 			Allowed:  "high water must be below critical",
 		}
+	}
+	if c.CacheEmbedModel != "" && (!c.Local.Enabled || c.Local.API != "ollama") {
+		return Bad("SENTIMENT_CACHE_EMBED_MODEL", c.CacheEmbedModel, "needs the local Ollama tier (LLM_LOCAL_ENABLED=1, SENTIMENT_LOCAL_API=ollama) to embed with")
 	}
 	if c.GPUSysfsRoot == "" {
 		return Bad("SENTIMENT_GPU_SYSFS_ROOT", c.GPUSysfsRoot, "must be a directory path")

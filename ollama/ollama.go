@@ -405,3 +405,44 @@ func withTag(name string) string {
 	}
 	return name + ":latest"
 }
+
+// Embed returns model's embeddings of texts (POST /api/embed), in order.
+// The cache compares near-duplicates by them when an embedding model is
+// configured.
+func (c *Client) Embed(ctx context.Context, model string, texts []string) ([][]float32, error) {
+	const op = "ollama embed"
+	req := map[string]any{"model": model, "input": texts}
+	if c.cfg.KeepAlive != "" {
+		req["keep_alive"] = c.cfg.KeepAlive
+	}
+	body, err := upstream.Do(ctx, c.hc, upstream.Call{URL: c.base + "/api/embed", Body: req, ErrorBody: errorBody})
+	if err != nil {
+		return nil, upstream.WrapOp(op, err)
+	}
+	var r struct {
+		Embeddings [][]float32 `json:"embeddings"`
+	}
+	if err := upstream.Decode(body, &r); err != nil {
+		return nil, upstream.WrapOp(op, err)
+	}
+	if len(r.Embeddings) != len(texts) {
+		return nil, upstream.WrapOp(op, upstream.BadResponse("%d embeddings for %d texts", len(r.Embeddings), len(texts)))
+	}
+	return r.Embeddings, nil
+}
+
+// Embedder embeds one text at a time with one model: what the cache asks
+// of an embedding model.
+type Embedder struct {
+	Client *Client
+	Model  string
+}
+
+// Embed returns the text's embedding.
+func (e Embedder) Embed(ctx context.Context, text string) ([]float32, error) {
+	v, err := e.Client.Embed(ctx, e.Model, []string{text})
+	if err != nil {
+		return nil, err
+	}
+	return v[0], nil
+}

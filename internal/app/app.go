@@ -181,7 +181,7 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 		popts = append(popts, pipeline.WithClock(o.now))
 	}
 	if cfg.Cache && cfg.CacheTTL > 0 {
-		if a.cache, err = a.buildCache(scorer, []router.TierConfig{local, gemini, anthropic}, o); err != nil {
+		if a.cache, err = a.buildCache(scorer, []router.TierConfig{local, gemini, anthropic}, oc, o); err != nil {
 			return err
 		}
 		popts = append(popts, pipeline.WithCache(a.cache))
@@ -282,7 +282,7 @@ func (a *App) quotaFor(p limiter.Provider) (router.Quota, error) {
 // REDIS_URL is set, in memory otherwise. Its namespace names the prompt
 // version and the enabled tiers' models, so that a new model or prompt
 // never serves old answers.
-func (a *App) buildCache(scorer *lexicon.Scorer, tiers []router.TierConfig, o *options) (*cache.Cache, error) {
+func (a *App) buildCache(scorer *lexicon.Scorer, tiers []router.TierConfig, oc *ollama.Client, o *options) (*cache.Cache, error) {
 	cfg := a.cfg
 	ns := []string{router.PromptVersion}
 	for _, t := range tiers {
@@ -292,9 +292,15 @@ func (a *App) buildCache(scorer *lexicon.Scorer, tiers []router.TierConfig, o *o
 	}
 	var copts []cache.Option
 	if a.redis != nil {
-		copts = append(copts, cache.WithRedis(a.redis, cfg.RedisPrefix+":cache"))
+		copts = append(copts, cache.WithRedis(a.redis, cfg.CacheRedisPrefix))
+	}
+	var emb cache.Embedder
+	if cfg.CacheEmbedModel != "" && oc != nil {
+		emb = ollama.Embedder{Client: oc, Model: cfg.CacheEmbedModel}
+		ns = append(ns, "embed="+cfg.CacheEmbedModel)
 	}
 	c, err := cache.New(cache.Config{
+		Embedder:   emb,
 		Similarity: cfg.CacheSimilarity,
 		TTL:        cfg.CacheTTL,
 		PerTicker:  cfg.CachePerTicker,

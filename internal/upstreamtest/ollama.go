@@ -1,12 +1,14 @@
 package upstreamtest
 
 import (
+	"hash/fnv"
 	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // The Ollama fake keeps the models it has "loaded", as the real server's
@@ -309,4 +311,46 @@ func (f *Fake) ControlRequests() []string {
 		}
 	}
 	return out
+}
+
+// EmbedDims is the length of the fake's embeddings.
+const EmbedDims = 64
+
+// serveEmbed answers POST /api/embed as Ollama does, {"model", "input":
+// a string or a list} to {"model", "embeddings": [[...]]}, with vectors
+// that are a pure function of the text: each word, lower-cased and
+// stripped of punctuation, adds one to a dimension picked by its hash,
+// and the vector is normalised. Texts that share their words point the
+// same way, as a real embedding model's do, and two runs agree.
+func serveEmbed(w http.ResponseWriter, body map[string]any) {
+	var inputs []string
+	switch in := body["input"].(type) {
+	case string:
+		inputs = []string{in}
+	case []any:
+		for _, x := range in {
+			s, _ := x.(string)
+			inputs = append(inputs, s)
+		}
+	}
+	out := make([][]float64, len(inputs))
+	for i, text := range inputs {
+		v := make([]float64, EmbedDims)
+		for _, word := range strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+			h := fnv.New32a()
+			h.Write([]byte(word))
+			v[h.Sum32()%EmbedDims]++
+		}
+		var norm float64
+		for _, x := range v {
+			norm += x * x
+		}
+		if norm > 0 {
+			for j := range v {
+				v[j] /= math.Sqrt(norm)
+			}
+		}
+		out[i] = v
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"model": body["model"], "embeddings": out})
 }

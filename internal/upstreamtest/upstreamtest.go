@@ -392,6 +392,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.servePS(w)
 			return
 		}
+		if f.Format == Ollama && r.Method == http.MethodPost && r.URL.Path == "/api/embed" {
+			serveEmbed(w, rec.Body)
+			return
+		}
 		writeJSON(w, http.StatusNotFound, errorBody(f.Format, http.StatusNotFound,
 			fmt.Sprintf("%s %s not found", r.Method, r.URL.Path)))
 		return
