@@ -30,8 +30,8 @@ func TestBurstNeverOverloadsTheGPU(t *testing.T) {
 	go func() {
 		for i := range items {
 			// Three different releases: the same one would share one call.
-		title := fmt.Sprintf("Acme raises full-year guidance after %d record orders", i+2)
-		if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: fmt.Sprint(i), Title: title}}); err != nil {
+			title := fmt.Sprintf("Acme raises full-year guidance after %d record orders", i+2)
+			if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: fmt.Sprint(i), Title: title}}); err != nil {
 				return
 			}
 		}
