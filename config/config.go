@@ -15,9 +15,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -136,6 +138,14 @@ type Config struct {
 	// DiscordWebhooks maps a channel name (what callers put in
 	// alert.channel) to its webhook URL.
 	DiscordWebhooks map[string]secret.Secret
+	// AlertChannel is the channel of an alert that names none; empty
+	// requires one.
+	AlertChannel string
+	// AlertTimeout is how long a posted alert waits for the model before
+	// it is edited to say the analysis timed out.
+	AlertTimeout time.Duration
+	// AlertDedupeTTL is how long an item alerts at most once per channel.
+	AlertDedupeTTL time.Duration
 }
 
 // LocalConfig is the local model server on the owner's GPU.
@@ -283,6 +293,8 @@ func Default() Config {
 		CacheRedisPrefix: "catalyst-sentiment:cache",
 		CostAlertDaily:   5.00,
 		CostAlertMonthly: 50.00,
+		AlertTimeout:     10 * time.Second,
+		AlertDedupeTTL:   24 * time.Hour,
 	}
 }
 
@@ -395,7 +407,10 @@ func (c *Config) settings() []setting {
 		{"LLM_COST_ALERT_DAILY", "cost-alert-daily", "USD spent in a day that raises an alert", floatValue{&c.CostAlertDaily, 0, 1e6}},
 		{"LLM_COST_ALERT_MONTHLY", "cost-alert-monthly", "USD spent in a month that raises an alert", floatValue{&c.CostAlertMonthly, 0, 1e7}},
 		{"LLM_USAGE_LOG_PATH", "usage-log-path", "file that receives one JSON line per model call; empty: none", stringValue{p: &c.UsageLogPath}},
-		{"SENTIMENT_DISCORD_WEBHOOKS", "discord-webhooks", "channel=webhook-URL pairs, comma-separated", webhooksValue{&c.DiscordWebhooks}},
+		{"SENTIMENT_DISCORD_WEBHOOKS", "discord-webhooks", "channel=webhook-URL pairs, comma-separated, or @file with one pair per line", webhooksValue{&c.DiscordWebhooks}},
+		{"SENTIMENT_ALERT_CHANNEL", "alert-channel", "channel of an alert that names none; empty: alerts must name one", stringValue{p: &c.AlertChannel}},
+		{"SENTIMENT_ALERT_TIMEOUT", "alert-timeout", "seconds a posted alert waits for the model's answer before it says the analysis timed out", secondsValue{&c.AlertTimeout, time.Second, 10 * time.Minute}},
+		{"SENTIMENT_ALERT_DEDUPE_TTL", "alert-dedupe-ttl", "seconds an item alerts at most once per channel", secondsValue{&c.AlertDedupeTTL, time.Minute, 30 * day}},
 	}
 }
 
@@ -533,6 +548,10 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheEmbedModel != "" && (!c.Local.Enabled || c.Local.API != "ollama") {
 		return Bad("SENTIMENT_CACHE_EMBED_MODEL", c.CacheEmbedModel, "needs the local Ollama tier (LLM_LOCAL_ENABLED=1, SENTIMENT_LOCAL_API=ollama) to embed with")
+	}
+	if c.AlertChannel != "" && c.DiscordWebhooks[c.AlertChannel] == "" {
+		names := slices.Sorted(maps.Keys(c.DiscordWebhooks))
+		return Bad("SENTIMENT_ALERT_CHANNEL", c.AlertChannel, fmt.Sprintf("must be a channel of SENTIMENT_DISCORD_WEBHOOKS (%s)", strings.Join(names, ", ")))
 	}
 	if c.GPUSysfsRoot == "" {
 		return Bad("SENTIMENT_GPU_SYSFS_ROOT", c.GPUSysfsRoot, "must be a directory path")

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +228,44 @@ func TestAnswerMarginAndTierReserveDefaults(t *testing.T) {
 	_, _ = Load([]string{"-help"}, env(nil), &help)
 	if !strings.Contains(help.String(), "(env SENTIMENT_TIER_RESERVE) (default 2)") {
 		t.Errorf("-help does not show the tier reserve's default of 2:\n%s", help.String())
+	}
+}
+
+func TestAlertSettings(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "webhooks")
+	body := "# channels\nalerts = https://discord.com/api/webhooks/1/tok1\n\nops=https://discord.com/api/webhooks/2/tok2, dev=http://127.0.0.1:9/api/webhooks/3/tok3\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(nil, env(map[string]string{
+		"SENTIMENT_DISCORD_WEBHOOKS": "@" + file,
+		"SENTIMENT_ALERT_CHANNEL":    "ops",
+		"SENTIMENT_ALERT_TIMEOUT":    "4",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.DiscordWebhooks) != 3 || c.DiscordWebhooks["alerts"].Reveal() != "https://discord.com/api/webhooks/1/tok1" || c.AlertChannel != "ops" || c.AlertTimeout != 4*time.Second {
+		t.Errorf("webhooks %d, channel %q, timeout %v", len(c.DiscordWebhooks), c.AlertChannel, c.AlertTimeout)
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"default channel not configured", map[string]string{"SENTIMENT_DISCORD_WEBHOOKS": "a=https://discord.com/api/webhooks/1/t", "SENTIMENT_ALERT_CHANNEL": "b"}, `SENTIMENT_ALERT_CHANNEL="b": must be a channel of SENTIMENT_DISCORD_WEBHOOKS (a)`},
+		{"missing file", map[string]string{"SENTIMENT_DISCORD_WEBHOOKS": "@" + filepath.Join(dir, "none")}, "reading the webhooks file"},
+		{"bad channel name", map[string]string{"SENTIMENT_DISCORD_WEBHOOKS": "a b=https://discord.com/api/webhooks/1/t"}, `channel "a b": a name is 1 to 64 letters`},
+		{"channel twice", map[string]string{"SENTIMENT_DISCORD_WEBHOOKS": "a=https://discord.com/api/webhooks/1/t,a=https://discord.com/api/webhooks/2/t"}, `channel "a" is named twice`},
+		{"timeout too short", map[string]string{"SENTIMENT_ALERT_TIMEOUT": "0"}, "SENTIMENT_ALERT_TIMEOUT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(nil, env(tt.env), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "/t,") {
+				t.Errorf("error %v, want it to say %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -278,12 +280,33 @@ func (v webhooksValue) String() string {
 }
 
 func (v webhooksValue) Set(s string) error {
+	if path, ok := strings.CutPrefix(strings.TrimSpace(s), "@"); ok {
+		// A file keeps the URLs out of the process's environment: one
+		// pair per line (or comma-separated), # comments.
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("reading the webhooks file: %v", err)
+		}
+		var lines []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				lines = append(lines, line)
+			}
+		}
+		s = strings.Join(lines, ",")
+	}
 	m := map[string]secret.Secret{}
 	for _, pair := range splitList(s) {
 		name, raw, ok := strings.Cut(pair, "=")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" {
-			return fmt.Errorf("must be channel=https-URL pairs separated by commas")
+			return fmt.Errorf("must be channel=https-URL pairs separated by commas (or @file)")
+		}
+		if !channelName.MatchString(name) {
+			return fmt.Errorf("channel %q: a name is 1 to 64 letters, digits, '-', '_' or '.'", name)
+		}
+		if _, dup := m[name]; dup {
+			return fmt.Errorf("channel %q is named twice", name)
 		}
 		u, err := url.Parse(strings.TrimSpace(raw))
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -295,6 +318,10 @@ func (v webhooksValue) Set(s string) error {
 	*v.p = m
 	return nil
 }
+
+// channelName is what a channel may be called: what callers write in
+// alert.channel.
+var channelName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 func (webhooksValue) show(string) string { return redactedShown }
 

@@ -136,7 +136,8 @@ func TestJudgeValidates(t *testing.T) {
 		{"too many tiers", func(r *pipeline.Request) { r.Options.AllowedTiers = make([]router.Tier, 5) }, "options.allowed_tiers"},
 		{"unknown tier", func(r *pipeline.Request) { r.Options.AllowedTiers = []router.Tier{7} }, "options.allowed_tiers[0]"},
 		{"min prescore", func(r *pipeline.Request) { r.Options.MinPrescore = minPre(2) }, "options.min_prescore"},
-		{"alert channel", func(r *pipeline.Request) { r.Options.Alert = &pipeline.Alert{} }, "options.alert.channel"},
+		{"alert channel", func(r *pipeline.Request) { r.Options.Alert = &pipeline.Alert{Channel: strings.Repeat("c", 65)} }, "options.alert.channel"},
+		{"alert price", func(r *pipeline.Request) { r.Options.Alert = &pipeline.Alert{LastPrice: -1} }, "options.alert.last_price"},
 	}
 	e := newEnv(t)
 	for _, tt := range tests {

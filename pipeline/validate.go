@@ -93,15 +93,25 @@ func validateOptions(o *Options) *FieldError {
 		return &FieldError{"options.min_prescore", fmt.Sprintf("is %g; must be from 0 to 1", *p)}
 	}
 	if a := o.Alert; a != nil {
-		if err := CheckText("options.alert.channel", a.Channel, MaxChannelChars, true); err != nil {
+		if err := ValidateAlert("options.alert", a); err != nil {
 			return err
 		}
-		if v := a.LastPrice; math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-			return &FieldError{"options.alert.last_price", fmt.Sprintf("is %g; must be a finite number of at least 0", v)}
-		}
-		if v := a.ChangePct; math.IsNaN(v) || math.IsInf(v, 0) {
-			return &FieldError{"options.alert.change_pct", fmt.Sprintf("is %g; must be a finite number", v)}
-		}
+	}
+	return nil
+}
+
+// ValidateAlert checks an alert's channel name and market context; field
+// is where the alert sits in the request ("options.alert"). An empty
+// channel is the default one, which the notifier resolves.
+func ValidateAlert(field string, a *Alert) *FieldError {
+	if err := CheckText(field+".channel", a.Channel, MaxChannelChars, false); err != nil {
+		return err
+	}
+	if v := a.LastPrice; math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return &FieldError{field + ".last_price", fmt.Sprintf("is %g; must be a finite number of at least 0", v)}
+	}
+	if v := a.ChangePct; math.IsNaN(v) || math.IsInf(v, 0) {
+		return &FieldError{field + ".change_pct", fmt.Sprintf("is %g; must be a finite number", v)}
 	}
 	return nil
 }

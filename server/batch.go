@@ -139,7 +139,7 @@ var errDraining = status.Error(codes.Unavailable, "server is shutting down: item
 // error entry here. It returns the converted request.
 func (b *batch) accept(req *pb.ClassifyBatchRequest) (pipeline.Request, bool) {
 	id := req.GetItem().GetId()
-	r, ferr := requestOf(req, req.GetItem(), req.GetOptions(), true)
+	r, ferr := b.srv.requestOf(req, req.GetItem(), req.GetOptions(), true)
 	if ferr != nil {
 		b.srv.stats.invalid.Add(1)
 		b.send(&pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Error{Error: ferr.itemError()}})

@@ -20,7 +20,7 @@ import (
 // Classify judges one item.
 // A call refused as bad input counts as invalid, not as a classify call.
 func (s *Server) Classify(ctx context.Context, req *pb.ClassifyRequest) (*pb.ClassifyResponse, error) {
-	r, ferr := requestOf(req, req.GetItem(), req.GetOptions(), false)
+	r, ferr := s.requestOf(req, req.GetItem(), req.GetOptions(), false)
 	if ferr != nil {
 		s.stats.invalid.Add(1)
 		return nil, ferr.status().Err()
@@ -52,7 +52,7 @@ func statusOf(err error) error {
 // wrong here (bytes that were not the message, enum numbers the contract
 // does not define, a timestamp out of range), the rest by the pipeline's
 // own rules. idRequired is set on batch streams.
-func requestOf(msg proto.Message, item *pb.NewsItem, o *pb.ClassifyOptions, idRequired bool) (pipeline.Request, *fieldError) {
+func (s *Server) requestOf(msg proto.Message, item *pb.NewsItem, o *pb.ClassifyOptions, idRequired bool) (pipeline.Request, *fieldError) {
 	if ferr := codecError(msg); ferr != nil {
 		return pipeline.Request{}, ferr
 	}
@@ -74,6 +74,13 @@ func requestOf(msg proto.Message, item *pb.NewsItem, o *pb.ClassifyOptions, idRe
 	}
 	if ferr := pipeline.Validate(&r, idRequired); ferr != nil {
 		return pipeline.Request{}, &fieldError{ferr}
+	}
+	if a := r.Options.Alert; a != nil {
+		ch, ferr := s.channel("options.alert.channel", a.Channel)
+		if ferr != nil {
+			return pipeline.Request{}, ferr
+		}
+		a.Channel = ch
 	}
 	return r, nil
 }

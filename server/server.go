@@ -35,6 +35,7 @@ import (
 	"github.com/catalystbot/sentiment/cache"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/gpu"
+	"github.com/catalystbot/sentiment/notifier"
 	"github.com/catalystbot/sentiment/pipeline"
 	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/secret"
@@ -65,14 +66,15 @@ type Config struct {
 type Server struct {
 	pb.UnimplementedSentimentServiceServer
 
-	cfg   Config
-	log   *slog.Logger
-	pipe  Pipeline
-	tiers Tiers
-	gpu   GPU
-	queue Queue
-	cache Cache
-	now   func() time.Time
+	cfg    Config
+	log    *slog.Logger
+	pipe   Pipeline
+	tiers  Tiers
+	gpu    GPU
+	queue  Queue
+	cache  Cache
+	alerts Alerts
+	now    func() time.Time
 
 	grpc   *grpc.Server
 	health *health.Server
@@ -110,6 +112,19 @@ type Cache interface {
 
 // WithCache reports c's counts in Stats.
 func WithCache(c Cache) Option { return func(s *Server) { s.cache = c } }
+
+// Alerts is the Discord notifier: it resolves the channels alerts name,
+// posts the Alert RPC's alerts and counts them for Stats. The Classify
+// calls' alerts reach it as a pipeline listener.
+type Alerts interface {
+	Channel(field, name string) (string, *pipeline.FieldError)
+	Alert(ctx context.Context, judge notifier.Judge, req pipeline.Request) (notifier.Result, error)
+	Stats() notifier.Stats
+}
+
+// WithAlerts serves alerts through a; without it, a request that asks for
+// one is refused: no channel is configured.
+func WithAlerts(a Alerts) Option { return func(s *Server) { s.alerts = a } }
 
 // Queue is the GPU queue as GPUStatus needs it.
 type Queue interface {

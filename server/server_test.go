@@ -200,7 +200,7 @@ func TestClassifyRejectsBadInput(t *testing.T) {
 		{"repeated tier", &pb.ClassifyRequest{Item: item(func(*pb.NewsItem) {}), Options: &pb.ClassifyOptions{AllowedTiers: []pb.Tier{pb.Tier_TIER_LOCAL, pb.Tier_TIER_GEMINI, pb.Tier_TIER_LOCAL}}}, "options.allowed_tiers[2]", "TIER_LOCAL repeats options.allowed_tiers[0]"},
 		{"too many tiers", &pb.ClassifyRequest{Item: item(func(*pb.NewsItem) {}), Options: &pb.ClassifyOptions{AllowedTiers: make([]pb.Tier, 5)}}, "options.allowed_tiers", "has 5 entries; the limit is 4"},
 		{"min_prescore above 1", &pb.ClassifyRequest{Item: item(func(*pb.NewsItem) {}), Options: &pb.ClassifyOptions{MinPrescore: minPre(1.5)}}, "options.min_prescore", "from 0 to 1"},
-		{"alert without channel", &pb.ClassifyRequest{Item: item(func(*pb.NewsItem) {}), Options: &pb.ClassifyOptions{Alert: &pb.AlertOptions{LastPrice: 3}}}, "options.alert.channel", "required"},
+		{"alert without channels", &pb.ClassifyRequest{Item: item(func(*pb.NewsItem) {}), Options: &pb.ClassifyOptions{Alert: &pb.AlertOptions{LastPrice: 3}}}, "options.alert.channel", "SENTIMENT_DISCORD_WEBHOOKS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 // every call's path.
 type counters struct {
 	classifyCalls atomic.Uint64
+	alertCalls    atomic.Uint64
 	batchStreams  atomic.Uint64
 	batchItems    atomic.Uint64
 	// invalid counts requests refused before they reached the pipeline:
@@ -144,6 +145,7 @@ func (s *Server) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsRespon
 		Version:   Version,
 		Requests: &pb.RequestStats{
 			ClassifyCalls: c.classifyCalls.Load(),
+			AlertCalls:    c.alertCalls.Load(),
 			BatchStreams:  c.batchStreams.Load(),
 			BatchItems:    c.batchItems.Load(),
 			Invalid:       c.invalid.Load() + ps.Invalid,
@@ -152,8 +154,9 @@ func (s *Server) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsRespon
 			Degraded:      ps.Degraded,
 			OpenStreams:   uint64(max(c.openStreams.Load(), 0)),
 		},
-		Tiers: s.tierStats(ctx, ps.Answered[router.TierLexicon]),
-		Cache: s.cacheStats(),
+		Tiers:  s.tierStats(ctx, ps.Answered[router.TierLexicon]),
+		Cache:  s.cacheStats(),
+		Alerts: s.alertStats(),
 		Prefilter: &pb.PrefilterStats{
 			Seen:    ps.PrefilterSeen,
 			SentOn:  ps.PrefilterSentOn,

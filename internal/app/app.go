@@ -9,10 +9,14 @@
 //	GPU queue -> local tier's client (Ollama or OpenAI-compatible)
 //	  -> GPU manager (Ollama only: the same client, the same queue)
 //	cloud tiers -> router -> pipeline -> gRPC server
+//	Discord notifier (SENTIMENT_DISCORD_WEBHOOKS): the pipeline's listener
+//	  for Classify's alerts, the server's for the Alert RPC
 //
 // Stopping runs the other way: the server drains (and, past the grace,
-// answers what is left from the lexicon) while the GPU manager still
-// guards the GPU; then the manager stops; then the Redis client closes.
+// answers what is left from the lexicon) and the pending alerts wait for
+// their answers (past the grace, they say the analysis timed out) while
+// the GPU manager still guards the GPU; then the manager stops; then the
+// Redis client closes.
 package app
 
 import (
@@ -35,6 +39,7 @@ import (
 	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/lexicon"
 	"github.com/catalystbot/sentiment/limiter"
+	"github.com/catalystbot/sentiment/notifier"
 	"github.com/catalystbot/sentiment/ollama"
 	"github.com/catalystbot/sentiment/pipeline"
 	"github.com/catalystbot/sentiment/router"
@@ -57,7 +62,12 @@ const (
 	UpstreamLocal     = "local"
 	UpstreamGemini    = "gemini"
 	UpstreamAnthropic = "anthropic"
+	UpstreamDiscord   = "discord"
 )
+
+// discordConnsPerHost bounds the connections kept to Discord: every
+// webhook is paced to a few requests a second.
+const discordConnsPerHost = 8
 
 // App is the running service's parts.
 type App struct {
@@ -70,6 +80,7 @@ type App struct {
 	gpu      *gpu.Manager
 	router   *router.Router
 	pipeline *pipeline.Pipeline
+	alerts   *notifier.Notifier
 	server   *server.Server
 }
 
@@ -83,6 +94,7 @@ type options struct {
 	gpuReaderSet bool
 	runCommand   func(ctx context.Context, cmd string) error
 	now          func() time.Time
+	alertClock   notifier.Clock
 }
 
 // WithHTTPClient gives each upstream ("local", "gemini", "anthropic") the
@@ -111,6 +123,10 @@ func WithCommandRunner(run func(ctx context.Context, cmd string) error) Option {
 // WithClock replaces the clock answers' latencies and the server's uptime
 // are read from.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithAlertClock replaces the clock the alerts are stamped and timed out
+// by.
+func WithAlertClock(c notifier.Clock) Option { return func(o *options) { o.alertClock = c } }
 
 // New builds every part from cfg. A setting found unusable only now (a
 // model the provider cannot drive) is a *config.SettingError. Redis, when
@@ -186,6 +202,12 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 		}
 		popts = append(popts, pipeline.WithCache(a.cache))
 	}
+	if len(cfg.DiscordWebhooks) > 0 {
+		if a.alerts, err = a.buildAlerts(o); err != nil {
+			return err
+		}
+		popts = append(popts, pipeline.WithListener(a.alerts.Listen))
+	}
 	a.pipeline, err = pipeline.New(pipeline.Config{
 		MinPrescore:     cfg.MinPrescore,
 		DefaultDeadline: cfg.DefaultDeadline,
@@ -204,6 +226,9 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 	if a.gpu != nil {
 		sopts = append(sopts, server.WithGPU(a.gpu, a.queue))
 	}
+	if a.alerts != nil {
+		sopts = append(sopts, server.WithAlerts(a.alerts))
+	}
 	a.server, err = server.New(server.Config{
 		Addr:             cfg.GRPCAddr,
 		AuthTokens:       cfg.AuthTokens,
@@ -218,6 +243,34 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 	}
 	return nil
 }
+
+// buildAlerts builds the Discord notifier over the configured channels;
+// with Redis, an item alerts once per channel across the replicas.
+func (a *App) buildAlerts(o *options) (*notifier.Notifier, error) {
+	cfg := a.cfg
+	client := notifier.NewClient(o.client(UpstreamDiscord, discordConnsPerHost), notifier.WithLogger(a.log))
+	var nopts []notifier.Option
+	if a.redis != nil {
+		nopts = append(nopts, notifier.WithRedis(a.redis))
+	}
+	if o.alertClock != nil {
+		nopts = append(nopts, notifier.WithAlertClock(o.alertClock))
+	}
+	n, err := notifier.New(notifier.Config{
+		Webhooks:       cfg.DiscordWebhooks,
+		DefaultChannel: cfg.AlertChannel,
+		Timeout:        cfg.AlertTimeout,
+		DedupeTTL:      cfg.AlertDedupeTTL,
+		RedisPrefix:    alertRedisPrefix,
+	}, client, a.log, nopts...)
+	if err != nil {
+		return nil, config.Bad("SENTIMENT_DISCORD_WEBHOOKS", "(redacted)", err.Error())
+	}
+	return n, nil
+}
+
+// alertRedisPrefix prefixes the alerts' dedupe keys in Redis.
+const alertRedisPrefix = "catalyst-sentiment:"
 
 // buildQuota opens the one Redis client when REDIS_URL is set and builds
 // the quotas on it, or in memory; then it hands each tier its provider's
@@ -472,7 +525,17 @@ func (a *App) Run(ctx context.Context, lis net.Listener) error {
 	case <-ctx.Done():
 		a.log.Info("shutting down", "grace", a.cfg.ShutdownGrace)
 		graceCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownGrace)
+		alertsDone := make(chan struct{})
+		go func() {
+			defer close(alertsDone)
+			if a.alerts != nil {
+				// Pending alerts wait for their answers within the same
+				// grace; the rest are edited to the timeout text.
+				a.alerts.Shutdown(graceCtx)
+			}
+		}()
 		a.server.Shutdown(graceCtx)
+		<-alertsDone
 		cancel()
 		err = <-served
 	}
@@ -500,6 +563,13 @@ func (a *App) startGPU(ctx context.Context) (stop func()) {
 func (a *App) Close() { a.close() }
 
 func (a *App) close() {
+	if a.alerts != nil {
+		// Past Run's grace, or without Run: the alerts still pending are
+		// edited to the timeout text now.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		a.alerts.Shutdown(ctx)
+	}
 	if a.queue != nil {
 		a.queue.Close()
 	}

@@ -718,6 +718,22 @@ func Delay(d time.Duration, b Behavior) Behavior {
 	}}
 }
 
+// Until holds the request until release is closed, then answers as b:
+// a test orders itself on a request that is known to be in flight. It
+// gives up, unanswered, when the request's context ends or the fake is
+// closed.
+func Until(release <-chan struct{}, b Behavior) Behavior {
+	return Behavior{serve: func(x *exchange) {
+		select {
+		case <-release:
+			b.serve(x)
+		case <-x.r.Context().Done():
+		case <-x.stop:
+			reset(x)
+		}
+	}}
+}
+
 // Reset drops the connection without an answer: the client sees
 // "connection reset by peer".
 func Reset() Behavior { return Behavior{serve: reset} }

@@ -2363,7 +2363,9 @@ type RequestStats struct {
 	// Batch streams open now.
 	OpenStreams uint64 `protobuf:"varint,7,opt,name=open_streams,json=openStreams,proto3" json:"open_streams,omitempty"`
 	// Calls and batch items whose caller cancelled them before the answer.
-	Cancelled     uint64 `protobuf:"varint,8,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
+	Cancelled uint64 `protobuf:"varint,8,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
+	// Alert calls accepted (not counting invalid ones).
+	AlertCalls    uint64 `protobuf:"varint,9,opt,name=alert_calls,json=alertCalls,proto3" json:"alert_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2450,6 +2452,13 @@ func (x *RequestStats) GetOpenStreams() uint64 {
 func (x *RequestStats) GetCancelled() uint64 {
 	if x != nil {
 		return x.Cancelled
+	}
+	return 0
+}
+
+func (x *RequestStats) GetAlertCalls() uint64 {
+	if x != nil {
+		return x.AlertCalls
 	}
 	return 0
 }
@@ -2699,6 +2708,264 @@ func (x *CostStats) GetMonthlyAlertUsd() float64 {
 	return 0
 }
 
+type AlertRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Item    *NewsItem              `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"`
+	Options *ClassifyOptions       `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	// Where to post and the market context: the channel is a configured name
+	// (SENTIMENT_DISCORD_WEBHOOKS); empty is SENTIMENT_ALERT_CHANNEL.
+	Alert         *AlertOptions `protobuf:"bytes,3,opt,name=alert,proto3" json:"alert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertRequest) Reset() {
+	*x = AlertRequest{}
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertRequest) ProtoMessage() {}
+
+func (x *AlertRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertRequest.ProtoReflect.Descriptor instead.
+func (*AlertRequest) Descriptor() ([]byte, []int) {
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *AlertRequest) GetItem() *NewsItem {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *AlertRequest) GetOptions() *ClassifyOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *AlertRequest) GetAlert() *AlertOptions {
+	if x != nil {
+		return x.Alert
+	}
+	return nil
+}
+
+type AlertResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The channel posted to, and the Discord message id of the alert.
+	Channel   string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	MessageId string `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// The lexicon's answer, PHASE_PRELIMINARY: what the post shows while
+	// the model judges (unless complete).
+	Preliminary *ClassifyResponse `protobuf:"bytes,3,opt,name=preliminary,proto3" json:"preliminary,omitempty"`
+	// True when the item had already alerted on the channel: message_id is
+	// that first message's (empty while its post is still on its way), and
+	// nothing was posted or judged again.
+	Duplicate bool `protobuf:"varint,4,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// True when the final answer was known before the post left (a
+	// prefiltered item, a cache hit): the post carries it and no edit
+	// follows.
+	Complete      bool `protobuf:"varint,5,opt,name=complete,proto3" json:"complete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertResponse) Reset() {
+	*x = AlertResponse{}
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertResponse) ProtoMessage() {}
+
+func (x *AlertResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertResponse.ProtoReflect.Descriptor instead.
+func (*AlertResponse) Descriptor() ([]byte, []int) {
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *AlertResponse) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *AlertResponse) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *AlertResponse) GetPreliminary() *ClassifyResponse {
+	if x != nil {
+		return x.Preliminary
+	}
+	return nil
+}
+
+func (x *AlertResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+func (x *AlertResponse) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+// AlertStats counts the Discord alerts.
+type AlertStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Preliminary posts made, and messages edited with a final answer.
+	Posted uint64 `protobuf:"varint,1,opt,name=posted,proto3" json:"posted,omitempty"`
+	Edited uint64 `protobuf:"varint,2,opt,name=edited,proto3" json:"edited,omitempty"`
+	// Messages edited to the timeout text: no final answer came in time.
+	TimedOut uint64 `protobuf:"varint,3,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"`
+	// Alerts not posted again: the item had already alerted on the channel.
+	Duplicates uint64 `protobuf:"varint,4,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	// Failed posts and edits by kind: "rate_limited", "broken", "http_5xx",
+	// "http_4xx", "timeout", "connection".
+	Failed map[string]uint64 `protobuf:"bytes,5,rep,name=failed,proto3" json:"failed,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Channels whose webhook answered 401 or 404 (deleted or revoked): no
+	// more is sent to them until the configuration changes.
+	BrokenChannels []string `protobuf:"bytes,6,rep,name=broken_channels,json=brokenChannels,proto3" json:"broken_channels,omitempty"`
+	// Alerts waiting for their final answer now.
+	Pending uint64 `protobuf:"varint,7,opt,name=pending,proto3" json:"pending,omitempty"`
+	// Posts that carried the final answer already, known before the post
+	// left (a prefiltered item, a cache hit): no edit follows them.
+	Complete      uint64 `protobuf:"varint,8,opt,name=complete,proto3" json:"complete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertStats) Reset() {
+	*x = AlertStats{}
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertStats) ProtoMessage() {}
+
+func (x *AlertStats) ProtoReflect() protoreflect.Message {
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertStats.ProtoReflect.Descriptor instead.
+func (*AlertStats) Descriptor() ([]byte, []int) {
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AlertStats) GetPosted() uint64 {
+	if x != nil {
+		return x.Posted
+	}
+	return 0
+}
+
+func (x *AlertStats) GetEdited() uint64 {
+	if x != nil {
+		return x.Edited
+	}
+	return 0
+}
+
+func (x *AlertStats) GetTimedOut() uint64 {
+	if x != nil {
+		return x.TimedOut
+	}
+	return 0
+}
+
+func (x *AlertStats) GetDuplicates() uint64 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+func (x *AlertStats) GetFailed() map[string]uint64 {
+	if x != nil {
+		return x.Failed
+	}
+	return nil
+}
+
+func (x *AlertStats) GetBrokenChannels() []string {
+	if x != nil {
+		return x.BrokenChannels
+	}
+	return nil
+}
+
+func (x *AlertStats) GetPending() uint64 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+func (x *AlertStats) GetComplete() uint64 {
+	if x != nil {
+		return x.Complete
+	}
+	return 0
+}
+
 type StatsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
@@ -2709,13 +2976,14 @@ type StatsResponse struct {
 	Prefilter     *PrefilterStats        `protobuf:"bytes,6,opt,name=prefilter,proto3" json:"prefilter,omitempty"`
 	Cost          *CostStats             `protobuf:"bytes,7,opt,name=cost,proto3" json:"cost,omitempty"`
 	Version       string                 `protobuf:"bytes,8,opt,name=version,proto3" json:"version,omitempty"`
+	Alerts        *AlertStats            `protobuf:"bytes,9,opt,name=alerts,proto3" json:"alerts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[24]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2727,7 +2995,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[24]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2740,7 +3008,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{24}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StatsResponse) GetStartedAt() *timestamppb.Timestamp {
@@ -2797,6 +3065,13 @@ func (x *StatsResponse) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *StatsResponse) GetAlerts() *AlertStats {
+	if x != nil {
+		return x.Alerts
+	}
+	return nil
 }
 
 var File_catalyst_sentiment_v1_sentiment_proto protoreflect.FileDescriptor
@@ -2982,7 +3257,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	" \x01(\tR\fquotaBackend\x1aA\n" +
 	"\x13ErrorsLastHourEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x8a\x02\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xab\x02\n" +
 	"\fRequestStats\x12%\n" +
 	"\x0eclassify_calls\x18\x01 \x01(\x04R\rclassifyCalls\x12#\n" +
 	"\rbatch_streams\x18\x02 \x01(\x04R\fbatchStreams\x12\x1f\n" +
@@ -2992,7 +3267,9 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\bdegraded\x18\x05 \x01(\x04R\bdegraded\x12\x16\n" +
 	"\x06failed\x18\x06 \x01(\x04R\x06failed\x12!\n" +
 	"\fopen_streams\x18\a \x01(\x04R\vopenStreams\x12\x1c\n" +
-	"\tcancelled\x18\b \x01(\x04R\tcancelled\"\x97\x02\n" +
+	"\tcancelled\x18\b \x01(\x04R\tcancelled\x12\x1f\n" +
+	"\valert_calls\x18\t \x01(\x04R\n" +
+	"alertCalls\"\x97\x02\n" +
 	"\n" +
 	"CacheStats\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x1d\n" +
@@ -3013,7 +3290,33 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\ttoday_usd\x18\x01 \x01(\x01R\btodayUsd\x12\x1b\n" +
 	"\tmonth_usd\x18\x02 \x01(\x01R\bmonthUsd\x12&\n" +
 	"\x0fdaily_alert_usd\x18\x03 \x01(\x01R\rdailyAlertUsd\x12*\n" +
-	"\x11monthly_alert_usd\x18\x04 \x01(\x01R\x0fmonthlyAlertUsd\"\xc4\x03\n" +
+	"\x11monthly_alert_usd\x18\x04 \x01(\x01R\x0fmonthlyAlertUsd\"\xc0\x01\n" +
+	"\fAlertRequest\x123\n" +
+	"\x04item\x18\x01 \x01(\v2\x1f.catalyst.sentiment.v1.NewsItemR\x04item\x12@\n" +
+	"\aoptions\x18\x02 \x01(\v2&.catalyst.sentiment.v1.ClassifyOptionsR\aoptions\x129\n" +
+	"\x05alert\x18\x03 \x01(\v2#.catalyst.sentiment.v1.AlertOptionsR\x05alert\"\xcd\x01\n" +
+	"\rAlertResponse\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\tR\tmessageId\x12I\n" +
+	"\vpreliminary\x18\x03 \x01(\v2'.catalyst.sentiment.v1.ClassifyResponseR\vpreliminary\x12\x1c\n" +
+	"\tduplicate\x18\x04 \x01(\bR\tduplicate\x12\x1a\n" +
+	"\bcomplete\x18\x05 \x01(\bR\bcomplete\"\xda\x02\n" +
+	"\n" +
+	"AlertStats\x12\x16\n" +
+	"\x06posted\x18\x01 \x01(\x04R\x06posted\x12\x16\n" +
+	"\x06edited\x18\x02 \x01(\x04R\x06edited\x12\x1b\n" +
+	"\ttimed_out\x18\x03 \x01(\x04R\btimedOut\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x04 \x01(\x04R\n" +
+	"duplicates\x12E\n" +
+	"\x06failed\x18\x05 \x03(\v2-.catalyst.sentiment.v1.AlertStats.FailedEntryR\x06failed\x12'\n" +
+	"\x0fbroken_channels\x18\x06 \x03(\tR\x0ebrokenChannels\x12\x18\n" +
+	"\apending\x18\a \x01(\x04R\apending\x12\x1a\n" +
+	"\bcomplete\x18\b \x01(\x04R\bcomplete\x1a9\n" +
+	"\vFailedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xff\x03\n" +
 	"\rStatsResponse\x129\n" +
 	"\n" +
 	"started_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x121\n" +
@@ -3023,7 +3326,8 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x05cache\x18\x05 \x01(\v2!.catalyst.sentiment.v1.CacheStatsR\x05cache\x12C\n" +
 	"\tprefilter\x18\x06 \x01(\v2%.catalyst.sentiment.v1.PrefilterStatsR\tprefilter\x124\n" +
 	"\x04cost\x18\a \x01(\v2 .catalyst.sentiment.v1.CostStatsR\x04cost\x12\x18\n" +
-	"\aversion\x18\b \x01(\tR\aversion*W\n" +
+	"\aversion\x18\b \x01(\tR\aversion\x129\n" +
+	"\x06alerts\x18\t \x01(\v2!.catalyst.sentiment.v1.AlertStatsR\x06alerts*W\n" +
 	"\x05Label\x12\x15\n" +
 	"\x11LABEL_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rLABEL_BEARISH\x10\x01\x12\x11\n" +
@@ -3068,12 +3372,13 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x19BREAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14BREAKER_STATE_CLOSED\x10\x01\x12\x1b\n" +
 	"\x17BREAKER_STATE_HALF_OPEN\x10\x02\x12\x16\n" +
-	"\x12BREAKER_STATE_OPEN\x10\x032\x93\x03\n" +
+	"\x12BREAKER_STATE_OPEN\x10\x032\xe7\x03\n" +
 	"\x10SentimentService\x12[\n" +
 	"\bClassify\x12&.catalyst.sentiment.v1.ClassifyRequest\x1a'.catalyst.sentiment.v1.ClassifyResponse\x12n\n" +
 	"\rClassifyBatch\x12+.catalyst.sentiment.v1.ClassifyBatchRequest\x1a,.catalyst.sentiment.v1.ClassifyBatchResponse(\x010\x01\x12^\n" +
 	"\tGPUStatus\x12'.catalyst.sentiment.v1.GPUStatusRequest\x1a(.catalyst.sentiment.v1.GPUStatusResponse\x12R\n" +
-	"\x05Stats\x12#.catalyst.sentiment.v1.StatsRequest\x1a$.catalyst.sentiment.v1.StatsResponseBKZIgithub.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1;sentimentv1b\x06proto3"
+	"\x05Stats\x12#.catalyst.sentiment.v1.StatsRequest\x1a$.catalyst.sentiment.v1.StatsResponse\x12R\n" +
+	"\x05Alert\x12#.catalyst.sentiment.v1.AlertRequest\x1a$.catalyst.sentiment.v1.AlertResponseBKZIgithub.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1;sentimentv1b\x06proto3"
 
 var (
 	file_catalyst_sentiment_v1_sentiment_proto_rawDescOnce sync.Once
@@ -3088,7 +3393,7 @@ func file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP() []byte {
 }
 
 var file_catalyst_sentiment_v1_sentiment_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_catalyst_sentiment_v1_sentiment_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_catalyst_sentiment_v1_sentiment_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_catalyst_sentiment_v1_sentiment_proto_goTypes = []any{
 	(Label)(0),                    // 0: catalyst.sentiment.v1.Label
 	(Tier)(0),                     // 1: catalyst.sentiment.v1.Tier
@@ -3122,13 +3427,17 @@ var file_catalyst_sentiment_v1_sentiment_proto_goTypes = []any{
 	(*CacheStats)(nil),            // 29: catalyst.sentiment.v1.CacheStats
 	(*PrefilterStats)(nil),        // 30: catalyst.sentiment.v1.PrefilterStats
 	(*CostStats)(nil),             // 31: catalyst.sentiment.v1.CostStats
-	(*StatsResponse)(nil),         // 32: catalyst.sentiment.v1.StatsResponse
-	nil,                           // 33: catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
-	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 35: google.protobuf.Duration
+	(*AlertRequest)(nil),          // 32: catalyst.sentiment.v1.AlertRequest
+	(*AlertResponse)(nil),         // 33: catalyst.sentiment.v1.AlertResponse
+	(*AlertStats)(nil),            // 34: catalyst.sentiment.v1.AlertStats
+	(*StatsResponse)(nil),         // 35: catalyst.sentiment.v1.StatsResponse
+	nil,                           // 36: catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
+	nil,                           // 37: catalyst.sentiment.v1.AlertStats.FailedEntry
+	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 39: google.protobuf.Duration
 }
 var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
-	34, // 0: catalyst.sentiment.v1.NewsItem.published_at:type_name -> google.protobuf.Timestamp
+	38, // 0: catalyst.sentiment.v1.NewsItem.published_at:type_name -> google.protobuf.Timestamp
 	4,  // 1: catalyst.sentiment.v1.ClassifyOptions.priority:type_name -> catalyst.sentiment.v1.Priority
 	1,  // 2: catalyst.sentiment.v1.ClassifyOptions.allowed_tiers:type_name -> catalyst.sentiment.v1.Tier
 	9,  // 3: catalyst.sentiment.v1.ClassifyOptions.alert:type_name -> catalyst.sentiment.v1.AlertOptions
@@ -3137,11 +3446,11 @@ var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
 	12, // 6: catalyst.sentiment.v1.Prescore.hits:type_name -> catalyst.sentiment.v1.KeywordHit
 	1,  // 7: catalyst.sentiment.v1.TierAttempt.tier:type_name -> catalyst.sentiment.v1.Tier
 	5,  // 8: catalyst.sentiment.v1.TierAttempt.outcome:type_name -> catalyst.sentiment.v1.Outcome
-	35, // 9: catalyst.sentiment.v1.TierAttempt.latency:type_name -> google.protobuf.Duration
+	39, // 9: catalyst.sentiment.v1.TierAttempt.latency:type_name -> google.protobuf.Duration
 	1,  // 10: catalyst.sentiment.v1.Provenance.tier:type_name -> catalyst.sentiment.v1.Tier
 	3,  // 11: catalyst.sentiment.v1.Provenance.cache_hit:type_name -> catalyst.sentiment.v1.CacheHit
 	14, // 12: catalyst.sentiment.v1.Provenance.tiers:type_name -> catalyst.sentiment.v1.TierAttempt
-	35, // 13: catalyst.sentiment.v1.Provenance.latency:type_name -> google.protobuf.Duration
+	39, // 13: catalyst.sentiment.v1.Provenance.latency:type_name -> google.protobuf.Duration
 	0,  // 14: catalyst.sentiment.v1.ClassifyResponse.label:type_name -> catalyst.sentiment.v1.Label
 	13, // 15: catalyst.sentiment.v1.ClassifyResponse.prescore:type_name -> catalyst.sentiment.v1.Prescore
 	15, // 16: catalyst.sentiment.v1.ClassifyResponse.provenance:type_name -> catalyst.sentiment.v1.Provenance
@@ -3150,40 +3459,48 @@ var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
 	10, // 19: catalyst.sentiment.v1.ClassifyBatchRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
 	16, // 20: catalyst.sentiment.v1.ClassifyBatchResponse.result:type_name -> catalyst.sentiment.v1.ClassifyResponse
 	18, // 21: catalyst.sentiment.v1.ClassifyBatchResponse.error:type_name -> catalyst.sentiment.v1.ItemError
-	35, // 22: catalyst.sentiment.v1.ModelState.warmup_latency:type_name -> google.protobuf.Duration
-	34, // 23: catalyst.sentiment.v1.ModelState.expires_at:type_name -> google.protobuf.Timestamp
+	39, // 22: catalyst.sentiment.v1.ModelState.warmup_latency:type_name -> google.protobuf.Duration
+	38, // 23: catalyst.sentiment.v1.ModelState.expires_at:type_name -> google.protobuf.Timestamp
 	21, // 24: catalyst.sentiment.v1.GPUStatusResponse.devices:type_name -> catalyst.sentiment.v1.GPUDevice
 	6,  // 25: catalyst.sentiment.v1.GPUStatusResponse.pressure:type_name -> catalyst.sentiment.v1.PressureLevel
 	22, // 26: catalyst.sentiment.v1.GPUStatusResponse.model:type_name -> catalyst.sentiment.v1.ModelState
-	34, // 27: catalyst.sentiment.v1.GPUStatusResponse.last_cleanup_at:type_name -> google.protobuf.Timestamp
-	34, // 28: catalyst.sentiment.v1.GPUStatusResponse.observed_at:type_name -> google.protobuf.Timestamp
+	38, // 27: catalyst.sentiment.v1.GPUStatusResponse.last_cleanup_at:type_name -> google.protobuf.Timestamp
+	38, // 28: catalyst.sentiment.v1.GPUStatusResponse.observed_at:type_name -> google.protobuf.Timestamp
 	24, // 29: catalyst.sentiment.v1.GPUStatusResponse.queue:type_name -> catalyst.sentiment.v1.GPUQueueStats
-	35, // 30: catalyst.sentiment.v1.GPUQueueStats.service_time:type_name -> google.protobuf.Duration
-	34, // 31: catalyst.sentiment.v1.QuotaWindow.resets_at:type_name -> google.protobuf.Timestamp
+	39, // 30: catalyst.sentiment.v1.GPUQueueStats.service_time:type_name -> google.protobuf.Duration
+	38, // 31: catalyst.sentiment.v1.QuotaWindow.resets_at:type_name -> google.protobuf.Timestamp
 	1,  // 32: catalyst.sentiment.v1.TierStats.tier:type_name -> catalyst.sentiment.v1.Tier
 	7,  // 33: catalyst.sentiment.v1.TierStats.breaker_state:type_name -> catalyst.sentiment.v1.BreakerState
 	26, // 34: catalyst.sentiment.v1.TierStats.quotas:type_name -> catalyst.sentiment.v1.QuotaWindow
-	33, // 35: catalyst.sentiment.v1.TierStats.errors_last_hour:type_name -> catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
-	34, // 36: catalyst.sentiment.v1.StatsResponse.started_at:type_name -> google.protobuf.Timestamp
-	35, // 37: catalyst.sentiment.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
-	28, // 38: catalyst.sentiment.v1.StatsResponse.requests:type_name -> catalyst.sentiment.v1.RequestStats
-	27, // 39: catalyst.sentiment.v1.StatsResponse.tiers:type_name -> catalyst.sentiment.v1.TierStats
-	29, // 40: catalyst.sentiment.v1.StatsResponse.cache:type_name -> catalyst.sentiment.v1.CacheStats
-	30, // 41: catalyst.sentiment.v1.StatsResponse.prefilter:type_name -> catalyst.sentiment.v1.PrefilterStats
-	31, // 42: catalyst.sentiment.v1.StatsResponse.cost:type_name -> catalyst.sentiment.v1.CostStats
-	11, // 43: catalyst.sentiment.v1.SentimentService.Classify:input_type -> catalyst.sentiment.v1.ClassifyRequest
-	17, // 44: catalyst.sentiment.v1.SentimentService.ClassifyBatch:input_type -> catalyst.sentiment.v1.ClassifyBatchRequest
-	20, // 45: catalyst.sentiment.v1.SentimentService.GPUStatus:input_type -> catalyst.sentiment.v1.GPUStatusRequest
-	25, // 46: catalyst.sentiment.v1.SentimentService.Stats:input_type -> catalyst.sentiment.v1.StatsRequest
-	16, // 47: catalyst.sentiment.v1.SentimentService.Classify:output_type -> catalyst.sentiment.v1.ClassifyResponse
-	19, // 48: catalyst.sentiment.v1.SentimentService.ClassifyBatch:output_type -> catalyst.sentiment.v1.ClassifyBatchResponse
-	23, // 49: catalyst.sentiment.v1.SentimentService.GPUStatus:output_type -> catalyst.sentiment.v1.GPUStatusResponse
-	32, // 50: catalyst.sentiment.v1.SentimentService.Stats:output_type -> catalyst.sentiment.v1.StatsResponse
-	47, // [47:51] is the sub-list for method output_type
-	43, // [43:47] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	36, // 35: catalyst.sentiment.v1.TierStats.errors_last_hour:type_name -> catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
+	8,  // 36: catalyst.sentiment.v1.AlertRequest.item:type_name -> catalyst.sentiment.v1.NewsItem
+	10, // 37: catalyst.sentiment.v1.AlertRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
+	9,  // 38: catalyst.sentiment.v1.AlertRequest.alert:type_name -> catalyst.sentiment.v1.AlertOptions
+	16, // 39: catalyst.sentiment.v1.AlertResponse.preliminary:type_name -> catalyst.sentiment.v1.ClassifyResponse
+	37, // 40: catalyst.sentiment.v1.AlertStats.failed:type_name -> catalyst.sentiment.v1.AlertStats.FailedEntry
+	38, // 41: catalyst.sentiment.v1.StatsResponse.started_at:type_name -> google.protobuf.Timestamp
+	39, // 42: catalyst.sentiment.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
+	28, // 43: catalyst.sentiment.v1.StatsResponse.requests:type_name -> catalyst.sentiment.v1.RequestStats
+	27, // 44: catalyst.sentiment.v1.StatsResponse.tiers:type_name -> catalyst.sentiment.v1.TierStats
+	29, // 45: catalyst.sentiment.v1.StatsResponse.cache:type_name -> catalyst.sentiment.v1.CacheStats
+	30, // 46: catalyst.sentiment.v1.StatsResponse.prefilter:type_name -> catalyst.sentiment.v1.PrefilterStats
+	31, // 47: catalyst.sentiment.v1.StatsResponse.cost:type_name -> catalyst.sentiment.v1.CostStats
+	34, // 48: catalyst.sentiment.v1.StatsResponse.alerts:type_name -> catalyst.sentiment.v1.AlertStats
+	11, // 49: catalyst.sentiment.v1.SentimentService.Classify:input_type -> catalyst.sentiment.v1.ClassifyRequest
+	17, // 50: catalyst.sentiment.v1.SentimentService.ClassifyBatch:input_type -> catalyst.sentiment.v1.ClassifyBatchRequest
+	20, // 51: catalyst.sentiment.v1.SentimentService.GPUStatus:input_type -> catalyst.sentiment.v1.GPUStatusRequest
+	25, // 52: catalyst.sentiment.v1.SentimentService.Stats:input_type -> catalyst.sentiment.v1.StatsRequest
+	32, // 53: catalyst.sentiment.v1.SentimentService.Alert:input_type -> catalyst.sentiment.v1.AlertRequest
+	16, // 54: catalyst.sentiment.v1.SentimentService.Classify:output_type -> catalyst.sentiment.v1.ClassifyResponse
+	19, // 55: catalyst.sentiment.v1.SentimentService.ClassifyBatch:output_type -> catalyst.sentiment.v1.ClassifyBatchResponse
+	23, // 56: catalyst.sentiment.v1.SentimentService.GPUStatus:output_type -> catalyst.sentiment.v1.GPUStatusResponse
+	35, // 57: catalyst.sentiment.v1.SentimentService.Stats:output_type -> catalyst.sentiment.v1.StatsResponse
+	33, // 58: catalyst.sentiment.v1.SentimentService.Alert:output_type -> catalyst.sentiment.v1.AlertResponse
+	54, // [54:59] is the sub-list for method output_type
+	49, // [49:54] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_catalyst_sentiment_v1_sentiment_proto_init() }
@@ -3203,7 +3520,7 @@ func file_catalyst_sentiment_v1_sentiment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catalyst_sentiment_v1_sentiment_proto_rawDesc), len(file_catalyst_sentiment_v1_sentiment_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   26,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	SentimentService_ClassifyBatch_FullMethodName = "/catalyst.sentiment.v1.SentimentService/ClassifyBatch"
 	SentimentService_GPUStatus_FullMethodName     = "/catalyst.sentiment.v1.SentimentService/GPUStatus"
 	SentimentService_Stats_FullMethodName         = "/catalyst.sentiment.v1.SentimentService/Stats"
+	SentimentService_Alert_FullMethodName         = "/catalyst.sentiment.v1.SentimentService/Alert"
 )
 
 // SentimentServiceClient is the client API for SentimentService service.
@@ -54,6 +55,14 @@ type SentimentServiceClient interface {
 	GPUStatus(ctx context.Context, in *GPUStatusRequest, opts ...grpc.CallOption) (*GPUStatusResponse, error)
 	// Stats reports counters, breakers, quotas, cache and cost.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// Alert posts a Discord alert for a news item at once, with the price
+	// and the lexicon's leaning, and returns as soon as the post exists. The
+	// judgement and the edit of the same message with the model's verdict
+	// (or, past SENTIMENT_ALERT_TIMEOUT, with the timeout text) complete in
+	// the background, under the service's own deadline, even if the caller
+	// hangs up. An item alerts once per channel: a repeat returns the first
+	// message's id.
+	Alert(ctx context.Context, in *AlertRequest, opts ...grpc.CallOption) (*AlertResponse, error)
 }
 
 type sentimentServiceClient struct {
@@ -107,6 +116,16 @@ func (c *sentimentServiceClient) Stats(ctx context.Context, in *StatsRequest, op
 	return out, nil
 }
 
+func (c *sentimentServiceClient) Alert(ctx context.Context, in *AlertRequest, opts ...grpc.CallOption) (*AlertResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AlertResponse)
+	err := c.cc.Invoke(ctx, SentimentService_Alert_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SentimentServiceServer is the server API for SentimentService service.
 // All implementations must embed UnimplementedSentimentServiceServer
 // for forward compatibility.
@@ -130,6 +149,14 @@ type SentimentServiceServer interface {
 	GPUStatus(context.Context, *GPUStatusRequest) (*GPUStatusResponse, error)
 	// Stats reports counters, breakers, quotas, cache and cost.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// Alert posts a Discord alert for a news item at once, with the price
+	// and the lexicon's leaning, and returns as soon as the post exists. The
+	// judgement and the edit of the same message with the model's verdict
+	// (or, past SENTIMENT_ALERT_TIMEOUT, with the timeout text) complete in
+	// the background, under the service's own deadline, even if the caller
+	// hangs up. An item alerts once per channel: a repeat returns the first
+	// message's id.
+	Alert(context.Context, *AlertRequest) (*AlertResponse, error)
 	mustEmbedUnimplementedSentimentServiceServer()
 }
 
@@ -151,6 +178,9 @@ func (UnimplementedSentimentServiceServer) GPUStatus(context.Context, *GPUStatus
 }
 func (UnimplementedSentimentServiceServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedSentimentServiceServer) Alert(context.Context, *AlertRequest) (*AlertResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Alert not implemented")
 }
 func (UnimplementedSentimentServiceServer) mustEmbedUnimplementedSentimentServiceServer() {}
 func (UnimplementedSentimentServiceServer) testEmbeddedByValue()                          {}
@@ -234,6 +264,24 @@ func _SentimentService_Stats_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SentimentService_Alert_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AlertRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SentimentServiceServer).Alert(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SentimentService_Alert_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SentimentServiceServer).Alert(ctx, req.(*AlertRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SentimentService_ServiceDesc is the grpc.ServiceDesc for SentimentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -252,6 +300,10 @@ var SentimentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _SentimentService_Stats_Handler,
+		},
+		{
+			MethodName: "Alert",
+			Handler:    _SentimentService_Alert_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

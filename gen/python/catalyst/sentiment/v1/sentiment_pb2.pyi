@@ -449,7 +449,7 @@ class TierStats(_message.Message):
     def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., enabled: _Optional[bool] = ..., model: _Optional[str] = ..., breaker_state: _Optional[_Union[BreakerState, str]] = ..., consecutive_failures: _Optional[int] = ..., quotas: _Optional[_Iterable[_Union[QuotaWindow, _Mapping]]] = ..., errors_last_hour: _Optional[_Mapping[str, int]] = ..., answered: _Optional[int] = ..., breaker_transitions: _Optional[int] = ..., quota_backend: _Optional[str] = ...) -> None: ...
 
 class RequestStats(_message.Message):
-    __slots__ = ("classify_calls", "batch_streams", "batch_items", "invalid", "degraded", "failed", "open_streams", "cancelled")
+    __slots__ = ("classify_calls", "batch_streams", "batch_items", "invalid", "degraded", "failed", "open_streams", "cancelled", "alert_calls")
     CLASSIFY_CALLS_FIELD_NUMBER: _ClassVar[int]
     BATCH_STREAMS_FIELD_NUMBER: _ClassVar[int]
     BATCH_ITEMS_FIELD_NUMBER: _ClassVar[int]
@@ -458,6 +458,7 @@ class RequestStats(_message.Message):
     FAILED_FIELD_NUMBER: _ClassVar[int]
     OPEN_STREAMS_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    ALERT_CALLS_FIELD_NUMBER: _ClassVar[int]
     classify_calls: int
     batch_streams: int
     batch_items: int
@@ -466,7 +467,8 @@ class RequestStats(_message.Message):
     failed: int
     open_streams: int
     cancelled: int
-    def __init__(self, classify_calls: _Optional[int] = ..., batch_streams: _Optional[int] = ..., batch_items: _Optional[int] = ..., invalid: _Optional[int] = ..., degraded: _Optional[int] = ..., failed: _Optional[int] = ..., open_streams: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
+    alert_calls: int
+    def __init__(self, classify_calls: _Optional[int] = ..., batch_streams: _Optional[int] = ..., batch_items: _Optional[int] = ..., invalid: _Optional[int] = ..., degraded: _Optional[int] = ..., failed: _Optional[int] = ..., open_streams: _Optional[int] = ..., cancelled: _Optional[int] = ..., alert_calls: _Optional[int] = ...) -> None: ...
 
 class CacheStats(_message.Message):
     __slots__ = ("backend", "exact_hits", "near_hits", "misses", "shared_in_flight", "guard_refusals", "stored", "evicted", "entries")
@@ -512,8 +514,59 @@ class CostStats(_message.Message):
     monthly_alert_usd: float
     def __init__(self, today_usd: _Optional[float] = ..., month_usd: _Optional[float] = ..., daily_alert_usd: _Optional[float] = ..., monthly_alert_usd: _Optional[float] = ...) -> None: ...
 
+class AlertRequest(_message.Message):
+    __slots__ = ("item", "options", "alert")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    item: NewsItem
+    options: ClassifyOptions
+    alert: AlertOptions
+    def __init__(self, item: _Optional[_Union[NewsItem, _Mapping]] = ..., options: _Optional[_Union[ClassifyOptions, _Mapping]] = ..., alert: _Optional[_Union[AlertOptions, _Mapping]] = ...) -> None: ...
+
+class AlertResponse(_message.Message):
+    __slots__ = ("channel", "message_id", "preliminary", "duplicate", "complete")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    PRELIMINARY_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    message_id: str
+    preliminary: ClassifyResponse
+    duplicate: bool
+    complete: bool
+    def __init__(self, channel: _Optional[str] = ..., message_id: _Optional[str] = ..., preliminary: _Optional[_Union[ClassifyResponse, _Mapping]] = ..., duplicate: _Optional[bool] = ..., complete: _Optional[bool] = ...) -> None: ...
+
+class AlertStats(_message.Message):
+    __slots__ = ("posted", "edited", "timed_out", "duplicates", "failed", "broken_channels", "pending", "complete")
+    class FailedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    POSTED_FIELD_NUMBER: _ClassVar[int]
+    EDITED_FIELD_NUMBER: _ClassVar[int]
+    TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    BROKEN_CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    posted: int
+    edited: int
+    timed_out: int
+    duplicates: int
+    failed: _containers.ScalarMap[str, int]
+    broken_channels: _containers.RepeatedScalarFieldContainer[str]
+    pending: int
+    complete: int
+    def __init__(self, posted: _Optional[int] = ..., edited: _Optional[int] = ..., timed_out: _Optional[int] = ..., duplicates: _Optional[int] = ..., failed: _Optional[_Mapping[str, int]] = ..., broken_channels: _Optional[_Iterable[str]] = ..., pending: _Optional[int] = ..., complete: _Optional[int] = ...) -> None: ...
+
 class StatsResponse(_message.Message):
-    __slots__ = ("started_at", "uptime", "requests", "tiers", "cache", "prefilter", "cost", "version")
+    __slots__ = ("started_at", "uptime", "requests", "tiers", "cache", "prefilter", "cost", "version", "alerts")
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     UPTIME_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
@@ -522,6 +575,7 @@ class StatsResponse(_message.Message):
     PREFILTER_FIELD_NUMBER: _ClassVar[int]
     COST_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
     started_at: _timestamp_pb2.Timestamp
     uptime: _duration_pb2.Duration
     requests: RequestStats
@@ -530,4 +584,5 @@ class StatsResponse(_message.Message):
     prefilter: PrefilterStats
     cost: CostStats
     version: str
-    def __init__(self, started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., requests: _Optional[_Union[RequestStats, _Mapping]] = ..., tiers: _Optional[_Iterable[_Union[TierStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., prefilter: _Optional[_Union[PrefilterStats, _Mapping]] = ..., cost: _Optional[_Union[CostStats, _Mapping]] = ..., version: _Optional[str] = ...) -> None: ...
+    alerts: AlertStats
+    def __init__(self, started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., requests: _Optional[_Union[RequestStats, _Mapping]] = ..., tiers: _Optional[_Iterable[_Union[TierStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., prefilter: _Optional[_Union[PrefilterStats, _Mapping]] = ..., cost: _Optional[_Union[CostStats, _Mapping]] = ..., version: _Optional[str] = ..., alerts: _Optional[_Union[AlertStats, _Mapping]] = ...) -> None: ...

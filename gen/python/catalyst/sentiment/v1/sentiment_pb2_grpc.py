@@ -59,6 +59,11 @@ class SentimentServiceStub:
                 request_serializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.StatsRequest.SerializeToString,
                 response_deserializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.Alert = channel.unary_unary(
+                '/catalyst.sentiment.v1.SentimentService/Alert',
+                request_serializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.AlertRequest.SerializeToString,
+                response_deserializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.AlertResponse.FromString,
+                _registered_method=True)
 
 
 class SentimentServiceServicer:
@@ -102,6 +107,19 @@ class SentimentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Alert(self, request, context):
+        """Alert posts a Discord alert for a news item at once, with the price
+        and the lexicon's leaning, and returns as soon as the post exists. The
+        judgement and the edit of the same message with the model's verdict
+        (or, past SENTIMENT_ALERT_TIMEOUT, with the timeout text) complete in
+        the background, under the service's own deadline, even if the caller
+        hangs up. An item alerts once per channel: a repeat returns the first
+        message's id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SentimentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +142,11 @@ def add_SentimentServiceServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.StatsRequest.FromString,
                     response_serializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.StatsResponse.SerializeToString,
+            ),
+            'Alert': grpc.unary_unary_rpc_method_handler(
+                    servicer.Alert,
+                    request_deserializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.AlertRequest.FromString,
+                    response_serializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.AlertResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -239,6 +262,33 @@ class SentimentService:
             '/catalyst.sentiment.v1.SentimentService/Stats',
             catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.StatsRequest.SerializeToString,
             catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Alert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/catalyst.sentiment.v1.SentimentService/Alert',
+            catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.AlertRequest.SerializeToString,
+            catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.AlertResponse.FromString,
             options,
             channel_credentials,
             insecure,
