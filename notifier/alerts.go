@@ -275,7 +275,7 @@ func (n *Notifier) Listen(_ context.Context, ev pipeline.Event) {
 			return
 		}
 		a := n.open(ev.Request.Item, *ev.Request.Options.Alert)
-		a.unclaimed = true
+		a.unclaimed, a.req = true, ev.Request
 		a.hear(ev)
 		n.mu.Lock()
 		n.byRequest[ev.Request] = a
@@ -301,8 +301,10 @@ type alert struct {
 	key     string
 	started time.Time
 	// unclaimed is set for a Classify call's alert: the dedupe claim is
-	// made in the background, off the caller's path.
+	// made in the background, off the caller's path. req is the call's
+	// request, its key in the listener's index.
 	unclaimed bool
+	req       *pipeline.Request
 	cancel    context.CancelFunc
 
 	preCh, finalCh chan pipeline.Event
@@ -520,15 +522,12 @@ func (n *Notifier) run(a *alert) {
 // forget drops a Classify call's alert from the listener's index: its
 // final event, if it still comes, finds nothing.
 func (n *Notifier) forget(a *alert) {
-	if !a.unclaimed {
+	if a.req == nil {
 		return
 	}
 	n.mu.Lock()
-	for r, x := range n.byRequest {
-		if x == a {
-			delete(n.byRequest, r)
-			break
-		}
+	if n.byRequest[a.req] == a {
+		delete(n.byRequest, a.req)
 	}
 	n.mu.Unlock()
 }

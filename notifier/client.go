@@ -30,11 +30,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
 	"github.com/catalystbot/sentiment/secret"
+	"github.com/catalystbot/sentiment/upstream"
 )
 
 // Wire settings.
@@ -57,7 +57,6 @@ const (
 	// maxResponseBody caps what is read of an answer: a message object
 	// is a few KiB.
 	maxResponseBody = 1 << 20
-	maxErrorMessage = 300
 	// maxWait bounds a wait read from an answer, so that a garbled header
 	// cannot overflow a time.Duration.
 	maxWait   = 24 * time.Hour
@@ -754,7 +753,7 @@ func statusError(status int, body []byte, token string) *StatusError {
 	if token != "" {
 		e.Message = strings.ReplaceAll(e.Message, token, secret.Redacted)
 	}
-	e.Message = clip(e.Message)
+	e.Message = upstream.Clip(e.Message)
 	return e
 }
 
@@ -803,19 +802,6 @@ func plainMessage(s string) string {
 		}
 	}
 	return ""
-}
-
-// clip cuts an error message to maxErrorMessage bytes on a rune boundary.
-func clip(s string) string {
-	s = strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD"))
-	if len(s) <= maxErrorMessage {
-		return s
-	}
-	n := maxErrorMessage
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
 }
 
 // backoff is the wait before attempt n+1: full jitter over an exponential
