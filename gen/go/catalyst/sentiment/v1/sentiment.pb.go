@@ -2641,13 +2641,31 @@ func (x *PrefilterStats) GetSkipped() uint64 {
 }
 
 type CostStats struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	TodayUsd        float64                `protobuf:"fixed64,1,opt,name=today_usd,json=todayUsd,proto3" json:"today_usd,omitempty"`
-	MonthUsd        float64                `protobuf:"fixed64,2,opt,name=month_usd,json=monthUsd,proto3" json:"month_usd,omitempty"`
-	DailyAlertUsd   float64                `protobuf:"fixed64,3,opt,name=daily_alert_usd,json=dailyAlertUsd,proto3" json:"daily_alert_usd,omitempty"`
-	MonthlyAlertUsd float64                `protobuf:"fixed64,4,opt,name=monthly_alert_usd,json=monthlyAlertUsd,proto3" json:"monthly_alert_usd,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Spent in the current day and month (SENTIMENT_COST_TZ), every
+	// replica together when the totals are shared through Redis.
+	TodayUsd        float64 `protobuf:"fixed64,1,opt,name=today_usd,json=todayUsd,proto3" json:"today_usd,omitempty"`
+	MonthUsd        float64 `protobuf:"fixed64,2,opt,name=month_usd,json=monthUsd,proto3" json:"month_usd,omitempty"`
+	DailyAlertUsd   float64 `protobuf:"fixed64,3,opt,name=daily_alert_usd,json=dailyAlertUsd,proto3" json:"daily_alert_usd,omitempty"`
+	MonthlyAlertUsd float64 `protobuf:"fixed64,4,opt,name=monthly_alert_usd,json=monthlyAlertUsd,proto3" json:"monthly_alert_usd,omitempty"`
+	// Spent today and this month by provider ("gemini", "anthropic";
+	// "local" costs nothing unless priced).
+	TodayByProvider map[string]float64 `protobuf:"bytes,5,rep,name=today_by_provider,json=todayByProvider,proto3" json:"today_by_provider,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	MonthByProvider map[string]float64 `protobuf:"bytes,6,rep,name=month_by_provider,json=monthByProvider,proto3" json:"month_by_provider,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	// The time zone the day and the month are counted in, and when the
+	// current day and month began there.
+	Zone           string                 `protobuf:"bytes,7,opt,name=zone,proto3" json:"zone,omitempty"`
+	DayStartedAt   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=day_started_at,json=dayStartedAt,proto3" json:"day_started_at,omitempty"`
+	MonthStartedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=month_started_at,json=monthStartedAt,proto3" json:"month_started_at,omitempty"`
+	// SENTIMENT_BUDGET_STOP: a crossed threshold stops calls to paid tiers
+	// for the rest of its period. stopped_until is set while it does.
+	BudgetStop   bool                   `protobuf:"varint,10,opt,name=budget_stop,json=budgetStop,proto3" json:"budget_stop,omitempty"`
+	StoppedUntil *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=stopped_until,json=stoppedUntil,proto3" json:"stopped_until,omitempty"`
+	// Where the totals live: "memory", "redis", or "memory (redis
+	// unreachable: ...)".
+	Backend       string `protobuf:"bytes,12,opt,name=backend,proto3" json:"backend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CostStats) Reset() {
@@ -2708,6 +2726,134 @@ func (x *CostStats) GetMonthlyAlertUsd() float64 {
 	return 0
 }
 
+func (x *CostStats) GetTodayByProvider() map[string]float64 {
+	if x != nil {
+		return x.TodayByProvider
+	}
+	return nil
+}
+
+func (x *CostStats) GetMonthByProvider() map[string]float64 {
+	if x != nil {
+		return x.MonthByProvider
+	}
+	return nil
+}
+
+func (x *CostStats) GetZone() string {
+	if x != nil {
+		return x.Zone
+	}
+	return ""
+}
+
+func (x *CostStats) GetDayStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DayStartedAt
+	}
+	return nil
+}
+
+func (x *CostStats) GetMonthStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.MonthStartedAt
+	}
+	return nil
+}
+
+func (x *CostStats) GetBudgetStop() bool {
+	if x != nil {
+		return x.BudgetStop
+	}
+	return false
+}
+
+func (x *CostStats) GetStoppedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StoppedUntil
+	}
+	return nil
+}
+
+func (x *CostStats) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+// UsageLogStats counts the lines of LLM_USAGE_LOG_PATH.
+type UsageLogStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The file, empty when no usage log is written.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// Lines written, and lines lost: dropped because the buffer was full
+	// (the disk could not keep up), or failed to write.
+	Written       uint64 `protobuf:"varint,2,opt,name=written,proto3" json:"written,omitempty"`
+	Dropped       uint64 `protobuf:"varint,3,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	WriteErrors   uint64 `protobuf:"varint,4,opt,name=write_errors,json=writeErrors,proto3" json:"write_errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageLogStats) Reset() {
+	*x = UsageLogStats{}
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageLogStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageLogStats) ProtoMessage() {}
+
+func (x *UsageLogStats) ProtoReflect() protoreflect.Message {
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageLogStats.ProtoReflect.Descriptor instead.
+func (*UsageLogStats) Descriptor() ([]byte, []int) {
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UsageLogStats) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *UsageLogStats) GetWritten() uint64 {
+	if x != nil {
+		return x.Written
+	}
+	return 0
+}
+
+func (x *UsageLogStats) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *UsageLogStats) GetWriteErrors() uint64 {
+	if x != nil {
+		return x.WriteErrors
+	}
+	return 0
+}
+
 type AlertRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Item    *NewsItem              `protobuf:"bytes,1,opt,name=item,proto3" json:"item,omitempty"`
@@ -2721,7 +2867,7 @@ type AlertRequest struct {
 
 func (x *AlertRequest) Reset() {
 	*x = AlertRequest{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[24]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +2879,7 @@ func (x *AlertRequest) String() string {
 func (*AlertRequest) ProtoMessage() {}
 
 func (x *AlertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[24]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +2892,7 @@ func (x *AlertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertRequest.ProtoReflect.Descriptor instead.
 func (*AlertRequest) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{24}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AlertRequest) GetItem() *NewsItem {
@@ -2792,7 +2938,7 @@ type AlertResponse struct {
 
 func (x *AlertResponse) Reset() {
 	*x = AlertResponse{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[25]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +2950,7 @@ func (x *AlertResponse) String() string {
 func (*AlertResponse) ProtoMessage() {}
 
 func (x *AlertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[25]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +2963,7 @@ func (x *AlertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertResponse.ProtoReflect.Descriptor instead.
 func (*AlertResponse) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{25}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AlertResponse) GetChannel() string {
@@ -2882,7 +3028,7 @@ type AlertStats struct {
 
 func (x *AlertStats) Reset() {
 	*x = AlertStats{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[26]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3040,7 @@ func (x *AlertStats) String() string {
 func (*AlertStats) ProtoMessage() {}
 
 func (x *AlertStats) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[26]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3053,7 @@ func (x *AlertStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertStats.ProtoReflect.Descriptor instead.
 func (*AlertStats) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{26}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AlertStats) GetPosted() uint64 {
@@ -2977,13 +3123,14 @@ type StatsResponse struct {
 	Cost          *CostStats             `protobuf:"bytes,7,opt,name=cost,proto3" json:"cost,omitempty"`
 	Version       string                 `protobuf:"bytes,8,opt,name=version,proto3" json:"version,omitempty"`
 	Alerts        *AlertStats            `protobuf:"bytes,9,opt,name=alerts,proto3" json:"alerts,omitempty"`
+	UsageLog      *UsageLogStats         `protobuf:"bytes,10,opt,name=usage_log,json=usageLog,proto3" json:"usage_log,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[27]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2995,7 +3142,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[27]
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3008,7 +3155,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{27}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StatsResponse) GetStartedAt() *timestamppb.Timestamp {
@@ -3070,6 +3217,13 @@ func (x *StatsResponse) GetVersion() string {
 func (x *StatsResponse) GetAlerts() *AlertStats {
 	if x != nil {
 		return x.Alerts
+	}
+	return nil
+}
+
+func (x *StatsResponse) GetUsageLog() *UsageLogStats {
+	if x != nil {
+		return x.UsageLog
 	}
 	return nil
 }
@@ -3285,12 +3439,33 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x0ePrefilterStats\x12\x12\n" +
 	"\x04seen\x18\x01 \x01(\x04R\x04seen\x12\x17\n" +
 	"\asent_on\x18\x02 \x01(\x04R\x06sentOn\x12\x18\n" +
-	"\askipped\x18\x03 \x01(\x04R\askipped\"\x99\x01\n" +
+	"\askipped\x18\x03 \x01(\x04R\askipped\"\xff\x05\n" +
 	"\tCostStats\x12\x1b\n" +
 	"\ttoday_usd\x18\x01 \x01(\x01R\btodayUsd\x12\x1b\n" +
 	"\tmonth_usd\x18\x02 \x01(\x01R\bmonthUsd\x12&\n" +
 	"\x0fdaily_alert_usd\x18\x03 \x01(\x01R\rdailyAlertUsd\x12*\n" +
-	"\x11monthly_alert_usd\x18\x04 \x01(\x01R\x0fmonthlyAlertUsd\"\xc0\x01\n" +
+	"\x11monthly_alert_usd\x18\x04 \x01(\x01R\x0fmonthlyAlertUsd\x12a\n" +
+	"\x11today_by_provider\x18\x05 \x03(\v25.catalyst.sentiment.v1.CostStats.TodayByProviderEntryR\x0ftodayByProvider\x12a\n" +
+	"\x11month_by_provider\x18\x06 \x03(\v25.catalyst.sentiment.v1.CostStats.MonthByProviderEntryR\x0fmonthByProvider\x12\x12\n" +
+	"\x04zone\x18\a \x01(\tR\x04zone\x12@\n" +
+	"\x0eday_started_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fdayStartedAt\x12D\n" +
+	"\x10month_started_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0emonthStartedAt\x12\x1f\n" +
+	"\vbudget_stop\x18\n" +
+	" \x01(\bR\n" +
+	"budgetStop\x12?\n" +
+	"\rstopped_until\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\fstoppedUntil\x12\x18\n" +
+	"\abackend\x18\f \x01(\tR\abackend\x1aB\n" +
+	"\x14TodayByProviderEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1aB\n" +
+	"\x14MonthByProviderEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"z\n" +
+	"\rUsageLogStats\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
+	"\awritten\x18\x02 \x01(\x04R\awritten\x12\x18\n" +
+	"\adropped\x18\x03 \x01(\x04R\adropped\x12!\n" +
+	"\fwrite_errors\x18\x04 \x01(\x04R\vwriteErrors\"\xc0\x01\n" +
 	"\fAlertRequest\x123\n" +
 	"\x04item\x18\x01 \x01(\v2\x1f.catalyst.sentiment.v1.NewsItemR\x04item\x12@\n" +
 	"\aoptions\x18\x02 \x01(\v2&.catalyst.sentiment.v1.ClassifyOptionsR\aoptions\x129\n" +
@@ -3316,7 +3491,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\bcomplete\x18\b \x01(\x04R\bcomplete\x1a9\n" +
 	"\vFailedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xff\x03\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xc2\x04\n" +
 	"\rStatsResponse\x129\n" +
 	"\n" +
 	"started_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x121\n" +
@@ -3327,7 +3502,9 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\tprefilter\x18\x06 \x01(\v2%.catalyst.sentiment.v1.PrefilterStatsR\tprefilter\x124\n" +
 	"\x04cost\x18\a \x01(\v2 .catalyst.sentiment.v1.CostStatsR\x04cost\x12\x18\n" +
 	"\aversion\x18\b \x01(\tR\aversion\x129\n" +
-	"\x06alerts\x18\t \x01(\v2!.catalyst.sentiment.v1.AlertStatsR\x06alerts*W\n" +
+	"\x06alerts\x18\t \x01(\v2!.catalyst.sentiment.v1.AlertStatsR\x06alerts\x12A\n" +
+	"\tusage_log\x18\n" +
+	" \x01(\v2$.catalyst.sentiment.v1.UsageLogStatsR\busageLog*W\n" +
 	"\x05Label\x12\x15\n" +
 	"\x11LABEL_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rLABEL_BEARISH\x10\x01\x12\x11\n" +
@@ -3393,7 +3570,7 @@ func file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP() []byte {
 }
 
 var file_catalyst_sentiment_v1_sentiment_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_catalyst_sentiment_v1_sentiment_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_catalyst_sentiment_v1_sentiment_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_catalyst_sentiment_v1_sentiment_proto_goTypes = []any{
 	(Label)(0),                    // 0: catalyst.sentiment.v1.Label
 	(Tier)(0),                     // 1: catalyst.sentiment.v1.Tier
@@ -3427,17 +3604,20 @@ var file_catalyst_sentiment_v1_sentiment_proto_goTypes = []any{
 	(*CacheStats)(nil),            // 29: catalyst.sentiment.v1.CacheStats
 	(*PrefilterStats)(nil),        // 30: catalyst.sentiment.v1.PrefilterStats
 	(*CostStats)(nil),             // 31: catalyst.sentiment.v1.CostStats
-	(*AlertRequest)(nil),          // 32: catalyst.sentiment.v1.AlertRequest
-	(*AlertResponse)(nil),         // 33: catalyst.sentiment.v1.AlertResponse
-	(*AlertStats)(nil),            // 34: catalyst.sentiment.v1.AlertStats
-	(*StatsResponse)(nil),         // 35: catalyst.sentiment.v1.StatsResponse
-	nil,                           // 36: catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
-	nil,                           // 37: catalyst.sentiment.v1.AlertStats.FailedEntry
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 39: google.protobuf.Duration
+	(*UsageLogStats)(nil),         // 32: catalyst.sentiment.v1.UsageLogStats
+	(*AlertRequest)(nil),          // 33: catalyst.sentiment.v1.AlertRequest
+	(*AlertResponse)(nil),         // 34: catalyst.sentiment.v1.AlertResponse
+	(*AlertStats)(nil),            // 35: catalyst.sentiment.v1.AlertStats
+	(*StatsResponse)(nil),         // 36: catalyst.sentiment.v1.StatsResponse
+	nil,                           // 37: catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
+	nil,                           // 38: catalyst.sentiment.v1.CostStats.TodayByProviderEntry
+	nil,                           // 39: catalyst.sentiment.v1.CostStats.MonthByProviderEntry
+	nil,                           // 40: catalyst.sentiment.v1.AlertStats.FailedEntry
+	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
 }
 var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
-	38, // 0: catalyst.sentiment.v1.NewsItem.published_at:type_name -> google.protobuf.Timestamp
+	41, // 0: catalyst.sentiment.v1.NewsItem.published_at:type_name -> google.protobuf.Timestamp
 	4,  // 1: catalyst.sentiment.v1.ClassifyOptions.priority:type_name -> catalyst.sentiment.v1.Priority
 	1,  // 2: catalyst.sentiment.v1.ClassifyOptions.allowed_tiers:type_name -> catalyst.sentiment.v1.Tier
 	9,  // 3: catalyst.sentiment.v1.ClassifyOptions.alert:type_name -> catalyst.sentiment.v1.AlertOptions
@@ -3446,11 +3626,11 @@ var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
 	12, // 6: catalyst.sentiment.v1.Prescore.hits:type_name -> catalyst.sentiment.v1.KeywordHit
 	1,  // 7: catalyst.sentiment.v1.TierAttempt.tier:type_name -> catalyst.sentiment.v1.Tier
 	5,  // 8: catalyst.sentiment.v1.TierAttempt.outcome:type_name -> catalyst.sentiment.v1.Outcome
-	39, // 9: catalyst.sentiment.v1.TierAttempt.latency:type_name -> google.protobuf.Duration
+	42, // 9: catalyst.sentiment.v1.TierAttempt.latency:type_name -> google.protobuf.Duration
 	1,  // 10: catalyst.sentiment.v1.Provenance.tier:type_name -> catalyst.sentiment.v1.Tier
 	3,  // 11: catalyst.sentiment.v1.Provenance.cache_hit:type_name -> catalyst.sentiment.v1.CacheHit
 	14, // 12: catalyst.sentiment.v1.Provenance.tiers:type_name -> catalyst.sentiment.v1.TierAttempt
-	39, // 13: catalyst.sentiment.v1.Provenance.latency:type_name -> google.protobuf.Duration
+	42, // 13: catalyst.sentiment.v1.Provenance.latency:type_name -> google.protobuf.Duration
 	0,  // 14: catalyst.sentiment.v1.ClassifyResponse.label:type_name -> catalyst.sentiment.v1.Label
 	13, // 15: catalyst.sentiment.v1.ClassifyResponse.prescore:type_name -> catalyst.sentiment.v1.Prescore
 	15, // 16: catalyst.sentiment.v1.ClassifyResponse.provenance:type_name -> catalyst.sentiment.v1.Provenance
@@ -3459,48 +3639,54 @@ var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
 	10, // 19: catalyst.sentiment.v1.ClassifyBatchRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
 	16, // 20: catalyst.sentiment.v1.ClassifyBatchResponse.result:type_name -> catalyst.sentiment.v1.ClassifyResponse
 	18, // 21: catalyst.sentiment.v1.ClassifyBatchResponse.error:type_name -> catalyst.sentiment.v1.ItemError
-	39, // 22: catalyst.sentiment.v1.ModelState.warmup_latency:type_name -> google.protobuf.Duration
-	38, // 23: catalyst.sentiment.v1.ModelState.expires_at:type_name -> google.protobuf.Timestamp
+	42, // 22: catalyst.sentiment.v1.ModelState.warmup_latency:type_name -> google.protobuf.Duration
+	41, // 23: catalyst.sentiment.v1.ModelState.expires_at:type_name -> google.protobuf.Timestamp
 	21, // 24: catalyst.sentiment.v1.GPUStatusResponse.devices:type_name -> catalyst.sentiment.v1.GPUDevice
 	6,  // 25: catalyst.sentiment.v1.GPUStatusResponse.pressure:type_name -> catalyst.sentiment.v1.PressureLevel
 	22, // 26: catalyst.sentiment.v1.GPUStatusResponse.model:type_name -> catalyst.sentiment.v1.ModelState
-	38, // 27: catalyst.sentiment.v1.GPUStatusResponse.last_cleanup_at:type_name -> google.protobuf.Timestamp
-	38, // 28: catalyst.sentiment.v1.GPUStatusResponse.observed_at:type_name -> google.protobuf.Timestamp
+	41, // 27: catalyst.sentiment.v1.GPUStatusResponse.last_cleanup_at:type_name -> google.protobuf.Timestamp
+	41, // 28: catalyst.sentiment.v1.GPUStatusResponse.observed_at:type_name -> google.protobuf.Timestamp
 	24, // 29: catalyst.sentiment.v1.GPUStatusResponse.queue:type_name -> catalyst.sentiment.v1.GPUQueueStats
-	39, // 30: catalyst.sentiment.v1.GPUQueueStats.service_time:type_name -> google.protobuf.Duration
-	38, // 31: catalyst.sentiment.v1.QuotaWindow.resets_at:type_name -> google.protobuf.Timestamp
+	42, // 30: catalyst.sentiment.v1.GPUQueueStats.service_time:type_name -> google.protobuf.Duration
+	41, // 31: catalyst.sentiment.v1.QuotaWindow.resets_at:type_name -> google.protobuf.Timestamp
 	1,  // 32: catalyst.sentiment.v1.TierStats.tier:type_name -> catalyst.sentiment.v1.Tier
 	7,  // 33: catalyst.sentiment.v1.TierStats.breaker_state:type_name -> catalyst.sentiment.v1.BreakerState
 	26, // 34: catalyst.sentiment.v1.TierStats.quotas:type_name -> catalyst.sentiment.v1.QuotaWindow
-	36, // 35: catalyst.sentiment.v1.TierStats.errors_last_hour:type_name -> catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
-	8,  // 36: catalyst.sentiment.v1.AlertRequest.item:type_name -> catalyst.sentiment.v1.NewsItem
-	10, // 37: catalyst.sentiment.v1.AlertRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
-	9,  // 38: catalyst.sentiment.v1.AlertRequest.alert:type_name -> catalyst.sentiment.v1.AlertOptions
-	16, // 39: catalyst.sentiment.v1.AlertResponse.preliminary:type_name -> catalyst.sentiment.v1.ClassifyResponse
-	37, // 40: catalyst.sentiment.v1.AlertStats.failed:type_name -> catalyst.sentiment.v1.AlertStats.FailedEntry
-	38, // 41: catalyst.sentiment.v1.StatsResponse.started_at:type_name -> google.protobuf.Timestamp
-	39, // 42: catalyst.sentiment.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
-	28, // 43: catalyst.sentiment.v1.StatsResponse.requests:type_name -> catalyst.sentiment.v1.RequestStats
-	27, // 44: catalyst.sentiment.v1.StatsResponse.tiers:type_name -> catalyst.sentiment.v1.TierStats
-	29, // 45: catalyst.sentiment.v1.StatsResponse.cache:type_name -> catalyst.sentiment.v1.CacheStats
-	30, // 46: catalyst.sentiment.v1.StatsResponse.prefilter:type_name -> catalyst.sentiment.v1.PrefilterStats
-	31, // 47: catalyst.sentiment.v1.StatsResponse.cost:type_name -> catalyst.sentiment.v1.CostStats
-	34, // 48: catalyst.sentiment.v1.StatsResponse.alerts:type_name -> catalyst.sentiment.v1.AlertStats
-	11, // 49: catalyst.sentiment.v1.SentimentService.Classify:input_type -> catalyst.sentiment.v1.ClassifyRequest
-	17, // 50: catalyst.sentiment.v1.SentimentService.ClassifyBatch:input_type -> catalyst.sentiment.v1.ClassifyBatchRequest
-	20, // 51: catalyst.sentiment.v1.SentimentService.GPUStatus:input_type -> catalyst.sentiment.v1.GPUStatusRequest
-	25, // 52: catalyst.sentiment.v1.SentimentService.Stats:input_type -> catalyst.sentiment.v1.StatsRequest
-	32, // 53: catalyst.sentiment.v1.SentimentService.Alert:input_type -> catalyst.sentiment.v1.AlertRequest
-	16, // 54: catalyst.sentiment.v1.SentimentService.Classify:output_type -> catalyst.sentiment.v1.ClassifyResponse
-	19, // 55: catalyst.sentiment.v1.SentimentService.ClassifyBatch:output_type -> catalyst.sentiment.v1.ClassifyBatchResponse
-	23, // 56: catalyst.sentiment.v1.SentimentService.GPUStatus:output_type -> catalyst.sentiment.v1.GPUStatusResponse
-	35, // 57: catalyst.sentiment.v1.SentimentService.Stats:output_type -> catalyst.sentiment.v1.StatsResponse
-	33, // 58: catalyst.sentiment.v1.SentimentService.Alert:output_type -> catalyst.sentiment.v1.AlertResponse
-	54, // [54:59] is the sub-list for method output_type
-	49, // [49:54] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	37, // 35: catalyst.sentiment.v1.TierStats.errors_last_hour:type_name -> catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
+	38, // 36: catalyst.sentiment.v1.CostStats.today_by_provider:type_name -> catalyst.sentiment.v1.CostStats.TodayByProviderEntry
+	39, // 37: catalyst.sentiment.v1.CostStats.month_by_provider:type_name -> catalyst.sentiment.v1.CostStats.MonthByProviderEntry
+	41, // 38: catalyst.sentiment.v1.CostStats.day_started_at:type_name -> google.protobuf.Timestamp
+	41, // 39: catalyst.sentiment.v1.CostStats.month_started_at:type_name -> google.protobuf.Timestamp
+	41, // 40: catalyst.sentiment.v1.CostStats.stopped_until:type_name -> google.protobuf.Timestamp
+	8,  // 41: catalyst.sentiment.v1.AlertRequest.item:type_name -> catalyst.sentiment.v1.NewsItem
+	10, // 42: catalyst.sentiment.v1.AlertRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
+	9,  // 43: catalyst.sentiment.v1.AlertRequest.alert:type_name -> catalyst.sentiment.v1.AlertOptions
+	16, // 44: catalyst.sentiment.v1.AlertResponse.preliminary:type_name -> catalyst.sentiment.v1.ClassifyResponse
+	40, // 45: catalyst.sentiment.v1.AlertStats.failed:type_name -> catalyst.sentiment.v1.AlertStats.FailedEntry
+	41, // 46: catalyst.sentiment.v1.StatsResponse.started_at:type_name -> google.protobuf.Timestamp
+	42, // 47: catalyst.sentiment.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
+	28, // 48: catalyst.sentiment.v1.StatsResponse.requests:type_name -> catalyst.sentiment.v1.RequestStats
+	27, // 49: catalyst.sentiment.v1.StatsResponse.tiers:type_name -> catalyst.sentiment.v1.TierStats
+	29, // 50: catalyst.sentiment.v1.StatsResponse.cache:type_name -> catalyst.sentiment.v1.CacheStats
+	30, // 51: catalyst.sentiment.v1.StatsResponse.prefilter:type_name -> catalyst.sentiment.v1.PrefilterStats
+	31, // 52: catalyst.sentiment.v1.StatsResponse.cost:type_name -> catalyst.sentiment.v1.CostStats
+	35, // 53: catalyst.sentiment.v1.StatsResponse.alerts:type_name -> catalyst.sentiment.v1.AlertStats
+	32, // 54: catalyst.sentiment.v1.StatsResponse.usage_log:type_name -> catalyst.sentiment.v1.UsageLogStats
+	11, // 55: catalyst.sentiment.v1.SentimentService.Classify:input_type -> catalyst.sentiment.v1.ClassifyRequest
+	17, // 56: catalyst.sentiment.v1.SentimentService.ClassifyBatch:input_type -> catalyst.sentiment.v1.ClassifyBatchRequest
+	20, // 57: catalyst.sentiment.v1.SentimentService.GPUStatus:input_type -> catalyst.sentiment.v1.GPUStatusRequest
+	25, // 58: catalyst.sentiment.v1.SentimentService.Stats:input_type -> catalyst.sentiment.v1.StatsRequest
+	33, // 59: catalyst.sentiment.v1.SentimentService.Alert:input_type -> catalyst.sentiment.v1.AlertRequest
+	16, // 60: catalyst.sentiment.v1.SentimentService.Classify:output_type -> catalyst.sentiment.v1.ClassifyResponse
+	19, // 61: catalyst.sentiment.v1.SentimentService.ClassifyBatch:output_type -> catalyst.sentiment.v1.ClassifyBatchResponse
+	23, // 62: catalyst.sentiment.v1.SentimentService.GPUStatus:output_type -> catalyst.sentiment.v1.GPUStatusResponse
+	36, // 63: catalyst.sentiment.v1.SentimentService.Stats:output_type -> catalyst.sentiment.v1.StatsResponse
+	34, // 64: catalyst.sentiment.v1.SentimentService.Alert:output_type -> catalyst.sentiment.v1.AlertResponse
+	60, // [60:65] is the sub-list for method output_type
+	55, // [55:60] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_catalyst_sentiment_v1_sentiment_proto_init() }
@@ -3520,7 +3706,7 @@ func file_catalyst_sentiment_v1_sentiment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catalyst_sentiment_v1_sentiment_proto_rawDesc), len(file_catalyst_sentiment_v1_sentiment_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   30,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

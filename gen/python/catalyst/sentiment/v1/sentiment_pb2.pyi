@@ -503,16 +503,58 @@ class PrefilterStats(_message.Message):
     def __init__(self, seen: _Optional[int] = ..., sent_on: _Optional[int] = ..., skipped: _Optional[int] = ...) -> None: ...
 
 class CostStats(_message.Message):
-    __slots__ = ("today_usd", "month_usd", "daily_alert_usd", "monthly_alert_usd")
+    __slots__ = ("today_usd", "month_usd", "daily_alert_usd", "monthly_alert_usd", "today_by_provider", "month_by_provider", "zone", "day_started_at", "month_started_at", "budget_stop", "stopped_until", "backend")
+    class TodayByProviderEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class MonthByProviderEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     TODAY_USD_FIELD_NUMBER: _ClassVar[int]
     MONTH_USD_FIELD_NUMBER: _ClassVar[int]
     DAILY_ALERT_USD_FIELD_NUMBER: _ClassVar[int]
     MONTHLY_ALERT_USD_FIELD_NUMBER: _ClassVar[int]
+    TODAY_BY_PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MONTH_BY_PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    DAY_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    MONTH_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_STOP_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
     today_usd: float
     month_usd: float
     daily_alert_usd: float
     monthly_alert_usd: float
-    def __init__(self, today_usd: _Optional[float] = ..., month_usd: _Optional[float] = ..., daily_alert_usd: _Optional[float] = ..., monthly_alert_usd: _Optional[float] = ...) -> None: ...
+    today_by_provider: _containers.ScalarMap[str, float]
+    month_by_provider: _containers.ScalarMap[str, float]
+    zone: str
+    day_started_at: _timestamp_pb2.Timestamp
+    month_started_at: _timestamp_pb2.Timestamp
+    budget_stop: bool
+    stopped_until: _timestamp_pb2.Timestamp
+    backend: str
+    def __init__(self, today_usd: _Optional[float] = ..., month_usd: _Optional[float] = ..., daily_alert_usd: _Optional[float] = ..., monthly_alert_usd: _Optional[float] = ..., today_by_provider: _Optional[_Mapping[str, float]] = ..., month_by_provider: _Optional[_Mapping[str, float]] = ..., zone: _Optional[str] = ..., day_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., month_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., budget_stop: _Optional[bool] = ..., stopped_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., backend: _Optional[str] = ...) -> None: ...
+
+class UsageLogStats(_message.Message):
+    __slots__ = ("path", "written", "dropped", "write_errors")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    WRITE_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    written: int
+    dropped: int
+    write_errors: int
+    def __init__(self, path: _Optional[str] = ..., written: _Optional[int] = ..., dropped: _Optional[int] = ..., write_errors: _Optional[int] = ...) -> None: ...
 
 class AlertRequest(_message.Message):
     __slots__ = ("item", "options", "alert")
@@ -566,7 +608,7 @@ class AlertStats(_message.Message):
     def __init__(self, posted: _Optional[int] = ..., edited: _Optional[int] = ..., timed_out: _Optional[int] = ..., duplicates: _Optional[int] = ..., failed: _Optional[_Mapping[str, int]] = ..., broken_channels: _Optional[_Iterable[str]] = ..., pending: _Optional[int] = ..., complete: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("started_at", "uptime", "requests", "tiers", "cache", "prefilter", "cost", "version", "alerts")
+    __slots__ = ("started_at", "uptime", "requests", "tiers", "cache", "prefilter", "cost", "version", "alerts", "usage_log")
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     UPTIME_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
@@ -576,6 +618,7 @@ class StatsResponse(_message.Message):
     COST_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ALERTS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_LOG_FIELD_NUMBER: _ClassVar[int]
     started_at: _timestamp_pb2.Timestamp
     uptime: _duration_pb2.Duration
     requests: RequestStats
@@ -585,4 +628,5 @@ class StatsResponse(_message.Message):
     cost: CostStats
     version: str
     alerts: AlertStats
-    def __init__(self, started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., requests: _Optional[_Union[RequestStats, _Mapping]] = ..., tiers: _Optional[_Iterable[_Union[TierStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., prefilter: _Optional[_Union[PrefilterStats, _Mapping]] = ..., cost: _Optional[_Union[CostStats, _Mapping]] = ..., version: _Optional[str] = ..., alerts: _Optional[_Union[AlertStats, _Mapping]] = ...) -> None: ...
+    usage_log: UsageLogStats
+    def __init__(self, started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., requests: _Optional[_Union[RequestStats, _Mapping]] = ..., tiers: _Optional[_Iterable[_Union[TierStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., prefilter: _Optional[_Union[PrefilterStats, _Mapping]] = ..., cost: _Optional[_Union[CostStats, _Mapping]] = ..., version: _Optional[str] = ..., alerts: _Optional[_Union[AlertStats, _Mapping]] = ..., usage_log: _Optional[_Union[UsageLogStats, _Mapping]] = ...) -> None: ...
