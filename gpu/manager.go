@@ -391,7 +391,10 @@ func setDefault[T comparable](p *T, def T) {
 func (m *Manager) Admit() (ok bool, reason string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.st.phase == phaseOpen, m.st.gate
+	if m.st.phase == phaseOpen {
+		return true, ""
+	}
+	return false, "GPU gate closed: " + m.st.gate
 }
 
 // Report is told what every local call said of the model server's health

@@ -128,13 +128,18 @@ type TierConfig struct {
 	// in front of the local model.
 	Queue Queue
 	// Gate, when set, must admit every call and hears how each went: the
-	// GPU manager closes it while it cleans up the model server.
+	// GPU manager closes the local tier's while it cleans up the model
+	// server; the budget stop closes the paid tiers' for the rest of a
+	// day or month whose cost threshold was crossed.
 	Gate Gate
 }
 
-// Gate is the GPU manager as the local tier sees it.
+// Gate admits a tier's calls: the GPU manager for the local tier, the
+// budget stop for the paid ones.
 type Gate interface {
-	// Admit says whether the tier may be called now, and why not.
+	// Admit says whether the tier may be called now, and why not: the
+	// reason names the gate ("GPU gate closed: ...") and is the tier's
+	// detail in the answer's provenance.
 	Admit() (ok bool, reason string)
 	// Report tells what a call said of the model server's health, with
 	// the failure's text for the manager's log and status (empty on
@@ -420,7 +425,7 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 	for n := 1; ; n++ {
 		if t.Gate != nil {
 			if ok, why := t.Gate.Admit(); !ok {
-				return stop(OutcomeSkipped, "GPU gate closed: "+why)
+				return stop(OutcomeSkipped, why)
 			}
 		}
 		// The breaker is asked before admission, so that an open breaker,

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"testing"
@@ -14,20 +15,34 @@ import (
 // BenchmarkClassifyLoopback is one Classify on the lexicon tier through the
 // whole server (interceptors included) over a loopback connection, with
 // logging at its production default.
+// BenchmarkClassifyLoopback is a lexicon-path Classify over loopback,
+// with the metrics and the usage log off and on: what they cost the
+// request path.
 func BenchmarkClassifyLoopback(b *testing.B) {
-	cfg := testConfig()
-	ts := startB(b, cfg)
-	req := &pb.ClassifyRequest{Item: &pb.NewsItem{Id: "1", Ticker: "ACME", Title: "Acme soars after FDA approval of its cancer drug"}}
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.RunParallel(func(p *testing.PB) {
-		for p.Next() {
-			if _, err := ts.client.Classify(ctx, req); err != nil {
-				b.Error(err)
-				return
+	for _, bc := range []struct {
+		name    string
+		metrics bool
+	}{{"observability-off", false}, {"observability-on", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := testConfig()
+			cfg.MetricsAddr, cfg.UsageLogPath = "", ""
+			if bc.metrics {
+				cfg.MetricsAddr, cfg.UsageLogPath = "127.0.0.1:0", filepath.Join(b.TempDir(), "usage.jsonl")
 			}
-		}
-	})
+			ts := startB(b, cfg)
+			req := &pb.ClassifyRequest{Item: &pb.NewsItem{Id: "1", Ticker: "ACME", Title: "Acme soars after FDA approval of its cancer drug"}}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.RunParallel(func(p *testing.PB) {
+				for p.Next() {
+					if _, err := ts.client.Classify(ctx, req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }
 
 // BenchmarkBatchStreamMemory sends 100,000 items on one ClassifyBatch

@@ -30,6 +30,7 @@ func (s *Server) Classify(ctx context.Context, req *pb.ClassifyRequest) (*pb.Cla
 	if err != nil {
 		return nil, statusOf(err)
 	}
+	noteAnswer(ctx, &a)
 	return answerPB(&a), nil
 }
 

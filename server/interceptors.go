@@ -21,7 +21,15 @@ import (
 // the response header, so one id ties the bot's log to ours.
 const requestIDHeader = "x-request-id"
 
-type requestIDKey struct{}
+type callInfoKey struct{}
+
+// callInfo is what the per-RPC log line says of a call besides gRPC's own
+// fields: its request id, and for a Classify call who answered and from
+// what cache. The handler fills in the answer's part on the call's own
+// goroutine, before the logging interceptor reads it.
+type callInfo struct {
+	id, tier, cache string
+}
 
 // withRequestID takes the caller's x-request-id (when sane) or makes one,
 // and echoes it in the response header.
@@ -38,12 +46,36 @@ func withRequestID(ctx context.Context) context.Context {
 		id = hex.EncodeToString(b[:])
 	}
 	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return context.WithValue(ctx, callInfoKey{}, &callInfo{id: id})
 }
 
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+// RequestID is the id of the RPC ctx belongs to (the caller's
+// x-request-id, or one made for it); empty outside an RPC. The usage log
+// records it with every model call.
+func RequestID(ctx context.Context) string {
+	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
+		return ci.id
+	}
+	return ""
+}
+
+func requestID(ctx context.Context) string { return RequestID(ctx) }
+
+// noteAnswer puts who answered a unary call in its log line.
+func noteAnswer(ctx context.Context, a *pipeline.Answer) {
+	ci, ok := ctx.Value(callInfoKey{}).(*callInfo)
+	if !ok {
+		return
+	}
+	ci.tier = a.Provenance.Tier.String()
+	switch a.Provenance.CacheHit {
+	case pipeline.CacheExact:
+		ci.cache = "exact"
+	case pipeline.CacheNear:
+		ci.cache = "near"
+	case pipeline.CacheMiss:
+		ci.cache = "miss"
+	}
 }
 
 func unaryRequestID(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
@@ -70,7 +102,18 @@ func logOptions() []logging.Option {
 		logging.WithLogOnEvents(logging.FinishCall),
 		logging.WithDisableLoggingFields(logging.SystemTag[0], logging.ComponentFieldKey),
 		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
-			return logging.Fields{"request_id", requestID(ctx)}
+			ci, ok := ctx.Value(callInfoKey{}).(*callInfo)
+			if !ok {
+				return nil
+			}
+			f := logging.Fields{"request_id", ci.id}
+			if ci.tier != "" {
+				f = append(f, "tier", ci.tier)
+			}
+			if ci.cache != "" {
+				f = append(f, "cache", ci.cache)
+			}
+			return f
 		}),
 	}
 }

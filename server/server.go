@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -76,6 +77,8 @@ type Server struct {
 	alerts Alerts
 	now    func() time.Time
 
+	grpcMetrics *grpcprom.ServerMetrics
+
 	grpc   *grpc.Server
 	health *health.Server
 	stats  counters
@@ -126,6 +129,11 @@ type Alerts interface {
 // one is refused: no channel is configured.
 func WithAlerts(a Alerts) Option { return func(s *Server) { s.alerts = a } }
 
+// WithGRPCMetrics counts every RPC in m (go-grpc-middleware's Prometheus
+// provider): its interceptors run outermost, and every method shows at
+// zero from the start.
+func WithGRPCMetrics(m *grpcprom.ServerMetrics) Option { return func(s *Server) { s.grpcMetrics = m } }
+
 // Queue is the GPU queue as GPUStatus needs it.
 type Queue interface {
 	Stats() batcher.Stats
@@ -175,13 +183,16 @@ func New(cfg Config, p Pipeline, t Tiers, log *slog.Logger, opts ...Option) (*Se
 	pb.RegisterSentimentServiceServer(s.grpc, s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	if s.grpcMetrics != nil {
+		s.grpcMetrics.InitializeMetrics(s.grpc)
+	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(pb.SentimentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return s, nil
 }
 
 // serverOptions builds the interceptor chains and transport credentials.
-// Order, outermost first: request id (so every log line has one), logging
+// Order, outermost first: the RPC metrics (when on), request id (so every log line has one), logging
 // (so it sees the final code, INTERNAL after a panic included), recovery,
 // auth, validation.
 func (s *Server) serverOptions() ([]grpc.ServerOption, error) {
@@ -191,16 +202,22 @@ func (s *Server) serverOptions() ([]grpc.ServerOption, error) {
 		s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "request_id", requestID(ctx), "stack", string(stack()))
 		return status.Error(codes.Internal, "internal error")
 	})
-	unary := []grpc.UnaryServerInterceptor{
+	var unary []grpc.UnaryServerInterceptor
+	var stream []grpc.StreamServerInterceptor
+	if s.grpcMetrics != nil {
+		unary = append(unary, s.grpcMetrics.UnaryServerInterceptor())
+		stream = append(stream, s.grpcMetrics.StreamServerInterceptor())
+	}
+	unary = append(unary,
 		unaryRequestID,
 		unaryLogging(s.log),
 		recovery.UnaryServerInterceptor(recoveryOpt),
-	}
-	stream := []grpc.StreamServerInterceptor{
+	)
+	stream = append(stream,
 		streamRequestID,
 		streamLogging(s.log),
 		recovery.StreamServerInterceptor(recoveryOpt),
-	}
+	)
 	if len(s.cfg.AuthTokens) > 0 {
 		check := bearerCheck(s.cfg.AuthTokens)
 		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(check), selector.MatchFunc(needsAuth)))

@@ -57,7 +57,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return fail(stderr, err)
 	}
 	fmt.Fprintf(stdout, "LISTENING %s\n", lis.Addr())
-	log.Info("serving", "addr", lis.Addr().String(), "tls", cfg.TLSCert != "", "auth", len(cfg.AuthTokens) > 0)
+	log.Info("serving", "addr", lis.Addr().String(), "tls", cfg.TLSCert != "", "auth", len(cfg.AuthTokens) > 0, "metrics", a.MetricsAddr())
 	if err := a.Run(ctx, lis); err != nil {
 		log.Error("server stopped", "err", err)
 		return 1

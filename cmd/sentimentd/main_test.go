@@ -41,7 +41,7 @@ func TestBadSettingStopsStartupWithOneLine(t *testing.T) {
 func TestServesUntilSignalled(t *testing.T) {
 	ollama := upstreamtest.New(t, upstreamtest.Ollama)
 	env := map[string]string{
-		"SENTIMENT_GRPC_ADDR": "127.0.0.1:0", "SENTIMENT_SHUTDOWN_GRACE": "5",
+		"SENTIMENT_GRPC_ADDR": "127.0.0.1:0", "SENTIMENT_SHUTDOWN_GRACE": "5", "SENTIMENT_METRICS_ADDR": "127.0.0.1:0",
 		"LLM_ENDPOINT_URL": ollama.URL, "SENTIMENT_GPU_READER": "sysfs",
 		"SENTIMENT_GPU_SYSFS_ROOT":    filepath.Join("..", "..", "gpu", "testdata", "sysfs", "rx6800"),
 		"SENTIMENT_GPU_POLL_INTERVAL": "0.1",
@@ -130,6 +130,8 @@ func TestStartupErrorsExit2(t *testing.T) {
 	}{
 		{"address in use", map[string]string{"SENTIMENT_GRPC_ADDR": busy.Addr().String()},
 			fmt.Sprintf("sentimentd: setting SENTIMENT_GRPC_ADDR=%q: must be an address this host can listen on (bind: address already in use)\n", busy.Addr().String())},
+		{"metrics address in use", map[string]string{"SENTIMENT_GRPC_ADDR": "127.0.0.1:0", "SENTIMENT_METRICS_ADDR": busy.Addr().String()},
+			fmt.Sprintf("sentimentd: setting SENTIMENT_METRICS_ADDR=%q: must be an address this host can listen on (bind: address already in use)\n", busy.Addr().String())},
 		{"tls file", map[string]string{"SENTIMENT_TLS_CERT": "/nonexistent/cert.pem", "SENTIMENT_TLS_KEY": "/nonexistent/key.pem"},
 			"sentimentd: setting SENTIMENT_TLS_CERT=\"/nonexistent/cert.pem\": must be a readable PEM certificate file (no such file or directory)\n"},
 		{"redis url", map[string]string{"REDIS_URL": "redis://:hunter2@cache:6379/x"},
@@ -163,7 +165,7 @@ func TestUnreachableRedisIsSaidAtStart(t *testing.T) {
 	addr := closed.Addr().String()
 	closed.Close()
 	env := map[string]string{
-		"SENTIMENT_GRPC_ADDR": "127.0.0.1:0", "LLM_LOCAL_ENABLED": "0", "SENTIMENT_LOG_FORMAT": "json",
+		"SENTIMENT_GRPC_ADDR": "127.0.0.1:0", "SENTIMENT_METRICS_ADDR": "", "LLM_LOCAL_ENABLED": "0", "SENTIMENT_LOG_FORMAT": "json",
 		"REDIS_URL": "redis://:hunter2@" + addr + "/0",
 	}
 	stdout, w := io.Pipe()

@@ -37,8 +37,10 @@ import (
 	"github.com/catalystbot/sentiment/cache"
 	"github.com/catalystbot/sentiment/config"
 	"github.com/catalystbot/sentiment/gpu"
+	"github.com/catalystbot/sentiment/internal/logrepeat"
 	"github.com/catalystbot/sentiment/lexicon"
 	"github.com/catalystbot/sentiment/limiter"
+	"github.com/catalystbot/sentiment/metrics"
 	"github.com/catalystbot/sentiment/notifier"
 	"github.com/catalystbot/sentiment/ollama"
 	"github.com/catalystbot/sentiment/pipeline"
@@ -81,7 +83,11 @@ type App struct {
 	router   *router.Router
 	pipeline *pipeline.Pipeline
 	alerts   *notifier.Notifier
+	metrics  *metrics.Metrics
 	server   *server.Server
+
+	// metricsLis is the metrics address's listener, opened by Listen.
+	metricsLis net.Listener
 }
 
 // Option changes how New builds the parts; tests use them.
@@ -173,6 +179,7 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 		return err
 	}
 	a.router, err = router.New(router.Config{
+		Observe:     a.observe,
 		Tiers:       []router.TierConfig{local, gemini, anthropic},
 		MaxRetries:  cfg.MaxRetries,
 		RetryDelay:  cfg.RetryDelay,
@@ -217,6 +224,10 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 		return fmt.Errorf("building the request path: %w", err)
 	}
 	var sopts []server.Option
+	if cfg.MetricsAddr != "" {
+		a.metrics = metrics.New(a.metricSources())
+		sopts = append(sopts, server.WithGRPCMetrics(a.metrics.GRPC()))
+	}
 	if o.now != nil {
 		sopts = append(sopts, server.WithClock(o.now))
 	}
@@ -242,6 +253,33 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 		return fmt.Errorf("building the server: %w", err)
 	}
 	return nil
+}
+
+// metricSources are the parts the metrics read at every scrape: those
+// this service runs.
+func (a *App) metricSources() metrics.Sources {
+	src := metrics.Sources{Tiers: a.router.Stats, Pipeline: a.pipeline.Stats}
+	if a.cache != nil {
+		src.Cache = a.cache.Stats
+	}
+	if a.gpu != nil {
+		src.Queue, src.GPU = a.queue.Stats, a.gpu.Status
+	}
+	if a.alerts != nil {
+		src.Alerts = a.alerts.Stats
+	}
+	return src
+}
+
+// observe hears every model call, as the router's observer.
+func (a *App) observe(ctx context.Context, c router.Call) {
+	if a.metrics != nil {
+		a.metrics.ObserveCall(ctx, c)
+	}
+	if c.Outcome != router.OutcomeOK {
+		a.log.ErrorContext(ctx, "model call failed", "tier", c.Tier.String(), "model", c.Model,
+			"error_type", c.ErrorType, "retry", c.Retry, "latency", c.Latency, "request_id", server.RequestID(ctx))
+	}
 }
 
 // buildAlerts builds the Discord notifier over the configured channels;
@@ -499,13 +537,33 @@ func (a *App) anthropicTier(o *options) (router.TierConfig, error) {
 func (a *App) Listen() (net.Listener, error) {
 	lis, err := net.Listen("tcp", a.cfg.GRPCAddr)
 	if err != nil {
-		var oe *net.OpError
-		if errors.As(err, &oe) && oe.Err != nil {
-			err = oe.Err
+		return nil, badAddr("SENTIMENT_GRPC_ADDR", a.cfg.GRPCAddr, err)
+	}
+	if a.metrics != nil {
+		if a.metricsLis, err = net.Listen("tcp", a.cfg.MetricsAddr); err != nil {
+			lis.Close()
+			return nil, badAddr("SENTIMENT_METRICS_ADDR", a.cfg.MetricsAddr, err)
 		}
-		return nil, config.Bad("SENTIMENT_GRPC_ADDR", a.cfg.GRPCAddr, fmt.Sprintf("must be an address this host can listen on (%v)", err))
 	}
 	return lis, nil
+}
+
+// badAddr is the SettingError of an address that cannot be listened on.
+func badAddr(setting, addr string, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		err = oe.Err
+	}
+	return config.Bad(setting, addr, fmt.Sprintf("must be an address this host can listen on (%v)", err))
+}
+
+// MetricsAddr is where /metrics and /healthz are served once Listen has
+// opened it; empty without metrics.
+func (a *App) MetricsAddr() string {
+	if a.metricsLis == nil {
+		return ""
+	}
+	return a.metricsLis.Addr().String()
 }
 
 // Server is the gRPC server, for tests that serve it themselves.
@@ -517,6 +575,7 @@ func (a *App) Server() *server.Server { return a.server }
 // Redis client closes. It returns the server's error, if it failed.
 func (a *App) Run(ctx context.Context, lis net.Listener) error {
 	stopGPU := a.startGPU(ctx)
+	stopMetrics := a.serveMetrics()
 	served := make(chan error, 1)
 	go func() { served <- a.server.Serve(lis) }()
 	var err error
@@ -540,8 +599,32 @@ func (a *App) Run(ctx context.Context, lis net.Listener) error {
 		err = <-served
 	}
 	stopGPU()
+	stopMetrics()
 	a.close()
 	return err
+}
+
+// serveMetrics serves /metrics and /healthz on the listener Listen opened
+// until the returned stop is called: after the gRPC server has drained,
+// so that a scrape during shutdown still answers.
+func (a *App) serveMetrics() (stop func()) {
+	if a.metricsLis == nil {
+		return func() {}
+	}
+	srv := &http.Server{Handler: a.metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(a.metricsLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}
 }
 
 // startGPU runs the GPU manager until the returned stop is called. It
@@ -563,6 +646,10 @@ func (a *App) startGPU(ctx context.Context) (stop func()) {
 func (a *App) Close() { a.close() }
 
 func (a *App) close() {
+	if a.metricsLis != nil {
+		// Opened by Listen for a Run that never came.
+		a.metricsLis.Close()
+	}
 	if a.alerts != nil {
 		// Past Run's grace, or without Run: the alerts still pending are
 		// edited to the timeout text now.
@@ -589,10 +676,13 @@ func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// A failure that repeats (no model server at start) is one error,
+	// then a counted warning now and then.
+	return slog.New(logrepeat.New(h, nil))
 }
 
 // RedisLogger carries go-redis's own log lines (pool and connection

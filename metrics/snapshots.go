@@ -1,0 +1,194 @@
+package metrics
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/catalystbot/sentiment/gpu"
+	"github.com/catalystbot/sentiment/router"
+)
+
+// snapshots turns the parts' snapshots into metrics at scrape time. It is
+// an unchecked collector (Describe sends nothing): which families it has
+// depends on the parts the service runs.
+type snapshots struct{ src Sources }
+
+func (*snapshots) Describe(chan<- *prometheus.Desc) {}
+
+// emit writes metrics of one family; labels are the label names, and each
+// call of the returned function one sample.
+type emit func(v float64, labelValues ...string)
+
+func family(ch chan<- prometheus.Metric, name, help string, kind prometheus.ValueType, labels ...string) emit {
+	desc := prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+	return func(v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, kind, v, lv...)
+	}
+}
+
+func gauge(ch chan<- prometheus.Metric, name, help string, labels ...string) emit {
+	return family(ch, name, help, prometheus.GaugeValue, labels...)
+}
+
+func counter(ch chan<- prometheus.Metric, name, help string, labels ...string) emit {
+	return family(ch, name, help, prometheus.CounterValue, labels...)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *snapshots) Collect(ch chan<- prometheus.Metric) {
+	if s.src.Tiers != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+		s.tiers(ch, s.src.Tiers(ctx))
+		cancel()
+	}
+	if s.src.Pipeline != nil {
+		s.pipeline(ch)
+	}
+	if s.src.Cache != nil {
+		s.cache(ch)
+	}
+	if s.src.Queue != nil {
+		s.queue(ch)
+	}
+	if s.src.GPU != nil {
+		s.gpu(ch, s.src.GPU())
+	}
+	if s.src.Alerts != nil {
+		s.alerts(ch)
+	}
+}
+
+// breakerLevel orders the breaker's states for a gauge.
+var breakerLevel = map[string]float64{"closed": 0, "half-open": 1, "open": 2}
+
+func (s *snapshots) tiers(ch chan<- prometheus.Metric, ts []router.TierStats) {
+	enabled := gauge(ch, "tier_enabled", "1 when the tier is configured.", "tier")
+	state := gauge(ch, "breaker_state", "The tier's breaker: 0 closed, 1 half-open, 2 open.", "tier")
+	fails := gauge(ch, "breaker_consecutive_failures", "The tier's failures in a row.", "tier")
+	trans := counter(ch, "breaker_transitions_total", "The tier's breaker state changes.", "tier")
+	errs := gauge(ch, "tier_errors_last_hour", "The tier's failed calls in the last hour, by kind.", "tier", "kind")
+	used := gauge(ch, "quota_used", "Request slots used in the provider's quota window (every replica's when shared).", "provider", "window")
+	limit := gauge(ch, "quota_limit", "The provider's quota window's size.", "provider", "window")
+	shared := gauge(ch, "quota_shared", "1 when the provider's quota windows are read from Redis.", "provider")
+	for _, t := range ts {
+		name := t.Tier.String()
+		enabled(b2f(t.Enabled), name)
+		state(breakerLevel[t.Breaker], name)
+		fails(float64(t.ConsecutiveFailures), name)
+		trans(float64(t.BreakerTransitions), name)
+		for kind, n := range t.ErrorsLastHour {
+			errs(float64(n), name, kindLabel(kind))
+		}
+		sh := false
+		for _, w := range t.Quota {
+			used(float64(w.Used), name, w.Window)
+			limit(float64(w.Limit), name, w.Window)
+			sh = sh || w.Shared
+		}
+		if len(t.Quota) > 0 {
+			shared(b2f(sh), name)
+		}
+	}
+}
+
+func (s *snapshots) pipeline(ch chan<- prometheus.Metric) {
+	p := s.src.Pipeline()
+	counter(ch, "requests_invalid_total", "Items refused as bad input.")(float64(p.Invalid))
+	counter(ch, "requests_failed_total", "Calls that ended in an error other than bad input or the caller's leaving (require_llm with no model, a deadline past on arrival).")(float64(p.Failed))
+	counter(ch, "requests_cancelled_total", "Calls whose caller left before the answer.")(float64(p.Cancelled))
+	counter(ch, "answers_degraded_total", "Final answers the lexicon gave because no model could.")(float64(p.Degraded))
+	answered := counter(ch, "answers_total", "Final answers by the tier that gave them.", "tier")
+	for _, t := range []router.Tier{router.TierLexicon, router.TierLocal, router.TierGemini, router.TierAnthropic} {
+		answered(float64(p.Answered[t]), t.String())
+	}
+	pf := counter(ch, "prefilter_items_total", "Items the prefilter passed to the models (sent_on) or answered from the lexicon (skipped).", "decision")
+	pf(float64(p.PrefilterSentOn), "sent_on")
+	pf(float64(p.PrefilterSkipped), "skipped")
+}
+
+func (s *snapshots) cache(ch chan<- prometheus.Metric) {
+	c := s.src.Cache()
+	hits := counter(ch, "cache_hits_total", "Answers reused from the cache, by kind (exact, near).", "kind")
+	hits(float64(c.ExactHits), "exact")
+	hits(float64(c.NearHits), "near")
+	counter(ch, "cache_misses_total", "Lookups that found no answer.")(float64(c.Misses))
+	counter(ch, "cache_guard_refusals_total", "Near-duplicate candidates the meaning guard refused.")(float64(c.Refusals))
+	counter(ch, "cache_singleflight_joins_total", "Calls that waited for an identical or near-identical call in flight instead of calling a model.")(float64(c.Joined))
+	counter(ch, "cache_stored_total", "Answers stored.")(float64(c.Stored))
+	counter(ch, "cache_evicted_total", "Answers pushed out by the bounds.")(float64(c.Evicted))
+	gauge(ch, "cache_entries", "Answers in this replica's memory store.")(float64(c.Entries))
+	gauge(ch, "cache_redis_fallback", "1 while Redis is configured but unreachable and the cache runs in memory.")(b2f(strings.Contains(c.Backend, "unreachable")))
+}
+
+func (s *snapshots) queue(ch chan<- prometheus.Metric) {
+	q := s.src.Queue()
+	gauge(ch, "gpu_queue_limit", "GPU calls allowed at once by the adaptive limit.")(float64(q.Limit))
+	gauge(ch, "gpu_queue_ceiling", "The GPU manager's cap on calls at once (VRAM pressure).")(float64(q.Ceiling))
+	gauge(ch, "gpu_queue_in_flight", "GPU calls running.")(float64(q.InFlight))
+	gauge(ch, "gpu_queue_waiting", "Items waiting for a GPU slot.")(float64(q.Waiting))
+	counter(ch, "gpu_queue_started_total", "GPU slots granted.")(float64(q.Started))
+	counter(ch, "gpu_queue_halvings_total", "Times an overloaded model server halved the limit.")(float64(q.Halvings))
+	spills := counter(ch, "gpu_queue_spills_total", "Items sent on to the next tier: the queue was full, or no slot would come in time.", "reason")
+	spills(float64(q.SpilledFull), "full")
+	spills(float64(q.SpilledNoTime), "no_time")
+	gauge(ch, "gpu_queue_service_time_seconds", "Moving average of a GPU call's duration.")(q.ServiceTime.Seconds())
+}
+
+var pressureLevel = map[gpu.Pressure]float64{gpu.PressureNormal: 0, gpu.PressureHigh: 1, gpu.PressureCritical: 2}
+
+func (s *snapshots) gpu(ch chan<- prometheus.Metric, st gpu.Status) {
+	total := gauge(ch, "gpu_vram_total_bytes", "The card's VRAM.", "card")
+	used := gauge(ch, "gpu_vram_used_bytes", "VRAM in use.", "card")
+	free := gauge(ch, "gpu_vram_free_bytes", "VRAM free.", "card")
+	busy := gauge(ch, "gpu_busy_percent", "GPU load.", "card")
+	temp := gauge(ch, "gpu_temperature_celsius", "GPU temperature.", "card")
+	for _, d := range st.Devices {
+		card := d.PCIBusID
+		if card == "" {
+			card = "gpu" + strconv.Itoa(d.Index)
+		}
+		total(float64(d.VRAMTotal), card)
+		used(float64(d.VRAMUsed), card)
+		free(float64(d.VRAMFree), card)
+		if d.BusyPercent != nil {
+			busy(*d.BusyPercent, card)
+		}
+		if d.TemperatureC != nil {
+			temp(*d.TemperatureC, card)
+		}
+	}
+	gauge(ch, "gpu_vram_pressure", "The watched card's VRAM pressure: 0 normal, 1 high water, 2 critical.")(pressureLevel[st.Pressure])
+	gauge(ch, "gpu_vram_used_percent", "The watched card's VRAM use.")(st.PressurePercent)
+	counter(ch, "gpu_cleanups_total", "Unload and reload cycles of the local model, periodic ones included.")(float64(st.Cleanups))
+	counter(ch, "gpu_restarts_total", "Runs of the model server's restart command.")(float64(st.Restarts))
+	gauge(ch, "gpu_gate_open", "1 while the local tier takes work.")(b2f(st.Admitting))
+	gauge(ch, "gpu_model_loaded", "1 while the model server lists the local model as loaded.")(b2f(st.Model.Loaded))
+	gauge(ch, "gpu_model_warm", "1 while the local model has stayed loaded since its last warm-up.")(b2f(st.Model.Warm))
+	gauge(ch, "gpu_model_vram_bytes", "VRAM the local model holds.")(float64(st.Model.SizeVRAM))
+	gauge(ch, "gpu_local_consecutive_failures", "Local calls failed in a row, as the GPU manager counts them.")(float64(st.ConsecutiveFailures))
+}
+
+func (s *snapshots) alerts(ch chan<- prometheus.Metric) {
+	a := s.src.Alerts()
+	ev := counter(ch, "alerts_total", "Discord alerts by event: posted, posted complete (no edit needed), edited with the final answer, timed out, not posted again (duplicate).", "event")
+	ev(float64(a.Posted), "posted")
+	ev(float64(a.Complete), "complete")
+	ev(float64(a.Edited), "edited")
+	ev(float64(a.TimedOut), "timed_out")
+	ev(float64(a.Duplicates), "duplicate")
+	failed := counter(ch, "alerts_failed_total", "Failed Discord posts and edits by kind.", "kind")
+	for _, kind := range []string{"rate_limited", "broken", "http_5xx", "http_4xx", "timeout", "connection"} {
+		failed(float64(a.Failed[kind]), kind)
+	}
+	gauge(ch, "alerts_pending", "Alerts waiting for their final answer.")(float64(a.Pending))
+	gauge(ch, "alert_channels_broken", "Channels whose webhook was deleted or revoked.")(float64(len(a.Broken)))
+}
