@@ -134,7 +134,12 @@ type Config struct {
 	CacheEmbedModel  string
 	CostAlertDaily   float64
 	CostAlertMonthly float64
-	UsageLogPath     string
+	// CostZone is the time zone the cost's day and month are counted in.
+	CostZone *time.Location
+	// BudgetStop stops calls to paid tiers for the rest of a day or month
+	// whose cost threshold was crossed.
+	BudgetStop   bool
+	UsageLogPath string
 	// DiscordWebhooks maps a channel name (what callers put in
 	// alert.channel) to its webhook URL.
 	DiscordWebhooks map[string]secret.Secret
@@ -293,6 +298,7 @@ func Default() Config {
 		CacheRedisPrefix: "catalyst-sentiment:cache",
 		CostAlertDaily:   5.00,
 		CostAlertMonthly: 50.00,
+		CostZone:         time.UTC,
 		AlertTimeout:     10 * time.Second,
 		AlertDedupeTTL:   24 * time.Hour,
 	}
@@ -406,6 +412,8 @@ func (c *Config) settings() []setting {
 		{"SENTIMENT_CACHE_EMBED_MODEL", "cache-embed-model", "embedding model on the local Ollama server for near-duplicate similarity (e.g. nomic-embed-text); empty: word shingles", stringValue{p: &c.CacheEmbedModel}},
 		{"LLM_COST_ALERT_DAILY", "cost-alert-daily", "USD spent in a day that raises an alert", floatValue{&c.CostAlertDaily, 0, 1e6}},
 		{"LLM_COST_ALERT_MONTHLY", "cost-alert-monthly", "USD spent in a month that raises an alert", floatValue{&c.CostAlertMonthly, 0, 1e7}},
+		{"SENTIMENT_COST_TZ", "cost-tz", "time zone the cost's day and month are counted in (IANA name, e.g. America/New_York)", zoneValue{&c.CostZone}},
+		{"SENTIMENT_BUDGET_STOP", "budget-stop", "stop calling paid tiers for the rest of a day or month whose cost threshold was crossed (1/0); answers degrade, never fail", boolValue{&c.BudgetStop}},
 		{"LLM_USAGE_LOG_PATH", "usage-log-path", "file that receives one JSON line per model call; empty: none", stringValue{p: &c.UsageLogPath}},
 		{"SENTIMENT_DISCORD_WEBHOOKS", "discord-webhooks", "channel=webhook-URL pairs, comma-separated, or @file with one pair per line", webhooksValue{&c.DiscordWebhooks}},
 		{"SENTIMENT_ALERT_CHANNEL", "alert-channel", "channel of an alert that names none; empty: alerts must name one", stringValue{p: &c.AlertChannel}},

@@ -438,3 +438,22 @@ func (v pricesValue) Set(s string) error {
 	*v.p = m
 	return nil
 }
+
+// zoneValue is an IANA time zone name.
+type zoneValue struct{ p **time.Location }
+
+func (v zoneValue) String() string {
+	if v.p == nil || *v.p == nil {
+		return "UTC"
+	}
+	return (*v.p).String()
+}
+
+func (v zoneValue) Set(s string) error {
+	loc, err := time.LoadLocation(strings.TrimSpace(s))
+	if err != nil || strings.TrimSpace(s) == "" {
+		return fmt.Errorf("must be an IANA time zone name such as UTC or America/New_York")
+	}
+	*v.p = loc
+	return nil
+}

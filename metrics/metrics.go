@@ -21,10 +21,12 @@ import (
 
 	"github.com/catalystbot/sentiment/batcher"
 	"github.com/catalystbot/sentiment/cache"
+	"github.com/catalystbot/sentiment/cost"
 	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/notifier"
 	"github.com/catalystbot/sentiment/pipeline"
 	"github.com/catalystbot/sentiment/router"
+	"github.com/catalystbot/sentiment/usage"
 )
 
 const namespace = "sentiment"
@@ -48,9 +50,8 @@ type Sources struct {
 	Queue    func() batcher.Stats
 	GPU      func() gpu.Status
 	Alerts   func() notifier.Stats
-	// Extra collectors of parts that keep their own (cost totals, the
-	// usage log).
-	Extra []prometheus.Collector
+	Cost     func(context.Context) cost.Snapshot
+	UsageLog func() usage.Stats
 }
 
 // Metrics is the registry and the per-call instruments. It is safe for
@@ -115,9 +116,6 @@ func New(src Sources) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	for _, c := range src.Extra {
-		m.reg.MustRegister(c)
-	}
 	return m
 }
 

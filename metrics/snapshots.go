@@ -2,11 +2,13 @@ package metrics
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/catalystbot/sentiment/cost"
 	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/router"
 )
@@ -45,13 +47,14 @@ func b2f(b bool) float64 {
 }
 
 func (s *snapshots) Collect(ch chan<- prometheus.Metric) {
+	var lexicon float64
+	if s.src.Pipeline != nil {
+		lexicon = s.pipeline(ch)
+	}
 	if s.src.Tiers != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
-		s.tiers(ch, s.src.Tiers(ctx))
+		s.tiers(ch, s.src.Tiers(ctx), lexicon)
 		cancel()
-	}
-	if s.src.Pipeline != nil {
-		s.pipeline(ch)
 	}
 	if s.src.Cache != nil {
 		s.cache(ch)
@@ -65,12 +68,54 @@ func (s *snapshots) Collect(ch chan<- prometheus.Metric) {
 	if s.src.Alerts != nil {
 		s.alerts(ch)
 	}
+	if s.src.Cost != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+		s.cost(ch, s.src.Cost(ctx))
+		cancel()
+	}
+	if s.src.UsageLog != nil {
+		u := s.src.UsageLog()
+		lines := counter(ch, "usage_log_lines_total", "Usage log lines by result: written, dropped (the buffer was full), failed to write.", "result")
+		lines(float64(u.Written), "written")
+		lines(float64(u.Dropped), "dropped")
+		lines(float64(u.WriteErrors), "error")
+	}
+}
+
+// costProviders always show, at zero before the first paid call.
+var costProviders = []string{"local", "gemini", "anthropic"}
+
+func (s *snapshots) cost(ch chan<- prometheus.Metric, c cost.Snapshot) {
+	spent := gauge(ch, "cost_period_usd", "USD spent in the current day and month (every replica's when shared through Redis), by provider.", "period", "provider")
+	for _, p := range costProviders {
+		spent(c.TodayBy[p], "day", p)
+		spent(c.MonthBy[p], "month", p)
+	}
+	for p, v := range c.TodayBy {
+		if !slices.Contains(costProviders, p) {
+			spent(v, "day", "other")
+		}
+	}
+	for p, v := range c.MonthBy {
+		if !slices.Contains(costProviders, p) {
+			spent(v, "month", "other")
+		}
+	}
+	th := gauge(ch, "cost_alert_threshold_usd", "The cost that raises an alert, by period (0: none).", "period")
+	th(c.DailyAlert, "day")
+	th(c.MonthlyAlert, "month")
+	gauge(ch, "budget_stopped", "1 while the budget stop keeps paid tiers from being called.")(b2f(!c.StoppedUntil.IsZero()))
+	gauge(ch, "cost_redis_fallback", "1 while Redis is configured but unreachable and the cost totals run in memory.")(b2f(strings.Contains(c.Backend, "unreachable")))
 }
 
 // breakerLevel orders the breaker's states for a gauge.
 var breakerLevel = map[string]float64{"closed": 0, "half-open": 1, "open": 2}
 
-func (s *snapshots) tiers(ch chan<- prometheus.Metric, ts []router.TierStats) {
+// tiers reports each tier; lexicon is the lexicon's answers, which no
+// router tier counts.
+func (s *snapshots) tiers(ch chan<- prometheus.Metric, ts []router.TierStats, lexicon float64) {
+	answered := counter(ch, "tier_answered_total", "Items each tier answered itself: a model's answer, or the lexicon's (prefiltered or degraded). Cache hits are counted apart.", "tier")
+	answered(lexicon, router.TierLexicon.String())
 	enabled := gauge(ch, "tier_enabled", "1 when the tier is configured.", "tier")
 	state := gauge(ch, "breaker_state", "The tier's breaker: 0 closed, 1 half-open, 2 open.", "tier")
 	fails := gauge(ch, "breaker_consecutive_failures", "The tier's failures in a row.", "tier")
@@ -82,6 +127,7 @@ func (s *snapshots) tiers(ch chan<- prometheus.Metric, ts []router.TierStats) {
 	for _, t := range ts {
 		name := t.Tier.String()
 		enabled(b2f(t.Enabled), name)
+		answered(float64(t.Answered), name)
 		state(breakerLevel[t.Breaker], name)
 		fails(float64(t.ConsecutiveFailures), name)
 		trans(float64(t.BreakerTransitions), name)
@@ -100,19 +146,18 @@ func (s *snapshots) tiers(ch chan<- prometheus.Metric, ts []router.TierStats) {
 	}
 }
 
-func (s *snapshots) pipeline(ch chan<- prometheus.Metric) {
+// pipeline reports the request path's counters, and returns the
+// lexicon's answers for tiers.
+func (s *snapshots) pipeline(ch chan<- prometheus.Metric) float64 {
 	p := s.src.Pipeline()
 	counter(ch, "requests_invalid_total", "Items refused as bad input.")(float64(p.Invalid))
 	counter(ch, "requests_failed_total", "Calls that ended in an error other than bad input or the caller's leaving (require_llm with no model, a deadline past on arrival).")(float64(p.Failed))
 	counter(ch, "requests_cancelled_total", "Calls whose caller left before the answer.")(float64(p.Cancelled))
 	counter(ch, "answers_degraded_total", "Final answers the lexicon gave because no model could.")(float64(p.Degraded))
-	answered := counter(ch, "answers_total", "Final answers by the tier that gave them.", "tier")
-	for _, t := range []router.Tier{router.TierLexicon, router.TierLocal, router.TierGemini, router.TierAnthropic} {
-		answered(float64(p.Answered[t]), t.String())
-	}
 	pf := counter(ch, "prefilter_items_total", "Items the prefilter passed to the models (sent_on) or answered from the lexicon (skipped).", "decision")
 	pf(float64(p.PrefilterSentOn), "sent_on")
 	pf(float64(p.PrefilterSkipped), "skipped")
+	return float64(p.Answered[router.TierLexicon])
 }
 
 func (s *snapshots) cache(ch chan<- prometheus.Metric) {
@@ -185,6 +230,7 @@ func (s *snapshots) alerts(ch chan<- prometheus.Metric) {
 	ev(float64(a.Edited), "edited")
 	ev(float64(a.TimedOut), "timed_out")
 	ev(float64(a.Duplicates), "duplicate")
+	ev(float64(a.Notices), "notice")
 	failed := counter(ch, "alerts_failed_total", "Failed Discord posts and edits by kind.", "kind")
 	for _, kind := range []string{"rate_limited", "broken", "http_5xx", "http_4xx", "timeout", "connection"} {
 		failed(float64(a.Failed[kind]), kind)

@@ -113,9 +113,9 @@ type Notifier struct {
 }
 
 type counters struct {
-	posted, complete, edited, timedOut, duplicates atomic.Uint64
-	mu                                             sync.Mutex
-	failed                                         map[string]uint64
+	posted, complete, edited, timedOut, duplicates, notices atomic.Uint64
+	mu                                                      sync.Mutex
+	failed                                                  map[string]uint64
 }
 
 // New builds the notifier for the configured channels; each webhook URL
@@ -589,6 +589,8 @@ type Stats struct {
 	// Complete counts the posts that carried the final answer already
 	// (known before the post left): no edit follows them.
 	Complete uint64
+	// Notices counts one-off messages posted (cost thresholds crossed).
+	Notices uint64
 	// Failed counts failed posts and edits by kind.
 	Failed map[string]uint64
 	// Broken lists the channels whose webhook was deleted or revoked.
@@ -602,6 +604,7 @@ func (n *Notifier) Stats() Stats {
 	s := Stats{
 		Posted:     n.stats.posted.Load(),
 		Complete:   n.stats.complete.Load(),
+		Notices:    n.stats.notices.Load(),
 		Edited:     n.stats.edited.Load(),
 		TimedOut:   n.stats.timedOut.Load(),
 		Duplicates: n.stats.duplicates.Load(),
@@ -619,4 +622,31 @@ func (n *Notifier) Stats() Stats {
 	}
 	sort.Strings(s.Broken)
 	return s
+}
+
+// colorWarning marks a notice: something the owner should act on.
+const colorWarning = 0xE67E22
+
+// Notice posts a one-off message to the default channel (a cost threshold
+// crossed): no edit follows. Without a default channel it posts nothing
+// and says so.
+func (n *Notifier) Notice(ctx context.Context, title, text string) error {
+	w := n.hooks[n.cfg.DefaultChannel]
+	if w == nil {
+		return errors.New("no default alert channel (SENTIMENT_ALERT_CHANNEL) to post to")
+	}
+	m := Message{Embeds: []Embed{{
+		Title:       title,
+		Description: text,
+		Color:       colorWarning,
+		Timestamp:   n.clock.Now().UTC(),
+		Footer:      &Footer{Text: "catalyst-sentiment"},
+	}}}
+	m.Fit()
+	if _, err := n.client.Execute(ctx, w, m); err != nil {
+		n.countFailed(failureKind(err))
+		return fmt.Errorf("posting a notice to channel %q: %w", n.cfg.DefaultChannel, err)
+	}
+	n.stats.notices.Add(1)
+	return nil
 }

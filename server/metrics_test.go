@@ -57,10 +57,12 @@ func runService(t *testing.T, cfg config.Config, opts ...app.Option) *running {
 	var runErr error
 	r.stop = func() error {
 		if !stopped {
+			// As SIGTERM does: the server drains its calls, then the
+			// client goes.
 			stopped = true
-			conn.Close()
 			cancel()
 			runErr = <-ran
+			conn.Close()
 		}
 		return runErr
 	}
@@ -184,8 +186,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		{"sentiment_breaker_state", map[string]string{"tier": "local"}, 0},
 		{"sentiment_breaker_state", map[string]string{"tier": "gemini"}, 0},
 		{"sentiment_quota_limit", map[string]string{"provider": "anthropic", "window": "minute"}, 50},
-		{"sentiment_answers_total", map[string]string{"tier": "local"}, 2},
-		{"sentiment_answers_total", map[string]string{"tier": "lexicon"}, 1},
+		{"sentiment_tier_answered_total", map[string]string{"tier": "local"}, 1},
+		{"sentiment_tier_answered_total", map[string]string{"tier": "lexicon"}, 1},
 		{"sentiment_prefilter_items_total", map[string]string{"decision": "skipped"}, 1},
 		{"sentiment_cache_hits_total", map[string]string{"kind": "exact"}, 1},
 		{"sentiment_cache_misses_total", nil, 1},
@@ -214,6 +216,52 @@ func TestMetricsEndpoint(t *testing.T) {
 			}
 		}
 	}
+	// Stats and the metrics tell the same story.
+	st, err := s.client.Stats(ctx, &pb.StatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams = scrape(t, s.metrics)
+	same := []struct {
+		what   string
+		stats  float64
+		name   string
+		labels map[string]string
+	}{
+		{"classify calls", float64(st.GetRequests().GetClassifyCalls()), "grpc_server_handled_total", map[string]string{"grpc_method": "Classify", "grpc_code": "OK"}},
+		{"prefilter skipped", float64(st.GetPrefilter().GetSkipped()), "sentiment_prefilter_items_total", map[string]string{"decision": "skipped"}},
+		{"prefilter sent on", float64(st.GetPrefilter().GetSentOn()), "sentiment_prefilter_items_total", map[string]string{"decision": "sent_on"}},
+		{"degraded", float64(st.GetRequests().GetDegraded()), "sentiment_answers_degraded_total", nil},
+		{"exact hits", float64(st.GetCache().GetExactHits()), "sentiment_cache_hits_total", map[string]string{"kind": "exact"}},
+		{"misses", float64(st.GetCache().GetMisses()), "sentiment_cache_misses_total", nil},
+		{"alerts posted", float64(st.GetAlerts().GetPosted()), "sentiment_alerts_total", map[string]string{"event": "posted"}},
+		{"alert duplicates", float64(st.GetAlerts().GetDuplicates()), "sentiment_alerts_total", map[string]string{"event": "duplicate"}},
+		{"cost today", st.GetCost().GetTodayUsd(), "sentiment_cost_period_usd", map[string]string{"period": "day", "provider": "local"}},
+		{"daily threshold", st.GetCost().GetDailyAlertUsd(), "sentiment_cost_alert_threshold_usd", map[string]string{"period": "day"}},
+	}
+	for _, tier := range st.GetTiers() {
+		name := strings.ToLower(strings.TrimPrefix(tier.GetTier().String(), "TIER_"))
+		same = append(same, struct {
+			what   string
+			stats  float64
+			name   string
+			labels map[string]string
+		}{name + " answered", float64(tier.GetAnswered()), "sentiment_tier_answered_total", map[string]string{"tier": name}})
+		for _, w := range tier.GetQuotas() {
+			same = append(same, struct {
+				what   string
+				stats  float64
+				name   string
+				labels map[string]string
+			}{name + " quota " + w.GetWindow(), float64(w.GetLimit()), "sentiment_quota_limit", map[string]string{"provider": name, "window": w.GetWindow()}})
+		}
+	}
+	for _, c := range same {
+		if v, ok := value(fams, c.name, c.labels); !ok || v != c.stats {
+			t.Errorf("%s: Stats says %v, %s%v says %v (present %v)", c.what, c.stats, c.name, c.labels, v, ok)
+		}
+	}
+
 	resp, err := http.Get(s.metrics + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("/healthz: %v %v", resp, err)

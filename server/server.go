@@ -34,12 +34,14 @@ import (
 
 	"github.com/catalystbot/sentiment/batcher"
 	"github.com/catalystbot/sentiment/cache"
+	"github.com/catalystbot/sentiment/cost"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/notifier"
 	"github.com/catalystbot/sentiment/pipeline"
 	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/secret"
+	"github.com/catalystbot/sentiment/usage"
 )
 
 // Version is reported by Stats; main may set it at link time.
@@ -75,6 +77,8 @@ type Server struct {
 	queue  Queue
 	cache  Cache
 	alerts Alerts
+	cost   Cost
+	usage  UsageLog
 	now    func() time.Time
 
 	grpcMetrics *grpcprom.ServerMetrics
@@ -128,6 +132,23 @@ type Alerts interface {
 // WithAlerts serves alerts through a; without it, a request that asks for
 // one is refused: no channel is configured.
 func WithAlerts(a Alerts) Option { return func(s *Server) { s.alerts = a } }
+
+// Cost is the cost totals as Stats needs them.
+type Cost interface {
+	Snapshot(ctx context.Context) cost.Snapshot
+}
+
+// WithCost reports c's totals in Stats; without it Stats shows the
+// configured thresholds alone.
+func WithCost(c Cost) Option { return func(s *Server) { s.cost = c } }
+
+// UsageLog is the usage log as Stats needs it.
+type UsageLog interface {
+	Stats() usage.Stats
+}
+
+// WithUsageLog reports u's line counts in Stats.
+func WithUsageLog(u UsageLog) Option { return func(s *Server) { s.usage = u } }
 
 // WithGRPCMetrics counts every RPC in m (go-grpc-middleware's Prometheus
 // provider): its interceptors run outermost, and every method shows at

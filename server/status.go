@@ -162,10 +162,8 @@ func (s *Server) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsRespon
 			SentOn:  ps.PrefilterSentOn,
 			Skipped: ps.PrefilterSkipped,
 		},
-		Cost: &pb.CostStats{
-			DailyAlertUsd:   s.cfg.CostAlertDaily,
-			MonthlyAlertUsd: s.cfg.CostAlertMonthly,
-		},
+		Cost:     s.costStats(ctx),
+		UsageLog: s.usageStats(),
 	}, nil
 }
 
@@ -241,4 +239,38 @@ func quotasOf(ws []limiter.WindowUsage) []*pb.QuotaWindow {
 		})
 	}
 	return out
+}
+
+// costStats reports the cost totals against their thresholds.
+func (s *Server) costStats(ctx context.Context) *pb.CostStats {
+	if s.cost == nil {
+		return &pb.CostStats{DailyAlertUsd: s.cfg.CostAlertDaily, MonthlyAlertUsd: s.cfg.CostAlertMonthly}
+	}
+	c := s.cost.Snapshot(ctx)
+	out := &pb.CostStats{
+		TodayUsd:        c.Today,
+		MonthUsd:        c.Month,
+		DailyAlertUsd:   c.DailyAlert,
+		MonthlyAlertUsd: c.MonthlyAlert,
+		TodayByProvider: c.TodayBy,
+		MonthByProvider: c.MonthBy,
+		Zone:            c.Zone,
+		DayStartedAt:    timestamppb.New(c.DayStart),
+		MonthStartedAt:  timestamppb.New(c.MonthStart),
+		BudgetStop:      c.BudgetStop,
+		Backend:         c.Backend,
+	}
+	if !c.StoppedUntil.IsZero() {
+		out.StoppedUntil = timestamppb.New(c.StoppedUntil)
+	}
+	return out
+}
+
+// usageStats reports the usage log's lines; nil without one.
+func (s *Server) usageStats() *pb.UsageLogStats {
+	if s.usage == nil {
+		return nil
+	}
+	u := s.usage.Stats()
+	return &pb.UsageLogStats{Path: u.Path, Written: u.Written, Dropped: u.Dropped, WriteErrors: u.WriteErrors}
 }

@@ -4,8 +4,9 @@
 // them). Once listening it prints "LISTENING host:port" as the first line on
 // stdout, so scripts and tests that ask for port 0 learn the port; logs go
 // to stderr. SIGINT or SIGTERM drains in-flight calls within
-// SENTIMENT_SHUTDOWN_GRACE and exits; a second signal kills at once. A bad
-// setting exits 2 with one line naming it.
+// SENTIMENT_SHUTDOWN_GRACE and exits; a second signal kills at once. SIGHUP
+// reopens the usage log (LLM_USAGE_LOG_PATH) for logrotate. A bad setting
+// exits 2 with one line naming it.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // SENTIMENT_COST_TZ in an image without a zone database
 
 	"github.com/redis/go-redis/v9"
 
@@ -51,6 +53,25 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if err != nil {
 		return fail(stderr, err)
 	}
+	// SIGHUP reopens the usage log, after logrotate has moved it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	hupDone := make(chan struct{})
+	defer func() { signal.Stop(hup); close(hupDone) }()
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if err := a.ReopenLogs(); err != nil {
+					log.Error("reopening the usage log", "err", err)
+				} else {
+					log.Info("usage log reopened")
+				}
+			case <-hupDone:
+				return
+			}
+		}
+	}()
 	lis, err := a.Listen()
 	if err != nil {
 		a.Close()

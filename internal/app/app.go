@@ -36,6 +36,7 @@ import (
 	"github.com/catalystbot/sentiment/batcher"
 	"github.com/catalystbot/sentiment/cache"
 	"github.com/catalystbot/sentiment/config"
+	"github.com/catalystbot/sentiment/cost"
 	"github.com/catalystbot/sentiment/gpu"
 	"github.com/catalystbot/sentiment/internal/logrepeat"
 	"github.com/catalystbot/sentiment/lexicon"
@@ -47,6 +48,7 @@ import (
 	"github.com/catalystbot/sentiment/router"
 	"github.com/catalystbot/sentiment/server"
 	"github.com/catalystbot/sentiment/upstream"
+	"github.com/catalystbot/sentiment/usage"
 )
 
 // The GPU manager is the local tier's gate.
@@ -84,6 +86,8 @@ type App struct {
 	pipeline *pipeline.Pipeline
 	alerts   *notifier.Notifier
 	metrics  *metrics.Metrics
+	usage    *usage.Log
+	cost     *cost.Totals
 	server   *server.Server
 
 	// metricsLis is the metrics address's listener, opened by Listen.
@@ -157,6 +161,9 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 	if err := a.buildQuota(ctx); err != nil {
 		return err
 	}
+	if err := a.buildCost(o); err != nil {
+		return err
+	}
 	if a.queue, err = newQueue(cfg); err != nil {
 		return err
 	}
@@ -177,6 +184,11 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 	anthropic, err := a.anthropicTier(o)
 	if err != nil {
 		return err
+	}
+	if cfg.BudgetStop {
+		// The local model costs nothing; the cloud tiers stop for the rest
+		// of a period whose threshold was crossed.
+		gemini.Gate, anthropic.Gate = budgetGate{a.cost}, budgetGate{a.cost}
 	}
 	a.router, err = router.New(router.Config{
 		Observe:     a.observe,
@@ -240,6 +252,10 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 	if a.alerts != nil {
 		sopts = append(sopts, server.WithAlerts(a.alerts))
 	}
+	sopts = append(sopts, server.WithCost(a.cost))
+	if a.usage != nil {
+		sopts = append(sopts, server.WithUsageLog(a.usage))
+	}
 	a.server, err = server.New(server.Config{
 		Addr:             cfg.GRPCAddr,
 		AuthTokens:       cfg.AuthTokens,
@@ -255,6 +271,78 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 	return nil
 }
 
+// costRedisPrefix prefixes the cost totals' keys in Redis.
+const costRedisPrefix = "catalyst-sentiment:cost"
+
+// buildCost opens the usage log and the cost totals: shared through Redis
+// when configured, otherwise rebuilt from the usage log, so that a restart
+// does not forget what the day has cost.
+func (a *App) buildCost(o *options) error {
+	cfg := a.cfg
+	copts := []cost.Option{cost.WithLogger(a.log), cost.WithAlert(a.costCrossed)}
+	if o.now != nil {
+		copts = append(copts, cost.WithClock(o.now))
+	}
+	if a.redis != nil {
+		copts = append(copts, cost.WithRedis(a.redis, costRedisPrefix))
+	}
+	var err error
+	a.cost, err = cost.New(cost.Config{
+		Zone:         cfg.CostZone,
+		DailyAlert:   cfg.CostAlertDaily,
+		MonthlyAlert: cfg.CostAlertMonthly,
+		BudgetStop:   cfg.BudgetStop,
+	}, copts...)
+	if err != nil {
+		return fmt.Errorf("building the cost totals: %w", err)
+	}
+	if cfg.UsageLogPath == "" {
+		return nil
+	}
+	if a.redis == nil {
+		read, err := a.cost.RebuildFrom(cfg.UsageLogPath)
+		if err != nil {
+			return config.Bad("LLM_USAGE_LOG_PATH", cfg.UsageLogPath, fmt.Sprintf("must be a usage log this process can read (%v)", err))
+		}
+		if read.Records > 0 {
+			a.log.Info("cost totals rebuilt from the usage log", "records", read.Records, "malformed", read.Malformed)
+		}
+	}
+	if a.usage, err = usage.Open(cfg.UsageLogPath, usage.WithLogger(a.log)); err != nil {
+		return config.Bad("LLM_USAGE_LOG_PATH", cfg.UsageLogPath, fmt.Sprintf("must be a file this process can append to (%v)", err))
+	}
+	return nil
+}
+
+// costCrossed hears a cost threshold crossed, once per period among the
+// replicas: the totals have logged it; the alert channel hears it too.
+func (a *App) costCrossed(ctx context.Context, c cost.Crossing) {
+	if a.alerts == nil || a.cfg.AlertChannel == "" {
+		return
+	}
+	text := fmt.Sprintf("$%.2f spent this %s (since %s); the threshold is $%.2f.", c.Total, c.Period, c.Start.Format(time.RFC3339), c.Threshold)
+	if c.BudgetStop {
+		text += fmt.Sprintf(" Paid tiers are stopped until %s: answers come from the local model or the lexicon.", c.End.Format(time.RFC3339))
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.AlertTimeout)
+	defer cancel()
+	if err := a.alerts.Notice(ctx, "💸 Model cost threshold crossed", text); err != nil {
+		a.log.Warn("posting the cost notice", "err", err)
+	}
+}
+
+// budgetGate closes a paid tier while the budget stop is in force.
+type budgetGate struct{ t *cost.Totals }
+
+func (g budgetGate) Admit() (bool, string) {
+	if _, reason, stopped := g.t.Stopped(); stopped {
+		return false, reason
+	}
+	return true, ""
+}
+
+func (budgetGate) Report(upstream.Signal, string) {}
+
 // metricSources are the parts the metrics read at every scrape: those
 // this service runs.
 func (a *App) metricSources() metrics.Sources {
@@ -268,6 +356,10 @@ func (a *App) metricSources() metrics.Sources {
 	if a.alerts != nil {
 		src.Alerts = a.alerts.Stats
 	}
+	src.Cost = a.cost.Snapshot
+	if a.usage != nil {
+		src.UsageLog = a.usage.Stats
+	}
 	return src
 }
 
@@ -276,10 +368,51 @@ func (a *App) observe(ctx context.Context, c router.Call) {
 	if a.metrics != nil {
 		a.metrics.ObserveCall(ctx, c)
 	}
+	if a.usage != nil {
+		a.usage.Write(usage.Record{
+			RequestID: server.RequestID(ctx),
+			Tier:      c.Tier.String(),
+			Model:     c.Model,
+			Outcome:   usageOutcome(c.Outcome),
+			ErrorType: c.ErrorType,
+			Retry:     c.Retry,
+			TokensIn:  c.Usage.TokensIn,
+			TokensOut: c.Usage.TokensOut,
+			CostUSD:   c.CostUSD,
+			Latency:   c.Latency,
+		})
+	}
+	if c.CostUSD > 0 {
+		if a.redis != nil {
+			// A Redis round trip stays off the caller's path.
+			go a.cost.Add(context.WithoutCancel(ctx), c.Tier.String(), c.CostUSD)
+		} else {
+			a.cost.Add(ctx, c.Tier.String(), c.CostUSD)
+		}
+	}
 	if c.Outcome != router.OutcomeOK {
 		a.log.ErrorContext(ctx, "model call failed", "tier", c.Tier.String(), "model", c.Model,
 			"error_type", c.ErrorType, "retry", c.Retry, "latency", c.Latency, "request_id", server.RequestID(ctx))
 	}
+}
+
+func usageOutcome(o router.Outcome) string {
+	switch o {
+	case router.OutcomeOK:
+		return usage.OutcomeOK
+	case router.OutcomeInvalidAnswer:
+		return usage.OutcomeInvalidAnswer
+	}
+	return usage.OutcomeError
+}
+
+// ReopenLogs reopens the usage log at its path: after logrotate has moved
+// it (SIGHUP).
+func (a *App) ReopenLogs() error {
+	if a.usage == nil {
+		return nil
+	}
+	return a.usage.Reopen()
 }
 
 // buildAlerts builds the Discord notifier over the configured channels;
@@ -659,6 +792,15 @@ func (a *App) close() {
 	}
 	if a.queue != nil {
 		a.queue.Close()
+	}
+	if a.usage != nil {
+		// After the drain: the last calls' lines are in.
+		if err := a.usage.Close(); err != nil {
+			a.log.Warn("closing the usage log", "err", err)
+		}
+	}
+	if a.cost != nil {
+		a.cost.Close()
 	}
 	if a.cache != nil {
 		a.cache.Close()
