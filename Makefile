@@ -25,6 +25,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/sentimentd ./cmd/sentimentd
+	$(GO) build -o $(BIN)/sentimentctl ./cmd/sentimentctl
 
 run: build
 	./$(BIN)/sentimentd
