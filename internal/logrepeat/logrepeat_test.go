@@ -31,7 +31,7 @@ func TestRepeatsAreCountedAtWarn(t *testing.T) {
 		warmup(2 * time.Second) // within a second: counted
 	}
 	log.Error("model warm-up failed", "err", errors.New("model not found")) // another kind: an error
-	log.Info("serving")                                                      // below error: as it is
+	log.Info("serving")                                                     // below error: as it is
 	clock.Advance(time.Second)
 	warmup(time.Second) // the summary of 6 repeats, at warn
 	clock.Advance(time.Second)
