@@ -280,6 +280,10 @@ type Manager struct {
 	run   func(ctx context.Context, cmd string) error
 	// wake tells Run that a report closed the gate (phasePending).
 	wake chan struct{}
+	// manual carries an owner's request for a cleanup to Run;
+	// lastManual is when the last one was taken.
+	manual     chan string
+	lastManual time.Time
 
 	mu sync.Mutex
 	st state
@@ -356,6 +360,7 @@ func NewManager(cfg ManagerConfig, log *slog.Logger) (*Manager, error) {
 		now:        cfg.Now,
 		run:        cfg.RunCommand,
 		wake:       make(chan struct{}, 1),
+		manual:     make(chan string, 1),
 		readerKind: KindNone,
 		ceiling:    cfg.MaxConcurrent,
 	}
@@ -419,6 +424,62 @@ func (m *Manager) Report(sig upstream.Signal, detail string) {
 		case m.wake <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// ManualCleanupInterval is the least time between two cleanups asked for
+// by the owner (RequestCleanup): an unload and reload takes the local
+// tier away for seconds, and a script in a loop must not keep it away.
+const ManualCleanupInterval = time.Minute
+
+// Errors of RequestCleanup.
+var (
+	// ErrNoModelServer: there is no model server to unload and reload.
+	ErrNoModelServer = errors.New("no local Ollama model server to clean up")
+)
+
+// CleanupBusyError refuses a cleanup asked for while one runs.
+type CleanupBusyError struct{ Phase string }
+
+func (e *CleanupBusyError) Error() string {
+	return "a cleanup is already running (" + e.Phase + "): wait for the local tier to reopen"
+}
+
+// CleanupTooSoonError refuses a cleanup asked for within
+// ManualCleanupInterval of the last one asked for.
+type CleanupTooSoonError struct{ RetryAfter time.Duration }
+
+func (e *CleanupTooSoonError) Error() string {
+	return fmt.Sprintf("a cleanup was asked for less than %s ago: ask again in %s", ManualCleanupInterval, e.RetryAfter.Round(time.Second))
+}
+
+// RequestCleanup asks Run for an unload and reload of the local model now
+// (reason says who asked and why): the same cycle a crash or VRAM
+// pressure starts, drain first. It is refused while one runs
+// (*CleanupBusyError), within ManualCleanupInterval of the last one asked
+// for (*CleanupTooSoonError), and without a model server
+// (ErrNoModelServer).
+func (m *Manager) RequestCleanup(reason string) error {
+	if m.cfg.Controller == nil {
+		return ErrNoModelServer
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.st.phase; p != phaseOpen && p != phasePending {
+		return &CleanupBusyError{Phase: p.String()}
+	}
+	now := m.now()
+	if !m.lastManual.IsZero() {
+		if wait := ManualCleanupInterval - now.Sub(m.lastManual); wait > 0 {
+			return &CleanupTooSoonError{RetryAfter: wait}
+		}
+	}
+	select {
+	case m.manual <- "asked for: " + reason:
+		m.lastManual = now
+		return nil
+	default:
+		return &CleanupBusyError{Phase: "a request is waiting to be taken up"}
 	}
 }
 
@@ -528,6 +589,8 @@ func (m *Manager) Run(ctx context.Context) {
 				ev = evTrigger{source: trigPeriodic, at: m.now()}
 			case <-m.wake:
 				ev = evTrigger{source: trigReported, at: m.now()}
+			case reason := <-m.manual:
+				ev = evTrigger{source: trigManual, reason: reason, at: m.now()}
 			case <-waited:
 				backoff = nil
 				ev = evWaited{}

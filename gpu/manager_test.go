@@ -2,6 +2,8 @@ package gpu
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -531,4 +533,54 @@ func TestStalledUnloadDoesNotHoldTheGate(t *testing.T) {
 			t.Fatalf("after the stalled unload: admitting %v (%q), %d cleanups; want the gate open again after one cleanup", st.Admitting, st.GateReason, st.Cleanups)
 		}
 	})
+}
+
+// TestRequestedCleanup: the owner's cleanup runs the whole cycle; a second
+// request while it runs is refused, and so is one within
+// ManualCleanupInterval of the first; after that interval one is taken.
+func TestRequestedCleanup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newManagerEnv(t, nil)
+		e.start()
+		step(time.Second)
+		if err := e.m.RequestCleanup("sentimentctl"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		var busy *CleanupBusyError
+		if st := e.m.Status(); st.Admitting {
+			if err := e.m.RequestCleanup("again"); err == nil {
+				t.Fatal("a second request was taken")
+			}
+		} else if err := e.m.RequestCleanup("again"); !errors.As(err, &busy) {
+			t.Errorf("a request during the cleanup: %v, want *CleanupBusyError", err)
+		}
+		step(time.Minute - 2*time.Second)
+		st := e.m.Status()
+		if st.Cleanups != 1 || !st.Admitting || !strings.Contains(st.LastCleanupReason, "asked for: sentimentctl") {
+			t.Fatalf("cleanups %d, admitting %v, reason %q; want the one asked for, done", st.Cleanups, st.Admitting, st.LastCleanupReason)
+		}
+		var soon *CleanupTooSoonError
+		if err := e.m.RequestCleanup("too soon"); !errors.As(err, &soon) || soon.RetryAfter <= 0 {
+			t.Errorf("a request within the interval: %v, want *CleanupTooSoonError", err)
+		}
+		step(2 * time.Second)
+		if err := e.m.RequestCleanup("later"); err != nil {
+			t.Errorf("a request after the interval: %v", err)
+		}
+		step(30 * time.Second)
+		if loads, unloads := e.gpu.counts(); e.m.Status().Cleanups != 2 || unloads != 2 || loads != 3 {
+			t.Errorf("cleanups %d, %d loads, %d unloads; want 2 cleanups", e.m.Status().Cleanups, loads, unloads)
+		}
+	})
+}
+
+func TestRequestedCleanupWithoutModelServer(t *testing.T) {
+	m, err := NewManager(ManagerConfig{Policy: testPolicy(), MaxConcurrent: 1, Queue: &fakeQueue{}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RequestCleanup("x"); !errors.Is(err, ErrNoModelServer) {
+		t.Errorf("%v, want ErrNoModelServer", err)
+	}
 }

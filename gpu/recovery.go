@@ -183,6 +183,9 @@ const (
 	// trigPeriodic: the cleanup interval came round. A periodic cleanup
 	// is never a repeat: the owner asked for it.
 	trigPeriodic
+	// trigManual: the owner asked for one (RequestCleanup); reason says
+	// who and why. Like a periodic one, never a repeat.
+	trigManual
 )
 
 // evTrigger asks for a cleanup at time at.
@@ -322,10 +325,11 @@ func (s state) trigger(ev evTrigger, r rules) state {
 		reason = s.cause
 	case ev.source == trigPeriodic && (s.phase == phaseOpen || s.phase == phasePending):
 		reason = fmt.Sprintf("periodic unload and reload (every %s)", r.interval)
+	case ev.source == trigManual && (s.phase == phaseOpen || s.phase == phasePending):
 	default:
 		return s
 	}
-	if ev.source == trigPeriodic || s.lastReopen.IsZero() || ev.at.Sub(s.lastReopen) >= r.stableAfter {
+	if ev.source == trigPeriodic || ev.source == trigManual || s.lastReopen.IsZero() || ev.at.Sub(s.lastReopen) >= r.stableAfter {
 		s.streak = 1
 	} else {
 		s.streak++

@@ -650,3 +650,20 @@ func (n *Notifier) Notice(ctx context.Context, title, text string) error {
 	n.stats.notices.Add(1)
 	return nil
 }
+
+// ChannelInfo describes a configured channel without its webhook's token.
+type ChannelInfo struct {
+	Name, WebhookID string
+	Default, Broken bool
+}
+
+// Channels lists the configured channels, by name.
+func (n *Notifier) Channels() []ChannelInfo {
+	out := make([]ChannelInfo, 0, len(n.hooks))
+	for _, name := range slices.Sorted(maps.Keys(n.hooks)) {
+		w := n.hooks[name]
+		broken, _ := n.client.Broken(w)
+		out = append(out, ChannelInfo{Name: name, WebhookID: w.ID(), Default: name == n.cfg.DefaultChannel, Broken: broken})
+	}
+	return out
+}

@@ -154,6 +154,11 @@ func (w Webhook) Format(f fmt.State, _ rune) {
 	_, _ = io.WriteString(f, "webhook "+strconv.Quote(w.Name))
 }
 
+// ID is the webhook's id: the number in .../webhooks/{id}/{token}. It is
+// not a secret (the token is), and lets a client that holds a URL name
+// its channel.
+func (w *Webhook) ID() string { return w.id }
+
 // LogValue keeps slog from printing the token.
 func (w Webhook) LogValue() slog.Value { return slog.StringValue(w.Name) }
 

@@ -93,3 +93,16 @@ func (s *Server) alertStats() *pb.AlertStats {
 		Complete:       st.Complete,
 	}
 }
+
+// ListAlertChannels names the configured channels and their webhook ids;
+// never a URL or a token.
+func (s *Server) ListAlertChannels(context.Context, *pb.ListAlertChannelsRequest) (*pb.ListAlertChannelsResponse, error) {
+	out := &pb.ListAlertChannelsResponse{}
+	if s.alerts == nil {
+		return out, nil
+	}
+	for _, c := range s.alerts.Channels() {
+		out.Channels = append(out.Channels, &pb.AlertChannel{Name: c.Name, WebhookId: c.WebhookID, Default: c.Default, Broken: c.Broken})
+	}
+	return out, nil
+}

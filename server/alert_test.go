@@ -629,3 +629,32 @@ func BenchmarkAlertToPost(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
+
+func TestListAlertChannels(t *testing.T) {
+	e := startAlerts(t, upstreamtest.Answer(upstreamtest.BullishJSON))
+	e.discord.DeleteWebhook(opsHook)
+	req := alertRequest("n1")
+	req.Alert.Channel = "ops"
+	if _, err := e.ts.client.Alert(ctxT(t), req); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("alert to a deleted webhook: %v", err)
+	}
+	resp, err := e.ts.client.ListAlertChannels(ctxT(t), &pb.ListAlertChannelsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*pb.AlertChannel{
+		{Name: "alerts", WebhookId: alertsHook, Default: true},
+		{Name: "ops", WebhookId: opsHook, Broken: true},
+	}
+	if len(resp.GetChannels()) != len(want) {
+		t.Fatalf("channels %v, want %v", resp.GetChannels(), want)
+	}
+	for i, c := range resp.GetChannels() {
+		if !proto.Equal(c, want[i]) {
+			t.Errorf("channel %d: %v, want %v", i, c, want[i])
+		}
+	}
+	if s := resp.String(); strings.Contains(s, alertsToken) || strings.Contains(s, opsToken) || strings.Contains(s, "http") {
+		t.Errorf("a URL or token in %s", s)
+	}
+}

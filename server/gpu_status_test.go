@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 	"github.com/catalystbot/sentiment/internal/app"
@@ -184,5 +187,52 @@ func TestRunnerCrashMidBatch(t *testing.T) {
 	q := st.GetQueue()
 	if q.GetHalvings() < 1 || q.GetStarted() == 0 || st.GetGpuConcurrency() != min(q.GetLimit(), q.GetCeiling()) {
 		t.Errorf("queue %v, concurrency %d; want a halving after the crash and the smaller of limit and ceiling allowed", q, st.GetGpuConcurrency())
+	}
+}
+
+// TestCleanupGPU: the owner's cleanup runs once; asked again at once it is
+// refused (running, or too soon), with a retry delay when too soon.
+func TestCleanupGPU(t *testing.T) {
+	local := upstreamtest.New(t, upstreamtest.Ollama)
+	var unloads atomic.Int64
+	local.OnUnload(func(string) { unloads.Add(1) })
+	// A model that holds no VRAM: the fake sysfs tree cannot show it freed.
+	local.SetModelSize(0, 0)
+	client := startWithGPU(t, local)
+	waitAdmitting(t, client)
+	ctx := ctxT(t)
+	if _, err := client.CleanupGPU(ctx, &pb.CleanupGPURequest{Reason: strings.Repeat("x", 201)}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a long reason: %v", err)
+	}
+	if _, err := client.CleanupGPU(ctx, &pb.CleanupGPURequest{Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := client.CleanupGPU(ctx, &pb.CleanupGPURequest{Reason: "again"})
+	if c := status.Code(err); c != codes.Aborted && c != codes.ResourceExhausted {
+		t.Errorf("asked again at once: %v, want ABORTED or RESOURCE_EXHAUSTED", err)
+	}
+	st := waitAdmitting(t, client)
+	if !strings.Contains(st.GetLastCleanupReason(), "asked for: test") || unloads.Load() != 1 {
+		t.Errorf("last cleanup %q, %d unloads; want the one asked for", st.GetLastCleanupReason(), unloads.Load())
+	}
+	_, err = client.CleanupGPU(ctx, &pb.CleanupGPURequest{Reason: "too soon"})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("within a minute: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	var retry *errdetails.RetryInfo
+	for _, d := range status.Convert(err).Details() {
+		if r, ok := d.(*errdetails.RetryInfo); ok {
+			retry = r
+		}
+	}
+	if retry == nil || retry.GetRetryDelay().AsDuration() <= 0 {
+		t.Errorf("no retry delay in %v", status.Convert(err).Details())
+	}
+}
+
+func TestCleanupGPUWithoutManager(t *testing.T) {
+	ts := start(t, testConfig())
+	if _, err := ts.client.CleanupGPU(ctxT(t), &pb.CleanupGPURequest{}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("without a GPU manager: %v, want FAILED_PRECONDITION", err)
 	}
 }

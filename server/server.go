@@ -107,9 +107,10 @@ type Tiers interface {
 	Stats(ctx context.Context) []router.TierStats
 }
 
-// GPU is the GPU manager as GPUStatus needs it.
+// GPU is the GPU manager as GPUStatus and CleanupGPU need it.
 type GPU interface {
 	Status() gpu.Status
+	RequestCleanup(reason string) error
 }
 
 // Cache is the answer cache as Stats needs it.
@@ -126,6 +127,7 @@ func WithCache(c Cache) Option { return func(s *Server) { s.cache = c } }
 type Alerts interface {
 	Channel(field, name string) (string, *pipeline.FieldError)
 	Alert(ctx context.Context, judge notifier.Judge, req pipeline.Request) (notifier.Result, error)
+	Channels() []notifier.ChannelInfo
 	Stats() notifier.Stats
 }
 

@@ -3228,6 +3228,250 @@ func (x *StatsResponse) GetUsageLog() *UsageLogStats {
 	return nil
 }
 
+type ListAlertChannelsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAlertChannelsRequest) Reset() {
+	*x = ListAlertChannelsRequest{}
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAlertChannelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAlertChannelsRequest) ProtoMessage() {}
+
+func (x *ListAlertChannelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAlertChannelsRequest.ProtoReflect.Descriptor instead.
+func (*ListAlertChannelsRequest) Descriptor() ([]byte, []int) {
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{29}
+}
+
+type AlertChannel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The webhook's id: the number in .../webhooks/{id}/{token}. Not a
+	// secret; the token is, and never leaves the server.
+	WebhookId string `protobuf:"bytes,2,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	// True for SENTIMENT_ALERT_CHANNEL, the channel of an alert that names
+	// none.
+	Default bool `protobuf:"varint,3,opt,name=default,proto3" json:"default,omitempty"`
+	// True when the webhook answered 401 or 404: nothing is posted to it.
+	Broken        bool `protobuf:"varint,4,opt,name=broken,proto3" json:"broken,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertChannel) Reset() {
+	*x = AlertChannel{}
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertChannel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertChannel) ProtoMessage() {}
+
+func (x *AlertChannel) ProtoReflect() protoreflect.Message {
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertChannel.ProtoReflect.Descriptor instead.
+func (*AlertChannel) Descriptor() ([]byte, []int) {
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AlertChannel) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AlertChannel) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+func (x *AlertChannel) GetDefault() bool {
+	if x != nil {
+		return x.Default
+	}
+	return false
+}
+
+func (x *AlertChannel) GetBroken() bool {
+	if x != nil {
+		return x.Broken
+	}
+	return false
+}
+
+type ListAlertChannelsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channels      []*AlertChannel        `protobuf:"bytes,1,rep,name=channels,proto3" json:"channels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAlertChannelsResponse) Reset() {
+	*x = ListAlertChannelsResponse{}
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAlertChannelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAlertChannelsResponse) ProtoMessage() {}
+
+func (x *ListAlertChannelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAlertChannelsResponse.ProtoReflect.Descriptor instead.
+func (*ListAlertChannelsResponse) Descriptor() ([]byte, []int) {
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListAlertChannelsResponse) GetChannels() []*AlertChannel {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+type CleanupGPURequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why, for the log and GPUStatus's last cleanup reason.
+	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CleanupGPURequest) Reset() {
+	*x = CleanupGPURequest{}
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CleanupGPURequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CleanupGPURequest) ProtoMessage() {}
+
+func (x *CleanupGPURequest) ProtoReflect() protoreflect.Message {
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CleanupGPURequest.ProtoReflect.Descriptor instead.
+func (*CleanupGPURequest) Descriptor() ([]byte, []int) {
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CleanupGPURequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CleanupGPUResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recovery phase right after the request was taken ("draining"
+	// once Run has taken it up; it may still read "open").
+	Phase         string `protobuf:"bytes,1,opt,name=phase,proto3" json:"phase,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CleanupGPUResponse) Reset() {
+	*x = CleanupGPUResponse{}
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CleanupGPUResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CleanupGPUResponse) ProtoMessage() {}
+
+func (x *CleanupGPUResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_catalyst_sentiment_v1_sentiment_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CleanupGPUResponse.ProtoReflect.Descriptor instead.
+func (*CleanupGPUResponse) Descriptor() ([]byte, []int) {
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CleanupGPUResponse) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
 var File_catalyst_sentiment_v1_sentiment_proto protoreflect.FileDescriptor
 
 const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
@@ -3504,7 +3748,20 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\aversion\x18\b \x01(\tR\aversion\x129\n" +
 	"\x06alerts\x18\t \x01(\v2!.catalyst.sentiment.v1.AlertStatsR\x06alerts\x12A\n" +
 	"\tusage_log\x18\n" +
-	" \x01(\v2$.catalyst.sentiment.v1.UsageLogStatsR\busageLog*W\n" +
+	" \x01(\v2$.catalyst.sentiment.v1.UsageLogStatsR\busageLog\"\x1a\n" +
+	"\x18ListAlertChannelsRequest\"s\n" +
+	"\fAlertChannel\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"webhook_id\x18\x02 \x01(\tR\twebhookId\x12\x18\n" +
+	"\adefault\x18\x03 \x01(\bR\adefault\x12\x16\n" +
+	"\x06broken\x18\x04 \x01(\bR\x06broken\"\\\n" +
+	"\x19ListAlertChannelsResponse\x12?\n" +
+	"\bchannels\x18\x01 \x03(\v2#.catalyst.sentiment.v1.AlertChannelR\bchannels\"+\n" +
+	"\x11CleanupGPURequest\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"*\n" +
+	"\x12CleanupGPUResponse\x12\x14\n" +
+	"\x05phase\x18\x01 \x01(\tR\x05phase*W\n" +
 	"\x05Label\x12\x15\n" +
 	"\x11LABEL_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rLABEL_BEARISH\x10\x01\x12\x11\n" +
@@ -3549,13 +3806,16 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x19BREAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14BREAKER_STATE_CLOSED\x10\x01\x12\x1b\n" +
 	"\x17BREAKER_STATE_HALF_OPEN\x10\x02\x12\x16\n" +
-	"\x12BREAKER_STATE_OPEN\x10\x032\xe7\x03\n" +
+	"\x12BREAKER_STATE_OPEN\x10\x032\xc2\x05\n" +
 	"\x10SentimentService\x12[\n" +
 	"\bClassify\x12&.catalyst.sentiment.v1.ClassifyRequest\x1a'.catalyst.sentiment.v1.ClassifyResponse\x12n\n" +
 	"\rClassifyBatch\x12+.catalyst.sentiment.v1.ClassifyBatchRequest\x1a,.catalyst.sentiment.v1.ClassifyBatchResponse(\x010\x01\x12^\n" +
 	"\tGPUStatus\x12'.catalyst.sentiment.v1.GPUStatusRequest\x1a(.catalyst.sentiment.v1.GPUStatusResponse\x12R\n" +
 	"\x05Stats\x12#.catalyst.sentiment.v1.StatsRequest\x1a$.catalyst.sentiment.v1.StatsResponse\x12R\n" +
-	"\x05Alert\x12#.catalyst.sentiment.v1.AlertRequest\x1a$.catalyst.sentiment.v1.AlertResponseBKZIgithub.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1;sentimentv1b\x06proto3"
+	"\x05Alert\x12#.catalyst.sentiment.v1.AlertRequest\x1a$.catalyst.sentiment.v1.AlertResponse\x12v\n" +
+	"\x11ListAlertChannels\x12/.catalyst.sentiment.v1.ListAlertChannelsRequest\x1a0.catalyst.sentiment.v1.ListAlertChannelsResponse\x12a\n" +
+	"\n" +
+	"CleanupGPU\x12(.catalyst.sentiment.v1.CleanupGPURequest\x1a).catalyst.sentiment.v1.CleanupGPUResponseBKZIgithub.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1;sentimentv1b\x06proto3"
 
 var (
 	file_catalyst_sentiment_v1_sentiment_proto_rawDescOnce sync.Once
@@ -3570,54 +3830,59 @@ func file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP() []byte {
 }
 
 var file_catalyst_sentiment_v1_sentiment_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_catalyst_sentiment_v1_sentiment_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_catalyst_sentiment_v1_sentiment_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_catalyst_sentiment_v1_sentiment_proto_goTypes = []any{
-	(Label)(0),                    // 0: catalyst.sentiment.v1.Label
-	(Tier)(0),                     // 1: catalyst.sentiment.v1.Tier
-	(Phase)(0),                    // 2: catalyst.sentiment.v1.Phase
-	(CacheHit)(0),                 // 3: catalyst.sentiment.v1.CacheHit
-	(Priority)(0),                 // 4: catalyst.sentiment.v1.Priority
-	(Outcome)(0),                  // 5: catalyst.sentiment.v1.Outcome
-	(PressureLevel)(0),            // 6: catalyst.sentiment.v1.PressureLevel
-	(BreakerState)(0),             // 7: catalyst.sentiment.v1.BreakerState
-	(*NewsItem)(nil),              // 8: catalyst.sentiment.v1.NewsItem
-	(*AlertOptions)(nil),          // 9: catalyst.sentiment.v1.AlertOptions
-	(*ClassifyOptions)(nil),       // 10: catalyst.sentiment.v1.ClassifyOptions
-	(*ClassifyRequest)(nil),       // 11: catalyst.sentiment.v1.ClassifyRequest
-	(*KeywordHit)(nil),            // 12: catalyst.sentiment.v1.KeywordHit
-	(*Prescore)(nil),              // 13: catalyst.sentiment.v1.Prescore
-	(*TierAttempt)(nil),           // 14: catalyst.sentiment.v1.TierAttempt
-	(*Provenance)(nil),            // 15: catalyst.sentiment.v1.Provenance
-	(*ClassifyResponse)(nil),      // 16: catalyst.sentiment.v1.ClassifyResponse
-	(*ClassifyBatchRequest)(nil),  // 17: catalyst.sentiment.v1.ClassifyBatchRequest
-	(*ItemError)(nil),             // 18: catalyst.sentiment.v1.ItemError
-	(*ClassifyBatchResponse)(nil), // 19: catalyst.sentiment.v1.ClassifyBatchResponse
-	(*GPUStatusRequest)(nil),      // 20: catalyst.sentiment.v1.GPUStatusRequest
-	(*GPUDevice)(nil),             // 21: catalyst.sentiment.v1.GPUDevice
-	(*ModelState)(nil),            // 22: catalyst.sentiment.v1.ModelState
-	(*GPUStatusResponse)(nil),     // 23: catalyst.sentiment.v1.GPUStatusResponse
-	(*GPUQueueStats)(nil),         // 24: catalyst.sentiment.v1.GPUQueueStats
-	(*StatsRequest)(nil),          // 25: catalyst.sentiment.v1.StatsRequest
-	(*QuotaWindow)(nil),           // 26: catalyst.sentiment.v1.QuotaWindow
-	(*TierStats)(nil),             // 27: catalyst.sentiment.v1.TierStats
-	(*RequestStats)(nil),          // 28: catalyst.sentiment.v1.RequestStats
-	(*CacheStats)(nil),            // 29: catalyst.sentiment.v1.CacheStats
-	(*PrefilterStats)(nil),        // 30: catalyst.sentiment.v1.PrefilterStats
-	(*CostStats)(nil),             // 31: catalyst.sentiment.v1.CostStats
-	(*UsageLogStats)(nil),         // 32: catalyst.sentiment.v1.UsageLogStats
-	(*AlertRequest)(nil),          // 33: catalyst.sentiment.v1.AlertRequest
-	(*AlertResponse)(nil),         // 34: catalyst.sentiment.v1.AlertResponse
-	(*AlertStats)(nil),            // 35: catalyst.sentiment.v1.AlertStats
-	(*StatsResponse)(nil),         // 36: catalyst.sentiment.v1.StatsResponse
-	nil,                           // 37: catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
-	nil,                           // 38: catalyst.sentiment.v1.CostStats.TodayByProviderEntry
-	nil,                           // 39: catalyst.sentiment.v1.CostStats.MonthByProviderEntry
-	nil,                           // 40: catalyst.sentiment.v1.AlertStats.FailedEntry
-	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
+	(Label)(0),                        // 0: catalyst.sentiment.v1.Label
+	(Tier)(0),                         // 1: catalyst.sentiment.v1.Tier
+	(Phase)(0),                        // 2: catalyst.sentiment.v1.Phase
+	(CacheHit)(0),                     // 3: catalyst.sentiment.v1.CacheHit
+	(Priority)(0),                     // 4: catalyst.sentiment.v1.Priority
+	(Outcome)(0),                      // 5: catalyst.sentiment.v1.Outcome
+	(PressureLevel)(0),                // 6: catalyst.sentiment.v1.PressureLevel
+	(BreakerState)(0),                 // 7: catalyst.sentiment.v1.BreakerState
+	(*NewsItem)(nil),                  // 8: catalyst.sentiment.v1.NewsItem
+	(*AlertOptions)(nil),              // 9: catalyst.sentiment.v1.AlertOptions
+	(*ClassifyOptions)(nil),           // 10: catalyst.sentiment.v1.ClassifyOptions
+	(*ClassifyRequest)(nil),           // 11: catalyst.sentiment.v1.ClassifyRequest
+	(*KeywordHit)(nil),                // 12: catalyst.sentiment.v1.KeywordHit
+	(*Prescore)(nil),                  // 13: catalyst.sentiment.v1.Prescore
+	(*TierAttempt)(nil),               // 14: catalyst.sentiment.v1.TierAttempt
+	(*Provenance)(nil),                // 15: catalyst.sentiment.v1.Provenance
+	(*ClassifyResponse)(nil),          // 16: catalyst.sentiment.v1.ClassifyResponse
+	(*ClassifyBatchRequest)(nil),      // 17: catalyst.sentiment.v1.ClassifyBatchRequest
+	(*ItemError)(nil),                 // 18: catalyst.sentiment.v1.ItemError
+	(*ClassifyBatchResponse)(nil),     // 19: catalyst.sentiment.v1.ClassifyBatchResponse
+	(*GPUStatusRequest)(nil),          // 20: catalyst.sentiment.v1.GPUStatusRequest
+	(*GPUDevice)(nil),                 // 21: catalyst.sentiment.v1.GPUDevice
+	(*ModelState)(nil),                // 22: catalyst.sentiment.v1.ModelState
+	(*GPUStatusResponse)(nil),         // 23: catalyst.sentiment.v1.GPUStatusResponse
+	(*GPUQueueStats)(nil),             // 24: catalyst.sentiment.v1.GPUQueueStats
+	(*StatsRequest)(nil),              // 25: catalyst.sentiment.v1.StatsRequest
+	(*QuotaWindow)(nil),               // 26: catalyst.sentiment.v1.QuotaWindow
+	(*TierStats)(nil),                 // 27: catalyst.sentiment.v1.TierStats
+	(*RequestStats)(nil),              // 28: catalyst.sentiment.v1.RequestStats
+	(*CacheStats)(nil),                // 29: catalyst.sentiment.v1.CacheStats
+	(*PrefilterStats)(nil),            // 30: catalyst.sentiment.v1.PrefilterStats
+	(*CostStats)(nil),                 // 31: catalyst.sentiment.v1.CostStats
+	(*UsageLogStats)(nil),             // 32: catalyst.sentiment.v1.UsageLogStats
+	(*AlertRequest)(nil),              // 33: catalyst.sentiment.v1.AlertRequest
+	(*AlertResponse)(nil),             // 34: catalyst.sentiment.v1.AlertResponse
+	(*AlertStats)(nil),                // 35: catalyst.sentiment.v1.AlertStats
+	(*StatsResponse)(nil),             // 36: catalyst.sentiment.v1.StatsResponse
+	(*ListAlertChannelsRequest)(nil),  // 37: catalyst.sentiment.v1.ListAlertChannelsRequest
+	(*AlertChannel)(nil),              // 38: catalyst.sentiment.v1.AlertChannel
+	(*ListAlertChannelsResponse)(nil), // 39: catalyst.sentiment.v1.ListAlertChannelsResponse
+	(*CleanupGPURequest)(nil),         // 40: catalyst.sentiment.v1.CleanupGPURequest
+	(*CleanupGPUResponse)(nil),        // 41: catalyst.sentiment.v1.CleanupGPUResponse
+	nil,                               // 42: catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
+	nil,                               // 43: catalyst.sentiment.v1.CostStats.TodayByProviderEntry
+	nil,                               // 44: catalyst.sentiment.v1.CostStats.MonthByProviderEntry
+	nil,                               // 45: catalyst.sentiment.v1.AlertStats.FailedEntry
+	(*timestamppb.Timestamp)(nil),     // 46: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 47: google.protobuf.Duration
 }
 var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
-	41, // 0: catalyst.sentiment.v1.NewsItem.published_at:type_name -> google.protobuf.Timestamp
+	46, // 0: catalyst.sentiment.v1.NewsItem.published_at:type_name -> google.protobuf.Timestamp
 	4,  // 1: catalyst.sentiment.v1.ClassifyOptions.priority:type_name -> catalyst.sentiment.v1.Priority
 	1,  // 2: catalyst.sentiment.v1.ClassifyOptions.allowed_tiers:type_name -> catalyst.sentiment.v1.Tier
 	9,  // 3: catalyst.sentiment.v1.ClassifyOptions.alert:type_name -> catalyst.sentiment.v1.AlertOptions
@@ -3626,11 +3891,11 @@ var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
 	12, // 6: catalyst.sentiment.v1.Prescore.hits:type_name -> catalyst.sentiment.v1.KeywordHit
 	1,  // 7: catalyst.sentiment.v1.TierAttempt.tier:type_name -> catalyst.sentiment.v1.Tier
 	5,  // 8: catalyst.sentiment.v1.TierAttempt.outcome:type_name -> catalyst.sentiment.v1.Outcome
-	42, // 9: catalyst.sentiment.v1.TierAttempt.latency:type_name -> google.protobuf.Duration
+	47, // 9: catalyst.sentiment.v1.TierAttempt.latency:type_name -> google.protobuf.Duration
 	1,  // 10: catalyst.sentiment.v1.Provenance.tier:type_name -> catalyst.sentiment.v1.Tier
 	3,  // 11: catalyst.sentiment.v1.Provenance.cache_hit:type_name -> catalyst.sentiment.v1.CacheHit
 	14, // 12: catalyst.sentiment.v1.Provenance.tiers:type_name -> catalyst.sentiment.v1.TierAttempt
-	42, // 13: catalyst.sentiment.v1.Provenance.latency:type_name -> google.protobuf.Duration
+	47, // 13: catalyst.sentiment.v1.Provenance.latency:type_name -> google.protobuf.Duration
 	0,  // 14: catalyst.sentiment.v1.ClassifyResponse.label:type_name -> catalyst.sentiment.v1.Label
 	13, // 15: catalyst.sentiment.v1.ClassifyResponse.prescore:type_name -> catalyst.sentiment.v1.Prescore
 	15, // 16: catalyst.sentiment.v1.ClassifyResponse.provenance:type_name -> catalyst.sentiment.v1.Provenance
@@ -3639,32 +3904,32 @@ var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
 	10, // 19: catalyst.sentiment.v1.ClassifyBatchRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
 	16, // 20: catalyst.sentiment.v1.ClassifyBatchResponse.result:type_name -> catalyst.sentiment.v1.ClassifyResponse
 	18, // 21: catalyst.sentiment.v1.ClassifyBatchResponse.error:type_name -> catalyst.sentiment.v1.ItemError
-	42, // 22: catalyst.sentiment.v1.ModelState.warmup_latency:type_name -> google.protobuf.Duration
-	41, // 23: catalyst.sentiment.v1.ModelState.expires_at:type_name -> google.protobuf.Timestamp
+	47, // 22: catalyst.sentiment.v1.ModelState.warmup_latency:type_name -> google.protobuf.Duration
+	46, // 23: catalyst.sentiment.v1.ModelState.expires_at:type_name -> google.protobuf.Timestamp
 	21, // 24: catalyst.sentiment.v1.GPUStatusResponse.devices:type_name -> catalyst.sentiment.v1.GPUDevice
 	6,  // 25: catalyst.sentiment.v1.GPUStatusResponse.pressure:type_name -> catalyst.sentiment.v1.PressureLevel
 	22, // 26: catalyst.sentiment.v1.GPUStatusResponse.model:type_name -> catalyst.sentiment.v1.ModelState
-	41, // 27: catalyst.sentiment.v1.GPUStatusResponse.last_cleanup_at:type_name -> google.protobuf.Timestamp
-	41, // 28: catalyst.sentiment.v1.GPUStatusResponse.observed_at:type_name -> google.protobuf.Timestamp
+	46, // 27: catalyst.sentiment.v1.GPUStatusResponse.last_cleanup_at:type_name -> google.protobuf.Timestamp
+	46, // 28: catalyst.sentiment.v1.GPUStatusResponse.observed_at:type_name -> google.protobuf.Timestamp
 	24, // 29: catalyst.sentiment.v1.GPUStatusResponse.queue:type_name -> catalyst.sentiment.v1.GPUQueueStats
-	42, // 30: catalyst.sentiment.v1.GPUQueueStats.service_time:type_name -> google.protobuf.Duration
-	41, // 31: catalyst.sentiment.v1.QuotaWindow.resets_at:type_name -> google.protobuf.Timestamp
+	47, // 30: catalyst.sentiment.v1.GPUQueueStats.service_time:type_name -> google.protobuf.Duration
+	46, // 31: catalyst.sentiment.v1.QuotaWindow.resets_at:type_name -> google.protobuf.Timestamp
 	1,  // 32: catalyst.sentiment.v1.TierStats.tier:type_name -> catalyst.sentiment.v1.Tier
 	7,  // 33: catalyst.sentiment.v1.TierStats.breaker_state:type_name -> catalyst.sentiment.v1.BreakerState
 	26, // 34: catalyst.sentiment.v1.TierStats.quotas:type_name -> catalyst.sentiment.v1.QuotaWindow
-	37, // 35: catalyst.sentiment.v1.TierStats.errors_last_hour:type_name -> catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
-	38, // 36: catalyst.sentiment.v1.CostStats.today_by_provider:type_name -> catalyst.sentiment.v1.CostStats.TodayByProviderEntry
-	39, // 37: catalyst.sentiment.v1.CostStats.month_by_provider:type_name -> catalyst.sentiment.v1.CostStats.MonthByProviderEntry
-	41, // 38: catalyst.sentiment.v1.CostStats.day_started_at:type_name -> google.protobuf.Timestamp
-	41, // 39: catalyst.sentiment.v1.CostStats.month_started_at:type_name -> google.protobuf.Timestamp
-	41, // 40: catalyst.sentiment.v1.CostStats.stopped_until:type_name -> google.protobuf.Timestamp
+	42, // 35: catalyst.sentiment.v1.TierStats.errors_last_hour:type_name -> catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
+	43, // 36: catalyst.sentiment.v1.CostStats.today_by_provider:type_name -> catalyst.sentiment.v1.CostStats.TodayByProviderEntry
+	44, // 37: catalyst.sentiment.v1.CostStats.month_by_provider:type_name -> catalyst.sentiment.v1.CostStats.MonthByProviderEntry
+	46, // 38: catalyst.sentiment.v1.CostStats.day_started_at:type_name -> google.protobuf.Timestamp
+	46, // 39: catalyst.sentiment.v1.CostStats.month_started_at:type_name -> google.protobuf.Timestamp
+	46, // 40: catalyst.sentiment.v1.CostStats.stopped_until:type_name -> google.protobuf.Timestamp
 	8,  // 41: catalyst.sentiment.v1.AlertRequest.item:type_name -> catalyst.sentiment.v1.NewsItem
 	10, // 42: catalyst.sentiment.v1.AlertRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
 	9,  // 43: catalyst.sentiment.v1.AlertRequest.alert:type_name -> catalyst.sentiment.v1.AlertOptions
 	16, // 44: catalyst.sentiment.v1.AlertResponse.preliminary:type_name -> catalyst.sentiment.v1.ClassifyResponse
-	40, // 45: catalyst.sentiment.v1.AlertStats.failed:type_name -> catalyst.sentiment.v1.AlertStats.FailedEntry
-	41, // 46: catalyst.sentiment.v1.StatsResponse.started_at:type_name -> google.protobuf.Timestamp
-	42, // 47: catalyst.sentiment.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
+	45, // 45: catalyst.sentiment.v1.AlertStats.failed:type_name -> catalyst.sentiment.v1.AlertStats.FailedEntry
+	46, // 46: catalyst.sentiment.v1.StatsResponse.started_at:type_name -> google.protobuf.Timestamp
+	47, // 47: catalyst.sentiment.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
 	28, // 48: catalyst.sentiment.v1.StatsResponse.requests:type_name -> catalyst.sentiment.v1.RequestStats
 	27, // 49: catalyst.sentiment.v1.StatsResponse.tiers:type_name -> catalyst.sentiment.v1.TierStats
 	29, // 50: catalyst.sentiment.v1.StatsResponse.cache:type_name -> catalyst.sentiment.v1.CacheStats
@@ -3672,21 +3937,26 @@ var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
 	31, // 52: catalyst.sentiment.v1.StatsResponse.cost:type_name -> catalyst.sentiment.v1.CostStats
 	35, // 53: catalyst.sentiment.v1.StatsResponse.alerts:type_name -> catalyst.sentiment.v1.AlertStats
 	32, // 54: catalyst.sentiment.v1.StatsResponse.usage_log:type_name -> catalyst.sentiment.v1.UsageLogStats
-	11, // 55: catalyst.sentiment.v1.SentimentService.Classify:input_type -> catalyst.sentiment.v1.ClassifyRequest
-	17, // 56: catalyst.sentiment.v1.SentimentService.ClassifyBatch:input_type -> catalyst.sentiment.v1.ClassifyBatchRequest
-	20, // 57: catalyst.sentiment.v1.SentimentService.GPUStatus:input_type -> catalyst.sentiment.v1.GPUStatusRequest
-	25, // 58: catalyst.sentiment.v1.SentimentService.Stats:input_type -> catalyst.sentiment.v1.StatsRequest
-	33, // 59: catalyst.sentiment.v1.SentimentService.Alert:input_type -> catalyst.sentiment.v1.AlertRequest
-	16, // 60: catalyst.sentiment.v1.SentimentService.Classify:output_type -> catalyst.sentiment.v1.ClassifyResponse
-	19, // 61: catalyst.sentiment.v1.SentimentService.ClassifyBatch:output_type -> catalyst.sentiment.v1.ClassifyBatchResponse
-	23, // 62: catalyst.sentiment.v1.SentimentService.GPUStatus:output_type -> catalyst.sentiment.v1.GPUStatusResponse
-	36, // 63: catalyst.sentiment.v1.SentimentService.Stats:output_type -> catalyst.sentiment.v1.StatsResponse
-	34, // 64: catalyst.sentiment.v1.SentimentService.Alert:output_type -> catalyst.sentiment.v1.AlertResponse
-	60, // [60:65] is the sub-list for method output_type
-	55, // [55:60] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	38, // 55: catalyst.sentiment.v1.ListAlertChannelsResponse.channels:type_name -> catalyst.sentiment.v1.AlertChannel
+	11, // 56: catalyst.sentiment.v1.SentimentService.Classify:input_type -> catalyst.sentiment.v1.ClassifyRequest
+	17, // 57: catalyst.sentiment.v1.SentimentService.ClassifyBatch:input_type -> catalyst.sentiment.v1.ClassifyBatchRequest
+	20, // 58: catalyst.sentiment.v1.SentimentService.GPUStatus:input_type -> catalyst.sentiment.v1.GPUStatusRequest
+	25, // 59: catalyst.sentiment.v1.SentimentService.Stats:input_type -> catalyst.sentiment.v1.StatsRequest
+	33, // 60: catalyst.sentiment.v1.SentimentService.Alert:input_type -> catalyst.sentiment.v1.AlertRequest
+	37, // 61: catalyst.sentiment.v1.SentimentService.ListAlertChannels:input_type -> catalyst.sentiment.v1.ListAlertChannelsRequest
+	40, // 62: catalyst.sentiment.v1.SentimentService.CleanupGPU:input_type -> catalyst.sentiment.v1.CleanupGPURequest
+	16, // 63: catalyst.sentiment.v1.SentimentService.Classify:output_type -> catalyst.sentiment.v1.ClassifyResponse
+	19, // 64: catalyst.sentiment.v1.SentimentService.ClassifyBatch:output_type -> catalyst.sentiment.v1.ClassifyBatchResponse
+	23, // 65: catalyst.sentiment.v1.SentimentService.GPUStatus:output_type -> catalyst.sentiment.v1.GPUStatusResponse
+	36, // 66: catalyst.sentiment.v1.SentimentService.Stats:output_type -> catalyst.sentiment.v1.StatsResponse
+	34, // 67: catalyst.sentiment.v1.SentimentService.Alert:output_type -> catalyst.sentiment.v1.AlertResponse
+	39, // 68: catalyst.sentiment.v1.SentimentService.ListAlertChannels:output_type -> catalyst.sentiment.v1.ListAlertChannelsResponse
+	41, // 69: catalyst.sentiment.v1.SentimentService.CleanupGPU:output_type -> catalyst.sentiment.v1.CleanupGPUResponse
+	63, // [63:70] is the sub-list for method output_type
+	56, // [56:63] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_catalyst_sentiment_v1_sentiment_proto_init() }
@@ -3706,7 +3976,7 @@ func file_catalyst_sentiment_v1_sentiment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catalyst_sentiment_v1_sentiment_proto_rawDesc), len(file_catalyst_sentiment_v1_sentiment_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   33,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,11 +25,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SentimentService_Classify_FullMethodName      = "/catalyst.sentiment.v1.SentimentService/Classify"
-	SentimentService_ClassifyBatch_FullMethodName = "/catalyst.sentiment.v1.SentimentService/ClassifyBatch"
-	SentimentService_GPUStatus_FullMethodName     = "/catalyst.sentiment.v1.SentimentService/GPUStatus"
-	SentimentService_Stats_FullMethodName         = "/catalyst.sentiment.v1.SentimentService/Stats"
-	SentimentService_Alert_FullMethodName         = "/catalyst.sentiment.v1.SentimentService/Alert"
+	SentimentService_Classify_FullMethodName          = "/catalyst.sentiment.v1.SentimentService/Classify"
+	SentimentService_ClassifyBatch_FullMethodName     = "/catalyst.sentiment.v1.SentimentService/ClassifyBatch"
+	SentimentService_GPUStatus_FullMethodName         = "/catalyst.sentiment.v1.SentimentService/GPUStatus"
+	SentimentService_Stats_FullMethodName             = "/catalyst.sentiment.v1.SentimentService/Stats"
+	SentimentService_Alert_FullMethodName             = "/catalyst.sentiment.v1.SentimentService/Alert"
+	SentimentService_ListAlertChannels_FullMethodName = "/catalyst.sentiment.v1.SentimentService/ListAlertChannels"
+	SentimentService_CleanupGPU_FullMethodName        = "/catalyst.sentiment.v1.SentimentService/CleanupGPU"
 )
 
 // SentimentServiceClient is the client API for SentimentService service.
@@ -63,6 +65,15 @@ type SentimentServiceClient interface {
 	// hangs up. An item alerts once per channel: a repeat returns the first
 	// message's id.
 	Alert(ctx context.Context, in *AlertRequest, opts ...grpc.CallOption) (*AlertResponse, error)
+	// The alert channels this server posts to: their names and webhook ids
+	// (never the webhook URL or its token), so that a client holding a URL
+	// can name its channel.
+	ListAlertChannels(ctx context.Context, in *ListAlertChannelsRequest, opts ...grpc.CallOption) (*ListAlertChannelsResponse, error)
+	// Asks the GPU manager for an unload and reload of the local model now.
+	// FAILED_PRECONDITION without a local Ollama tier; ABORTED while a
+	// cleanup runs; RESOURCE_EXHAUSTED within a minute of the last one asked
+	// for.
+	CleanupGPU(ctx context.Context, in *CleanupGPURequest, opts ...grpc.CallOption) (*CleanupGPUResponse, error)
 }
 
 type sentimentServiceClient struct {
@@ -126,6 +137,26 @@ func (c *sentimentServiceClient) Alert(ctx context.Context, in *AlertRequest, op
 	return out, nil
 }
 
+func (c *sentimentServiceClient) ListAlertChannels(ctx context.Context, in *ListAlertChannelsRequest, opts ...grpc.CallOption) (*ListAlertChannelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAlertChannelsResponse)
+	err := c.cc.Invoke(ctx, SentimentService_ListAlertChannels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sentimentServiceClient) CleanupGPU(ctx context.Context, in *CleanupGPURequest, opts ...grpc.CallOption) (*CleanupGPUResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CleanupGPUResponse)
+	err := c.cc.Invoke(ctx, SentimentService_CleanupGPU_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SentimentServiceServer is the server API for SentimentService service.
 // All implementations must embed UnimplementedSentimentServiceServer
 // for forward compatibility.
@@ -157,6 +188,15 @@ type SentimentServiceServer interface {
 	// hangs up. An item alerts once per channel: a repeat returns the first
 	// message's id.
 	Alert(context.Context, *AlertRequest) (*AlertResponse, error)
+	// The alert channels this server posts to: their names and webhook ids
+	// (never the webhook URL or its token), so that a client holding a URL
+	// can name its channel.
+	ListAlertChannels(context.Context, *ListAlertChannelsRequest) (*ListAlertChannelsResponse, error)
+	// Asks the GPU manager for an unload and reload of the local model now.
+	// FAILED_PRECONDITION without a local Ollama tier; ABORTED while a
+	// cleanup runs; RESOURCE_EXHAUSTED within a minute of the last one asked
+	// for.
+	CleanupGPU(context.Context, *CleanupGPURequest) (*CleanupGPUResponse, error)
 	mustEmbedUnimplementedSentimentServiceServer()
 }
 
@@ -181,6 +221,12 @@ func (UnimplementedSentimentServiceServer) Stats(context.Context, *StatsRequest)
 }
 func (UnimplementedSentimentServiceServer) Alert(context.Context, *AlertRequest) (*AlertResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Alert not implemented")
+}
+func (UnimplementedSentimentServiceServer) ListAlertChannels(context.Context, *ListAlertChannelsRequest) (*ListAlertChannelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAlertChannels not implemented")
+}
+func (UnimplementedSentimentServiceServer) CleanupGPU(context.Context, *CleanupGPURequest) (*CleanupGPUResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CleanupGPU not implemented")
 }
 func (UnimplementedSentimentServiceServer) mustEmbedUnimplementedSentimentServiceServer() {}
 func (UnimplementedSentimentServiceServer) testEmbeddedByValue()                          {}
@@ -282,6 +328,42 @@ func _SentimentService_Alert_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SentimentService_ListAlertChannels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAlertChannelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SentimentServiceServer).ListAlertChannels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SentimentService_ListAlertChannels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SentimentServiceServer).ListAlertChannels(ctx, req.(*ListAlertChannelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SentimentService_CleanupGPU_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CleanupGPURequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SentimentServiceServer).CleanupGPU(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SentimentService_CleanupGPU_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SentimentServiceServer).CleanupGPU(ctx, req.(*CleanupGPURequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SentimentService_ServiceDesc is the grpc.ServiceDesc for SentimentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -304,6 +386,14 @@ var SentimentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Alert",
 			Handler:    _SentimentService_Alert_Handler,
+		},
+		{
+			MethodName: "ListAlertChannels",
+			Handler:    _SentimentService_ListAlertChannels_Handler,
+		},
+		{
+			MethodName: "CleanupGPU",
+			Handler:    _SentimentService_CleanupGPU_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -630,3 +630,37 @@ class StatsResponse(_message.Message):
     alerts: AlertStats
     usage_log: UsageLogStats
     def __init__(self, started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., requests: _Optional[_Union[RequestStats, _Mapping]] = ..., tiers: _Optional[_Iterable[_Union[TierStats, _Mapping]]] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., prefilter: _Optional[_Union[PrefilterStats, _Mapping]] = ..., cost: _Optional[_Union[CostStats, _Mapping]] = ..., version: _Optional[str] = ..., alerts: _Optional[_Union[AlertStats, _Mapping]] = ..., usage_log: _Optional[_Union[UsageLogStats, _Mapping]] = ...) -> None: ...
+
+class ListAlertChannelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AlertChannel(_message.Message):
+    __slots__ = ("name", "webhook_id", "default", "broken")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    BROKEN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    webhook_id: str
+    default: bool
+    broken: bool
+    def __init__(self, name: _Optional[str] = ..., webhook_id: _Optional[str] = ..., default: _Optional[bool] = ..., broken: _Optional[bool] = ...) -> None: ...
+
+class ListAlertChannelsResponse(_message.Message):
+    __slots__ = ("channels",)
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    channels: _containers.RepeatedCompositeFieldContainer[AlertChannel]
+    def __init__(self, channels: _Optional[_Iterable[_Union[AlertChannel, _Mapping]]] = ...) -> None: ...
+
+class CleanupGPURequest(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class CleanupGPUResponse(_message.Message):
+    __slots__ = ("phase",)
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    phase: str
+    def __init__(self, phase: _Optional[str] = ...) -> None: ...

@@ -64,6 +64,16 @@ class SentimentServiceStub:
                 request_serializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.AlertRequest.SerializeToString,
                 response_deserializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.AlertResponse.FromString,
                 _registered_method=True)
+        self.ListAlertChannels = channel.unary_unary(
+                '/catalyst.sentiment.v1.SentimentService/ListAlertChannels',
+                request_serializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.ListAlertChannelsRequest.SerializeToString,
+                response_deserializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.ListAlertChannelsResponse.FromString,
+                _registered_method=True)
+        self.CleanupGPU = channel.unary_unary(
+                '/catalyst.sentiment.v1.SentimentService/CleanupGPU',
+                request_serializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.CleanupGPURequest.SerializeToString,
+                response_deserializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.CleanupGPUResponse.FromString,
+                _registered_method=True)
 
 
 class SentimentServiceServicer:
@@ -120,6 +130,25 @@ class SentimentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlertChannels(self, request, context):
+        """The alert channels this server posts to: their names and webhook ids
+        (never the webhook URL or its token), so that a client holding a URL
+        can name its channel.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CleanupGPU(self, request, context):
+        """Asks the GPU manager for an unload and reload of the local model now.
+        FAILED_PRECONDITION without a local Ollama tier; ABORTED while a
+        cleanup runs; RESOURCE_EXHAUSTED within a minute of the last one asked
+        for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SentimentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +176,16 @@ def add_SentimentServiceServicer_to_server(servicer, server):
                     servicer.Alert,
                     request_deserializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.AlertRequest.FromString,
                     response_serializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.AlertResponse.SerializeToString,
+            ),
+            'ListAlertChannels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlertChannels,
+                    request_deserializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.ListAlertChannelsRequest.FromString,
+                    response_serializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.ListAlertChannelsResponse.SerializeToString,
+            ),
+            'CleanupGPU': grpc.unary_unary_rpc_method_handler(
+                    servicer.CleanupGPU,
+                    request_deserializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.CleanupGPURequest.FromString,
+                    response_serializer=catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.CleanupGPUResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -289,6 +328,60 @@ class SentimentService:
             '/catalyst.sentiment.v1.SentimentService/Alert',
             catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.AlertRequest.SerializeToString,
             catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.AlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlertChannels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/catalyst.sentiment.v1.SentimentService/ListAlertChannels',
+            catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.ListAlertChannelsRequest.SerializeToString,
+            catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.ListAlertChannelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CleanupGPU(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/catalyst.sentiment.v1.SentimentService/CleanupGPU',
+            catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.CleanupGPURequest.SerializeToString,
+            catalyst_dot_sentiment_dot_v1_dot_sentiment__pb2.CleanupGPUResponse.FromString,
             options,
             channel_credentials,
             insecure,
