@@ -68,9 +68,9 @@ const (
 )
 
 type anthropicTool struct {
-	Name        string         `json:"name"`
-	Description string         `json:"description"`
-	InputSchema map[string]any `json:"input_schema"`
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	InputSchema json.RawMessage `json:"input_schema"`
 }
 
 type anthropicToolChoice struct {
@@ -124,7 +124,7 @@ func (a *Anthropic) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) 
 			Tools: []anthropicTool{{
 				Name:        answerToolName,
 				Description: "Record the judgement of the news item.",
-				InputSchema: answerSchema(),
+				InputSchema: answerSchemaJSON,
 			}},
 			ToolChoice: anthropicToolChoice{Type: "tool", Name: answerToolName},
 		},

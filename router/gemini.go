@@ -64,11 +64,11 @@ type geminiRequest struct {
 }
 
 type geminiGenerationConfig struct {
-	Temperature      float64        `json:"temperature"`
-	Seed             int            `json:"seed"`
-	MaxOutputTokens  int            `json:"maxOutputTokens"`
-	ResponseMimeType string         `json:"responseMimeType"`
-	ResponseSchema   map[string]any `json:"responseSchema"`
+	Temperature      float64         `json:"temperature"`
+	Seed             int             `json:"seed"`
+	MaxOutputTokens  int             `json:"maxOutputTokens"`
+	ResponseMimeType string          `json:"responseMimeType"`
+	ResponseSchema   json.RawMessage `json:"responseSchema"`
 }
 
 type geminiResponse struct {
@@ -116,7 +116,7 @@ func (g *Gemini) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
 				Seed:             g.cfg.Seed,
 				MaxOutputTokens:  geminiMaxOutputTokens,
 				ResponseMimeType: "application/json",
-				ResponseSchema:   geminiSchema(answerSchema()),
+				ResponseSchema:   geminiSchemaJSON,
 			},
 		},
 		Secrets:   []string{key},

@@ -23,7 +23,7 @@ func (o *Ollama) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
 	text, u, err := o.c.Chat(ctx, ollama.ChatRequest{
 		System:     p.System,
 		User:       p.User,
-		Format:     answerSchema(),
+		Format:     answerSchemaJSON,
 		NumPredict: maxAnswerTokens,
 	})
 	usage := Usage{TokensIn: u.TokensIn, TokensOut: u.TokensOut}

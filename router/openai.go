@@ -61,9 +61,9 @@ type openaiResponseFormat struct {
 }
 
 type openaiJSONSchema struct {
-	Name   string         `json:"name"`
-	Schema map[string]any `json:"schema"`
-	Strict bool           `json:"strict"`
+	Name   string          `json:"name"`
+	Schema json.RawMessage `json:"schema"`
+	Strict bool            `json:"strict"`
 }
 
 type openaiResponse struct {
@@ -104,7 +104,7 @@ func (o *OpenAI) Judge(ctx context.Context, p Prompt) (Answer, Usage, error) {
 				Type: "json_schema",
 				JSONSchema: openaiJSONSchema{
 					Name:   answerToolName,
-					Schema: answerSchema(),
+					Schema: answerSchemaJSON,
 					Strict: true,
 				},
 			},
