@@ -7,6 +7,12 @@ auth tokens, serves the auth tests.
 
 The binary is ``$SENTIMENTD_BIN`` when set (``make py-test`` builds it first),
 else built here with ``go build`` into a temporary directory.
+
+The compat tests add servers with fake upstreams (upstream_fakes.py): one
+whose local model is a fake Ollama, on a fake RX 6800 (the GPU package's
+sysfs fixture), posting alerts to a fake Discord; one with a GPU manager of
+its own for the cleanup tests; one whose only model tier is a Gemini that
+refuses connections.
 """
 
 from __future__ import annotations
@@ -17,11 +23,14 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Mapping
+from typing import Dict, Iterator, Mapping, Tuple
 
 import pytest
+
+from upstream_fakes import FakeDiscord, FakeOllama
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,6 +51,10 @@ _SCRUBBED_ENV = (
     "SENTIMENT_TLS_KEY",
     "SENTIMENT_DISCORD_WEBHOOKS",
     "SENTIMENT_GPU_READER",
+    "SENTIMENT_ALERT_CHANNEL",
+    "SENTIMENT_GEMINI_BASE_URL",
+    "SENTIMENT_ANTHROPIC_BASE_URL",
+    "LLM_ENDPOINT_URL",
 )
 
 AUTH_TOKENS = ("tok-a-0123456789abcdef", "tok-b-0123456789abcdef")
@@ -57,6 +70,10 @@ class Server:
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Stop the server now (a no-op once stopped)."""
+        _stop(self)
 
 
 @pytest.fixture(scope="session")
@@ -257,5 +274,157 @@ def hung_addr(
     )
     try:
         yield srv.addr
+    finally:
+        _stop(srv)
+
+
+# --- servers with fake upstreams (the compat tests) ---------------------------
+
+#: The fake Discord's webhooks: id -> token. The service is configured with
+#: these URLs; the bot's own URLs carry the same ids and other tokens.
+DISCORD_HOOKS = {"1234": "tok-alerts", "5678": "tok-news"}
+#: The fake RX 6800 (16 GiB, 5.25 GiB used) the GPU package's tests read.
+RX6800_SYSFS = REPO_ROOT / "gpu" / "testdata" / "sysfs" / "rx6800"
+RX6800_VRAM_TOTAL = 17163091968
+RX6800_VRAM_USED = 5637144576
+
+
+def wait_local_warm(addr: str, timeout: float = 20.0) -> None:
+    """Poll GPUStatus until the local model is warm and admitting work."""
+    from catalyst_sentiment import Client
+
+    deadline = time.monotonic() + timeout
+    with Client(addr) as c:
+        while True:
+            st = c.gpu_status()
+            if st.model.warm and st.local_admitting:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"the local model never got warm: {st}")
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def fake_ollama() -> Iterator[FakeOllama]:
+    fake = FakeOllama().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_discord() -> Iterator[FakeDiscord]:
+    fake = FakeDiscord(DISCORD_HOOKS).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="session")
+def compat_addr(
+    sentimentd_bin: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_ollama: FakeOllama,
+    fake_discord: FakeDiscord,
+) -> Iterator[str]:
+    """``host:port`` of a server whose local model is the fake Ollama (warm
+    when this returns), reading the fake RX 6800, posting alerts to the fake
+    Discord: channel "alerts" (the default, webhook 1234) and "news" (5678)."""
+    hooks = ",".join(
+        [
+            "alerts=" + fake_discord.webhook_url("1234"),
+            "news=" + fake_discord.webhook_url("5678"),
+        ]
+    )
+    srv = _start_server(
+        sentimentd_bin,
+        tmp_path_factory.mktemp("sentimentd-compat"),
+        "sentimentd-compat",
+        {
+            "LLM_LOCAL_ENABLED": "1",
+            "LLM_ENDPOINT_URL": fake_ollama.url,
+            "SENTIMENT_GPU_READER": "sysfs",
+            "SENTIMENT_GPU_SYSFS_ROOT": str(RX6800_SYSFS),
+            "SENTIMENT_GPU_POLL_INTERVAL": "0.2",
+            "GPU_CLEANUP_INTERVAL_SEC": "0",
+            "SENTIMENT_DISCORD_WEBHOOKS": hooks,
+            "SENTIMENT_ALERT_CHANNEL": "alerts",
+        },
+    )
+    try:
+        wait_local_warm(srv.addr)
+        yield srv.addr
+    finally:
+        _stop(srv)
+
+
+@pytest.fixture(scope="session")
+def gpu_admin_addr(
+    sentimentd_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Tuple[str, FakeOllama]]:
+    """A server with a GPU manager over a fake Ollama of its own (cleanups
+    unload it), with no VRAM reader; and that fake."""
+    fake = FakeOllama().start()
+    srv = _start_server(
+        sentimentd_bin,
+        tmp_path_factory.mktemp("sentimentd-gpu-admin"),
+        "sentimentd-gpu-admin",
+        {
+            "LLM_LOCAL_ENABLED": "1",
+            "LLM_ENDPOINT_URL": fake.url,
+            "SENTIMENT_GPU_READER": "none",
+            "GPU_CLEANUP_INTERVAL_SEC": "0",
+        },
+    )
+    try:
+        wait_local_warm(srv.addr)
+        yield srv.addr, fake
+    finally:
+        _stop(srv)
+        fake.stop()
+
+
+@pytest.fixture(scope="session")
+def cloud_down_addr(
+    sentimentd_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A server whose one model tier is Gemini at a port that refuses
+    connections: every call degrades, and the Gemini tier counts requests
+    and errors."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    srv = _start_server(
+        sentimentd_bin,
+        tmp_path_factory.mktemp("sentimentd-cloud-down"),
+        "sentimentd-cloud-down",
+        {
+            "GEMINI_API_KEY": "test-key-not-real",
+            "SENTIMENT_GEMINI_BASE_URL": f"http://127.0.0.1:{closed_port}",
+            "LLM_RETRY_DELAY": "0.05",
+            "LLM_MIN_INTERVAL_SEC": "0",
+        },
+    )
+    try:
+        yield srv.addr
+    finally:
+        _stop(srv)
+
+
+@pytest.fixture
+def stoppable_server(
+    sentimentd_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server of the test's own, for tests that stop it."""
+    srv = _start_server(
+        sentimentd_bin,
+        tmp_path_factory.mktemp("sentimentd-stoppable"),
+        "sentimentd-stoppable",
+        {},
+    )
+    try:
+        yield srv
     finally:
         _stop(srv)

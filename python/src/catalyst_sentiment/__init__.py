@@ -14,6 +14,10 @@ re-exported under their contract names (``ClassifyResponse``, ``Label``,
 ``LABEL_BULLISH``, ``TIER_LEXICON``, ``PHASE_FINAL``...), and the generated
 modules themselves as ``pb`` and ``pb_grpc`` for anything else. Re-exporting
 keeps the bot's imports stable if the generated code ever moves.
+
+The bot's old LLM helpers (``query_llm``, ``classify_batch_with_llm``,
+``get_gpu_memory_stats``, ``send_progressive_alert``...) are in
+:mod:`catalyst_sentiment.compat`, with the same signatures and return shapes.
 """
 
 from catalyst.sentiment.v1 import sentiment_pb2 as pb
@@ -51,6 +55,16 @@ from catalyst.sentiment.v1.sentiment_pb2 import (
     PrefilterStats,
     CostStats,
     StatsResponse,
+    GPUQueueStats,
+    AlertStats,
+    UsageLogStats,
+    AlertRequest,
+    AlertResponse,
+    AlertChannel,
+    ListAlertChannelsRequest,
+    ListAlertChannelsResponse,
+    CleanupGPURequest,
+    CleanupGPUResponse,
     LABEL_UNSPECIFIED,
     LABEL_BEARISH,
     LABEL_NEUTRAL,
@@ -142,6 +156,16 @@ __all__ = [
     "PrefilterStats",
     "CostStats",
     "StatsResponse",
+    "GPUQueueStats",
+    "AlertStats",
+    "UsageLogStats",
+    "AlertRequest",
+    "AlertResponse",
+    "AlertChannel",
+    "ListAlertChannelsRequest",
+    "ListAlertChannelsResponse",
+    "CleanupGPURequest",
+    "CleanupGPUResponse",
     "LABEL_UNSPECIFIED",
     "LABEL_BEARISH",
     "LABEL_NEUTRAL",

@@ -36,6 +36,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Sequence,
     Tuple,
     Union,
 )
@@ -183,6 +184,26 @@ def _classify_request(
     return request
 
 
+def _alert_request(
+    title: Union[str, pb.NewsItem],
+    channel: str,
+    last_price: float,
+    change_pct: float,
+    options: Optional[Options],
+    fields: Mapping[str, Any],
+) -> pb.AlertRequest:
+    base = _classify_request(title, options, fields)
+    request = pb.AlertRequest(
+        item=base.item,
+        alert=pb.AlertOptions(
+            channel=channel, last_price=last_price, change_pct=change_pct
+        ),
+    )
+    if base.HasField("options"):
+        request.options.CopyFrom(base.options)
+    return request
+
+
 def _batch_request(
     entry: BatchItem, preliminary: bool, options: Optional[pb.ClassifyOptions]
 ) -> pb.ClassifyBatchRequest:
@@ -262,7 +283,8 @@ class Client(_Base):
     ``authorization: Bearer <token>`` on every call when the server has
     ``SENTIMENT_AUTH_TOKENS`` set. ``credentials`` (from
     :func:`grpc.ssl_channel_credentials`) switches to TLS; without it the
-    channel is plaintext.
+    channel is plaintext. ``options`` are gRPC channel arguments, e.g.
+    ``[("grpc.max_reconnect_backoff_ms", 5000)]``.
 
     Use it as a context manager, or call :meth:`close`, so the channel's
     connections and threads go away with it. One client can be shared by
@@ -276,12 +298,14 @@ class Client(_Base):
         timeout: float = DEFAULT_TIMEOUT,
         token: Optional[str] = None,
         credentials: Optional[grpc.ChannelCredentials] = None,
+        options: Optional[Sequence[Tuple[str, Any]]] = None,
     ) -> None:
         super().__init__(target, timeout, token, credentials)
+        opts = list(options) if options else None
         if credentials is None:
-            self._channel = grpc.insecure_channel(target)
+            self._channel = grpc.insecure_channel(target, options=opts)
         else:
-            self._channel = grpc.secure_channel(target, credentials)
+            self._channel = grpc.secure_channel(target, credentials, options=opts)
         self._stub = pb_grpc.SentimentServiceStub(self._channel)
 
     def classify(
@@ -392,6 +416,76 @@ class Client(_Base):
             pb.StatsRequest(), timeout=self._deadline(timeout), metadata=self._metadata
         )
 
+    def alert(
+        self,
+        title: Union[str, pb.NewsItem],
+        *,
+        channel: str = "",
+        last_price: float = 0.0,
+        change_pct: float = 0.0,
+        ticker: str = "",
+        summary: str = "",
+        id: str = "",  # noqa: A002 - the contract's field name
+        source: str = "",
+        url: str = "",
+        published_at: Optional[PublishedAt] = None,
+        options: Optional[Options] = None,
+        timeout: Optional[float] = None,
+    ) -> pb.AlertResponse:
+        """Post a progressive Discord alert for one news item.
+
+        ``channel`` is a channel name the server is configured with
+        (``SENTIMENT_DISCORD_WEBHOOKS``; empty means its
+        ``SENTIMENT_ALERT_CHANNEL``), never a webhook URL. The call returns
+        once the preliminary post exists; the model's verdict is edited into
+        the same message in the background. A repeat of an item already
+        alerted on the channel returns the first message's id with
+        ``duplicate`` set. Raises :class:`grpc.RpcError` on failure.
+        """
+        request = _alert_request(
+            title,
+            channel,
+            last_price,
+            change_pct,
+            options,
+            dict(
+                ticker=ticker,
+                summary=summary,
+                id=id,
+                source=source,
+                url=url,
+                published_at=published_at,
+            ),
+        )
+        return self._stub.Alert(
+            request, timeout=self._deadline(timeout), metadata=self._metadata
+        )
+
+    def list_alert_channels(
+        self, *, timeout: Optional[float] = None
+    ) -> pb.ListAlertChannelsResponse:
+        """The server's alert channels: names and webhook ids, never a URL."""
+        return self._stub.ListAlertChannels(
+            pb.ListAlertChannelsRequest(),
+            timeout=self._deadline(timeout),
+            metadata=self._metadata,
+        )
+
+    def cleanup_gpu(
+        self, reason: str = "", *, timeout: Optional[float] = None
+    ) -> pb.CleanupGPUResponse:
+        """Ask the GPU manager to unload and reload the local model now.
+
+        ``FAILED_PRECONDITION`` without a local Ollama tier, ``ABORTED``
+        while a cleanup runs, ``RESOURCE_EXHAUSTED`` within a minute of the
+        last one asked for (with a ``google.rpc.RetryInfo`` detail).
+        """
+        return self._stub.CleanupGPU(
+            pb.CleanupGPURequest(reason=reason),
+            timeout=self._deadline(timeout),
+            metadata=self._metadata,
+        )
+
     def close(self) -> None:
         """Close the channel; calls in flight are cancelled."""
         self._channel.close()
@@ -419,12 +513,14 @@ class AsyncClient(_Base):
         timeout: float = DEFAULT_TIMEOUT,
         token: Optional[str] = None,
         credentials: Optional[grpc.ChannelCredentials] = None,
+        options: Optional[Sequence[Tuple[str, Any]]] = None,
     ) -> None:
         super().__init__(target, timeout, token, credentials)
+        opts = list(options) if options else None
         if credentials is None:
-            self._channel = grpc.aio.insecure_channel(target)
+            self._channel = grpc.aio.insecure_channel(target, options=opts)
         else:
-            self._channel = grpc.aio.secure_channel(target, credentials)
+            self._channel = grpc.aio.secure_channel(target, credentials, options=opts)
         self._stub = pb_grpc.SentimentServiceStub(self._channel)
 
     async def classify(
@@ -524,6 +620,62 @@ class AsyncClient(_Base):
         """See :meth:`Client.stats`."""
         return await self._stub.Stats(
             pb.StatsRequest(), timeout=self._deadline(timeout), metadata=self._metadata
+        )
+
+    async def alert(
+        self,
+        title: Union[str, pb.NewsItem],
+        *,
+        channel: str = "",
+        last_price: float = 0.0,
+        change_pct: float = 0.0,
+        ticker: str = "",
+        summary: str = "",
+        id: str = "",  # noqa: A002 - the contract's field name
+        source: str = "",
+        url: str = "",
+        published_at: Optional[PublishedAt] = None,
+        options: Optional[Options] = None,
+        timeout: Optional[float] = None,
+    ) -> pb.AlertResponse:
+        """See :meth:`Client.alert`."""
+        request = _alert_request(
+            title,
+            channel,
+            last_price,
+            change_pct,
+            options,
+            dict(
+                ticker=ticker,
+                summary=summary,
+                id=id,
+                source=source,
+                url=url,
+                published_at=published_at,
+            ),
+        )
+        return await self._stub.Alert(
+            request, timeout=self._deadline(timeout), metadata=self._metadata
+        )
+
+    async def list_alert_channels(
+        self, *, timeout: Optional[float] = None
+    ) -> pb.ListAlertChannelsResponse:
+        """See :meth:`Client.list_alert_channels`."""
+        return await self._stub.ListAlertChannels(
+            pb.ListAlertChannelsRequest(),
+            timeout=self._deadline(timeout),
+            metadata=self._metadata,
+        )
+
+    async def cleanup_gpu(
+        self, reason: str = "", *, timeout: Optional[float] = None
+    ) -> pb.CleanupGPUResponse:
+        """See :meth:`Client.cleanup_gpu`."""
+        return await self._stub.CleanupGPU(
+            pb.CleanupGPURequest(reason=reason),
+            timeout=self._deadline(timeout),
+            metadata=self._metadata,
         )
 
     async def close(self) -> None:
