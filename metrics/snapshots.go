@@ -154,9 +154,11 @@ func (s *snapshots) pipeline(ch chan<- prometheus.Metric) float64 {
 	counter(ch, "requests_failed_total", "Calls that ended in an error other than bad input or the caller's leaving (require_llm with no model, a deadline past on arrival).")(float64(p.Failed))
 	counter(ch, "requests_cancelled_total", "Calls whose caller left before the answer.")(float64(p.Cancelled))
 	counter(ch, "answers_degraded_total", "Final answers the lexicon gave because no model could.")(float64(p.Degraded))
-	pf := counter(ch, "prefilter_items_total", "Items the prefilter passed to the models (sent_on) or answered from the lexicon (skipped).", "decision")
-	pf(float64(p.PrefilterSentOn), "sent_on")
-	pf(float64(p.PrefilterSkipped), "skipped")
+	pf := counter(ch, "prefilter_items_total", "Items by what the prefilter decided: sent on to the models at or above the threshold (or require_llm); sent to the local model below it because the GPU had room; shed under load; skipped by the threshold.", "decision")
+	pf(float64(p.PrefilterSentOn-p.PrefilterSentOnBelow), "sent_on")
+	pf(float64(p.PrefilterSentOnBelow), "sent_on_below_threshold")
+	pf(float64(p.PrefilterShed), "shed_under_load")
+	pf(float64(p.PrefilterSkippedByThreshold), "skipped_by_threshold")
 	return float64(p.Answered[router.TierLexicon])
 }
 

@@ -126,14 +126,36 @@ type Provenance struct {
 	// Reason says why an answer is degraded.
 	Reason string
 	// Prefiltered is set when the lexicon answered because the item's
-	// |prescore| was under the threshold.
-	Prefiltered   bool
+	// |prescore| was under the threshold: skipped, or shed under load.
+	Prefiltered bool
+	// Prefilter is what the prefilter decided.
+	Prefilter     PrefilterDecision
 	Latency       time.Duration
 	TokensIn      int64
 	TokensOut     int64
 	CostUSD       float64
 	PromptVersion string
 }
+
+// PrefilterDecision is what the prefilter did with an item.
+type PrefilterDecision int
+
+// Prefilter decisions; the zero value is none (a preliminary answer).
+const (
+	PrefilterNone PrefilterDecision = iota
+	// PrefilterAbove: |prescore| at or above the threshold.
+	PrefilterAbove
+	// PrefilterSentOnBelow: below it, sent to the local model because
+	// the GPU had room.
+	PrefilterSentOnBelow
+	// PrefilterShed: below it, and the GPU could not take it in time.
+	PrefilterShed
+	// PrefilterSkipped: below it, answered without asking (fixed mode,
+	// or no local tier).
+	PrefilterSkipped
+	// PrefilterExempt: require_llm.
+	PrefilterExempt
+)
 
 // Event is an answer as it becomes known, for whoever listens: the
 // preliminary answer at prescore time, then the final one (or the error

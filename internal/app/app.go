@@ -227,7 +227,13 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 		}
 		popts = append(popts, pipeline.WithListener(a.alerts.Listen))
 	}
+	prefilter, err := pipeline.ParsePrefilterMode(cfg.Prefilter)
+	if err != nil {
+		return config.Bad("SENTIMENT_PREFILTER", cfg.Prefilter, "must be adaptive or fixed")
+	}
 	a.pipeline, err = pipeline.New(pipeline.Config{
+		Prefilter:       prefilter,
+		LocalTier:       local.Provider != nil,
 		MinPrescore:     cfg.MinPrescore,
 		DefaultDeadline: cfg.DefaultDeadline,
 		AnswerMargin:    cfg.AnswerMargin,

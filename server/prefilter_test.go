@@ -1,0 +1,223 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
+	"github.com/catalystbot/sentiment/internal/upstreamtest"
+	"github.com/catalystbot/sentiment/lexicon"
+)
+
+// titlePool are headlines from no direction to plenty; the tests sort
+// them into weak and strong by the service's own lexicon, so a change of
+// the lexicon changes the sorting, not the tests' logic.
+var titlePool = []string{
+	"Acme will publish its third-quarter report on October 24",
+	"Acme holds its annual meeting in Helsinki",
+	"Acme names a new chief financial officer",
+	"Acme to present at an investor conference",
+	"Acme plans a new plant",
+	"Acme admits a small mistake in its filing",
+	"Acme is cautious about the outlook",
+	"Acme agrees to review its pricing",
+	"Acme calls the quarter okay",
+	"Acme shares slipped a little",
+	"Acme raises full-year guidance after record orders",
+	"Acme beats estimates and raises its dividend",
+	"Acme plunges after it cuts guidance and warns on profit",
+	"Acme files for bankruptcy protection",
+	"Acme soars after FDA approval of its cancer drug",
+}
+
+// sortedTitles splits the pool at the threshold and returns each title's
+// |prescore|, as the service reads it. It fails the test unless the weak
+// titles carry several distinct strengths: the burst test orders by them.
+func sortedTitles(t *testing.T, threshold float64) (weak, strong []string, strength map[string]float64) {
+	t.Helper()
+	sc, err := lexicon.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	strength = map[string]float64{}
+	distinct := map[float64]bool{}
+	for _, title := range titlePool {
+		s := math.Abs(sc.Score(title).Score)
+		strength[title] = s
+		switch {
+		case s < threshold:
+			weak = append(weak, title)
+			distinct[s] = true
+		case s >= threshold+0.1:
+			strong = append(strong, title)
+		}
+	}
+	if len(distinct) < 4 || len(strong) < 3 {
+		t.Fatalf("the title pool has %d distinct weak strengths and %d strong titles; add titles so there are at least 4 and 3", len(distinct), len(strong))
+	}
+	return weak, strong, strength
+}
+
+// titleOf finds which title a model call judged.
+func titleOf(r upstreamtest.Request, titles map[string]float64) string {
+	for title := range titles {
+		if strings.Contains(string(r.Raw), title) {
+			return title
+		}
+	}
+	return ""
+}
+
+// TestWeakItemsReachAnIdleModel: off-peak, every item under the
+// threshold is judged by the local model, none answered from the lexicon
+// because of the threshold.
+func TestWeakItemsReachAnIdleModel(t *testing.T) {
+	local := upstreamtest.New(t, upstreamtest.Ollama)
+	cfg := testConfig()
+	cfg.Local.Enabled, cfg.Local.Endpoint = true, local.URL
+	ts := start(t, cfg)
+	weakTitles, _, _ := sortedTitles(t, cfg.MinPrescore)
+	for i := range 100 {
+		title := weakTitles[i%len(weakTitles)]
+		resp, err := ts.client.Classify(ctxT(t), &pb.ClassifyRequest{Item: &pb.NewsItem{Id: fmt.Sprint(i), Title: title}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := resp.GetProvenance(); p.GetTier() != pb.Tier_TIER_LOCAL || p.GetPrefiltered() ||
+			p.GetPrefilter() != pb.PrefilterDecision_PREFILTER_DECISION_SENT_ON_BELOW_THRESHOLD {
+			t.Fatalf("item %d: %v; want the local model's answer", i, p)
+		}
+	}
+	if n := local.Calls(); n != 100 {
+		t.Errorf("%d model calls, want 100", n)
+	}
+}
+
+// TestBurstStrongestFirst: 1,000 items, mostly weak, against a GPU of 4
+// slots at 200 ms, each with a 5 s deadline, Gemini behind it. Every item
+// is answered in time, nothing overloads the GPU, every strong item gets
+// a model's answer, and the weak ones reach the model strongest first
+// until the time runs out; the rest are shed, and none of them is
+// stronger than a weak item the model judged from the queue.
+func TestBurstStrongestFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			items    = 1000
+			strongN  = 30
+			slots    = 4
+			deadline = 5 * time.Second
+		)
+		cfg := testConfig()
+		cfg.Local.Enabled, cfg.Local.MaxConcurrent = true, slots
+		cfg.GPU.Warmup = false
+		// Gemini takes the strong items the GPU cannot, at once and
+		// without a quota: what is measured is the GPU's line.
+		cfg.Gemini.APIKey = "gemini-key"
+		cfg.Gemini.RPM, cfg.Gemini.RPH, cfg.Gemini.RPD, cfg.MinInterval = 0, 0, 0, 0
+		b := startBubble(t, cfg)
+		defer b.stop(t)
+		gpu := upstreamtest.NewSlots(slots, 200*time.Millisecond)
+		b.local.SetDefault(gpu.Behavior())
+		weakTitles, strongTitles, str := sortedTitles(t, cfg.MinPrescore)
+
+		type result struct {
+			title   string
+			strong  bool
+			resp    *pb.ClassifyResponse
+			err     error
+			elapsed time.Duration
+		}
+		results := make([]result, items)
+		var wg sync.WaitGroup
+		for i := range items {
+			title, strong := weakTitles[i%len(weakTitles)], false
+			if i%(items/strongN) == 0 {
+				title, strong = strongTitles[i%len(strongTitles)], true
+			}
+			results[i] = result{title: title, strong: strong}
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), deadline)
+				defer cancel()
+				start := time.Now()
+				resp, err := b.client.Classify(ctx, &pb.ClassifyRequest{
+					Item:    &pb.NewsItem{Id: fmt.Sprint(i), Ticker: "ACME", Title: title},
+					Options: &pb.ClassifyOptions{SkipCache: true},
+				})
+				results[i].resp, results[i].err, results[i].elapsed = resp, err, time.Since(start)
+			})
+		}
+		wg.Wait()
+
+		shedMax := 0.0
+		for i, r := range results {
+			if r.err != nil || r.elapsed >= deadline {
+				t.Fatalf("item %d (%q): %v after %v; want an answer within %v", i, r.title, r.err, r.elapsed, deadline)
+			}
+			p := r.resp.GetProvenance()
+			switch {
+			case r.strong && (p.GetTier() != pb.Tier_TIER_LOCAL && p.GetTier() != pb.Tier_TIER_GEMINI || p.GetDegraded()):
+				t.Errorf("strong item %d: %v; want a model's answer", i, p)
+			case !r.strong && p.GetTier() == pb.Tier_TIER_GEMINI:
+				t.Errorf("weak item %d went to Gemini", i)
+			case !r.strong && p.GetPrefilter() == pb.PrefilterDecision_PREFILTER_DECISION_SHED_UNDER_LOAD:
+				if !p.GetPrefiltered() || p.GetDegraded() || !strings.HasPrefix(p.GetReason(), "shed under load") {
+					t.Errorf("shed item %d: %v", i, p)
+				}
+				shedMax = max(shedMax, str[r.title])
+			case !r.strong && p.GetTier() != pb.Tier_TIER_LOCAL:
+				t.Errorf("weak item %d: %v; want the local model's answer or shed", i, p)
+			}
+		}
+		peak, crashes, served := gpu.Counts()
+		if peak > slots || crashes != 0 {
+			t.Errorf("GPU: %d calls at once, %d 500s; want at most %d and none", peak, crashes, slots)
+		}
+		// The fake's log, in the order calls reached it. The first calls
+		// took the free slots as they came; after them the queue decides.
+		calls := b.local.Requests()
+		if len(calls) != served || served < 50 {
+			t.Fatalf("%d model calls logged, %d served; want the GPU busy for the whole burst", len(calls), served)
+		}
+		seenWeak, lastWeak := false, 1.0
+		for i, c := range calls[slots:] {
+			title := titleOf(c, str)
+			s := str[title]
+			if title == "" {
+				t.Fatalf("call %d judged no known title", i+slots)
+			}
+			strong := slices.Contains(strongTitles, title)
+			if strong && seenWeak {
+				t.Errorf("call %d: a strong item after weak ones", i+slots)
+			}
+			if !strong {
+				seenWeak = true
+				if s > lastWeak+1e-9 {
+					t.Errorf("call %d: |prescore| %.3f after %.3f: weak items out of strength order", i+slots, s, lastWeak)
+				}
+				lastWeak = s
+			}
+		}
+		if !seenWeak {
+			t.Fatal("no weak item reached the model: the burst did not test the order")
+		}
+		if shedMax > lastWeak+1e-9 {
+			t.Errorf("a shed item (|prescore| %.3f) was stronger than one the model judged from the queue (%.3f)", shedMax, lastWeak)
+		}
+		st, err := b.client.Stats(context.Background(), &pb.StatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pf := st.GetPrefilter()
+		t.Logf("prefilter %v; GPU peak %d, served %d", pf, peak, served)
+		if pf.GetShedUnderLoad() == 0 || pf.GetSentOnBelowThreshold() == 0 || pf.GetSeen() != items {
+			t.Errorf("prefilter stats %v; want some weak items sent on and some shed", pf)
+		}
+	})
+}
