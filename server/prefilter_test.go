@@ -221,3 +221,63 @@ func TestBurstStrongestFirst(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchStrongItemsOvertakeWeakOnes: on a stream judging two items at
+// once, weak items waiting for a one-slot GPU do not keep the stream from
+// reading the strong items behind them, which then reach the GPU first.
+func TestBatchStrongItemsOvertakeWeakOnes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Local.Enabled, cfg.Local.MaxConcurrent = true, 1
+		cfg.GPU.Warmup = false
+		cfg.BatchConcurrency = 2
+		b := startBubble(t, cfg)
+		defer b.stop(t)
+		gpu := upstreamtest.NewSlots(1, 200*time.Millisecond)
+		b.local.SetDefault(gpu.Behavior())
+		weak, strong, str := sortedTitles(t, cfg.MinPrescore)
+
+		stream, err := b.client.ClassifyBatch(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sent []string
+		for i := range 6 {
+			sent = append(sent, weak[0])
+			if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: fmt.Sprint("w", i), Title: weak[0]}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 2 {
+			sent = append(sent, strong[i])
+			if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: fmt.Sprint("s", i), Title: strong[i]}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := stream.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		answered := 0
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				break
+			}
+			if resp.GetResult().GetProvenance().GetTier() != pb.Tier_TIER_LOCAL {
+				t.Errorf("%s: %v; want the local model's answer (the GPU had time)", resp.GetId(), resp)
+			}
+			answered++
+		}
+		if answered != len(sent) {
+			t.Fatalf("%d answers for %d items", answered, len(sent))
+		}
+		var order []float64
+		for _, c := range b.local.Requests() {
+			order = append(order, str[titleOf(c, str)])
+		}
+		// The first weak item took the free slot; the strong ones are next.
+		if len(order) != len(sent) || order[1] < cfg.MinPrescore || order[2] < cfg.MinPrescore {
+			t.Errorf("strengths in the order the GPU judged them: %v; want both strong items right after the first", order)
+		}
+	})
+}
