@@ -18,6 +18,8 @@ MODEL_SIZE_VRAM = 4_600_000_000
 
 #: Words that make the fake model answer bearish; anything else is bullish.
 BEARISH_WORDS = ("cut", "plunge", "bankrupt", "miss", "fall", "loss", "probe")
+#: Routine announcements the fake model calls neutral.
+NEUTRAL_WORDS = ("annual meeting",)
 
 
 class _Server:
@@ -75,7 +77,8 @@ class _Server:
 
 class FakeOllama(_Server):
     """Ollama's /api/chat, /api/generate (load and unload) and /api/ps. The
-    model answers bullish unless the headline has a BEARISH_WORDS word; its
+    model answers bearish when the headline has a BEARISH_WORDS word, neutral
+    when it has a NEUTRAL_WORDS one, bullish otherwise; its
     rationale names the ticker it was given. ``chats`` holds the user
     message of every chat."""
 
@@ -141,12 +144,17 @@ class FakeOllama(_Server):
             headline = fields.get("Headline", "").lower()
             ticker = fields.get("Ticker", "(not given)")
             bearish = any(w in headline for w in BEARISH_WORDS)
+            neutral = not bearish and any(w in headline for w in NEUTRAL_WORDS)
+            label, score, verdict = (
+                ("bearish", -0.7, "bad news for the stock.") if bearish
+                else ("neutral", 0.0, "routine news.") if neutral
+                else ("bullish", 0.8, "good news for the stock.")
+            )
             answer = {
-                "label": "bearish" if bearish else "bullish",
-                "score": -0.7 if bearish else 0.8,
+                "label": label,
+                "score": score,
                 "confidence": 0.9,
-                "rationale": f"Fake model on {ticker}: "
-                + ("bad news for the stock." if bearish else "good news for the stock."),
+                "rationale": f"Fake model on {ticker}: {verdict}",
             }
             h.reply(
                 200,

@@ -681,7 +681,7 @@ def classify_batch_with_llm(
          "rationale": str,
          "tier": "lexicon" | "local" | "gemini" | "anthropic" | "none",
          "degraded": bool,     # no model could judge it: the lexicon did
-         "prefiltered": bool,  # |score| < min_prescale_score: no model asked
+         "prefiltered": bool,  # answered from the lexicon, no model asked
          "reason": str,        # why degraded, or the error
          "error": None | str}
 
@@ -691,7 +691,11 @@ def classify_batch_with_llm(
     True) with ``error`` saying why, never an exception.
 
     ``min_prescale_score`` is sent per item as the prefilter threshold
-    (``ClassifyOptions.min_prescore``; None: the service's). ``keyword_weights``
+    (``ClassifyOptions.min_prescore``; None: the service's). With the
+    service's default adaptive prefilter an item under it still reaches the
+    local model while the GPU has room, and is answered from the lexicon
+    (``prefiltered`` True) only when the GPU is busy; a service run with
+    ``SENTIMENT_PREFILTER=fixed`` skips it always, as the old code did. ``keyword_weights``
     (the service's lexicon has its own), ``batch_size`` and ``batch_delay``
     (the service paces the GPU) are accepted and ignored, with a note in the
     log once. ``timeout`` bounds the whole batch (default 30 s plus 1 s per
