@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/catalystbot/sentiment/internal/clocktest"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/catalystbot/sentiment/internal/clocktest"
 
 	"github.com/catalystbot/sentiment/batcher"
 	"github.com/catalystbot/sentiment/upstream"

@@ -269,3 +269,26 @@ func TestAlertSettings(t *testing.T) {
 		})
 	}
 }
+
+func TestRedisURLForms(t *testing.T) {
+	for _, tc := range []struct {
+		url                       string
+		single, cluster, failover bool
+	}{
+		{"redis://:pw@cache:6379/0", true, false, false},
+		{"redis://:pw@node-a:6379?addr=node-b:6379&addr=node-c:6379", false, true, false},
+		{"redis://:pw@sentinel-a:26379/0?master_name=primary&addr=sentinel-b:26379", false, false, true},
+	} {
+		c, err := Load(nil, env(map[string]string{"REDIS_URL": tc.url}), io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.url, err)
+		}
+		o, err := ParseRedisURL(c.RedisURL.Reveal())
+		if err != nil || (o.Single != nil) != tc.single || (o.Cluster != nil) != tc.cluster || (o.Failover != nil) != tc.failover {
+			t.Errorf("%s: %+v %v", tc.url, o, err)
+		}
+	}
+	if o, _ := ParseRedisURL("redis://:pw@node-a:6379?addr=node-b:6379"); o.Cluster == nil || len(o.Cluster.Addrs) != 2 {
+		t.Errorf("cluster nodes: %+v", o.Cluster)
+	}
+}

@@ -74,7 +74,7 @@ func (v redisURLValue) String() string { return secretValue(v).String() }
 
 func (v redisURLValue) Set(s string) error {
 	s = strings.TrimSpace(s)
-	if _, err := redis.ParseURL(s); err != nil {
+	if _, err := ParseRedisURL(s); err != nil {
 		// The cause is kept only when it cannot repeat the URL.
 		var uerr *url.Error
 		msg := "must be a Redis URL such as redis://localhost:6379/0 or rediss://:password@host:6380/0"
@@ -456,4 +456,32 @@ func (v zoneValue) Set(s string) error {
 	}
 	*v.p = loc
 	return nil
+}
+
+// RedisOptions is REDIS_URL read as go-redis reads it: one server, a
+// Cluster (more nodes given as addr=host:port query parameters), or a
+// Sentinel-watched primary (master_name=...). Exactly one is set.
+type RedisOptions struct {
+	Single   *redis.Options
+	Cluster  *redis.ClusterOptions
+	Failover *redis.FailoverOptions
+}
+
+// ParseRedisURL reads REDIS_URL.
+func ParseRedisURL(raw string) (RedisOptions, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return RedisOptions{}, err
+	}
+	q := u.Query()
+	switch {
+	case q.Has("master_name"):
+		o, err := redis.ParseFailoverURL(raw)
+		return RedisOptions{Failover: o}, err
+	case q.Has("addr"):
+		o, err := redis.ParseClusterURL(raw)
+		return RedisOptions{Cluster: o}, err
+	}
+	o, err := redis.ParseURL(raw)
+	return RedisOptions{Single: o}, err
 }

@@ -569,8 +569,10 @@ func TestAlertWithTheLexiconAlone(t *testing.T) {
 }
 
 // Two replicas sharing Redis alert an item once between them.
-func TestAlertOnceAcrossReplicas(t *testing.T) {
-	rdb := redistest.Start(t)
+func TestAlertOnceAcrossReplicas(t *testing.T) { onEachRedis(t, testAlertOnceAcrossReplicas) }
+
+func testAlertOnceAcrossReplicas(t *testing.T, startRedis func(testing.TB) *redistest.Server) {
+	rdb := startRedis(t)
 	d := discordtest.New(t)
 	local := upstreamtest.New(t, upstreamtest.Ollama)
 	cfg := alertConfig(d, local)

@@ -14,8 +14,10 @@ import (
 // model server. A release judged by one is a hit on the other, under
 // another wire's wording; the opposite news is not; the contract says
 // which kind of hit, how alike, and whose answer; Stats counts it all.
-func TestCacheThroughTheService(t *testing.T) {
-	redis := redistest.Start(t)
+func TestCacheThroughTheService(t *testing.T) { onEachRedis(t, testCacheThroughTheService) }
+
+func testCacheThroughTheService(t *testing.T, startRedis func(testing.TB) *redistest.Server) {
+	redis := startRedis(t)
 	local := upstreamtest.New(t, upstreamtest.Ollama)
 	cfg := testConfig()
 	cfg.Cache = true

@@ -14,12 +14,26 @@ import (
 	"github.com/catalystbot/sentiment/secret"
 )
 
+// onEachRedis runs test on each form REDIS_URL takes: one server; a
+// one-node Cluster, which refuses a script or transaction whose keys are
+// not hash-tagged into one slot; a server found through a Sentinel.
+func onEachRedis(t *testing.T, test func(*testing.T, func(testing.TB) *redistest.Server)) {
+	for _, form := range []struct {
+		name  string
+		start func(testing.TB) *redistest.Server
+	}{{"single", redistest.Start}, {"cluster", redistest.StartCluster}, {"sentinel", redistest.StartSentinel}} {
+		t.Run(form.name, func(t *testing.T) { test(t, form.start) })
+	}
+}
+
 // TestReplicasShareTheDailyQuota runs two servers on one Redis against one
 // Gemini: together they stop at Gemini's daily quota. Then Redis dies and
 // both keep answering, each from its local share of the quota.
-func TestReplicasShareTheDailyQuota(t *testing.T) {
+func TestReplicasShareTheDailyQuota(t *testing.T) { onEachRedis(t, testReplicasShareTheDailyQuota) }
+
+func testReplicasShareTheDailyQuota(t *testing.T, startRedis func(testing.TB) *redistest.Server) {
 	const rpd = 15
-	redis := redistest.Start(t)
+	redis := startRedis(t)
 	gemini := upstreamtest.New(t, upstreamtest.Gemini)
 	cfg := testConfig()
 	cfg.RedisURL = secret.Secret(redis.URL())
@@ -61,6 +75,24 @@ func TestReplicasShareTheDailyQuota(t *testing.T) {
 		t.Fatalf("gemini stats on replica a: %v, want the shared day window full", g)
 	}
 
+	// Cost totals add up between the replicas: each sees both's spending
+	// once its view is refreshed (a second at most).
+	costOf := func(s *testServer) *pb.CostStats {
+		st, err := s.client.Stats(ctxT(t), &pb.StatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.GetCost()
+	}
+	want := costOf(a).GetTodayByProvider()["gemini"]
+	if want <= 0 {
+		t.Fatalf("replica a's cost %v, want Gemini's spending", costOf(a))
+	}
+	waitFor(t, func() bool {
+		c := costOf(b)
+		return c.GetBackend() == "redis" && c.GetTodayByProvider()["gemini"] == want
+	})
+
 	redis.Stop()
 	for _, s := range []*testServer{a, b} {
 		resp, err := s.client.Classify(ctxT(t), req)
@@ -84,9 +116,11 @@ func TestReplicasShareTheDailyQuota(t *testing.T) {
 // in front of one model server with 4 slots (a fifth call crashes its
 // runner): a burst split across them never overloads it, and every item
 // gets the model's answer.
-func TestReplicasShareTheGPU(t *testing.T) {
+func TestReplicasShareTheGPU(t *testing.T) { onEachRedis(t, testReplicasShareTheGPU) }
+
+func testReplicasShareTheGPU(t *testing.T, startRedis func(testing.TB) *redistest.Server) {
 	const slots, perReplica = 4, 40
-	redis := redistest.Start(t)
+	redis := startRedis(t)
 	local := upstreamtest.New(t, upstreamtest.Ollama)
 	gpu := upstreamtest.NewSlots(slots, 20*time.Millisecond)
 	local.SetDefault(gpu.Behavior())
@@ -113,6 +147,15 @@ func TestReplicasShareTheGPU(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	for r, s := range replicas {
+		st, err := s.client.GPUStatus(ctxT(t), &pb.GPUStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q := st.GetQueue(); q.GetShared() != "redis" || q.GetLeaseFallbacks() != 0 {
+			t.Errorf("replica %d's GPU queue: shared %q, %d fallbacks; want every slot leased in Redis (%v)", r, q.GetShared(), q.GetLeaseFallbacks(), st)
+		}
+	}
 	peak, crashes, served := gpu.Counts()
 	if peak > slots || crashes != 0 || served != 3*perReplica {
 		t.Errorf("the model server saw %d calls at once, %d crashes, %d served; want at most %d, none, %d", peak, crashes, served, slots, 3*perReplica)

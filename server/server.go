@@ -165,9 +165,14 @@ type Queue interface {
 // Option changes how New builds a Server.
 type Option func(*Server)
 
-// WithGPU reports g's view, and the GPU queue q's, in GPUStatus; without
-// it GPUStatus says that no GPU manager runs.
-func WithGPU(g GPU, q Queue) Option { return func(s *Server) { s.gpu, s.queue = g, q } }
+// WithGPU reports g's view in GPUStatus; without it GPUStatus says that no
+// GPU manager runs.
+func WithGPU(g GPU) Option { return func(s *Server) { s.gpu = g } }
+
+// WithQueue reports the GPU queue q in GPUStatus. The queue runs without a
+// GPU manager too (an OpenAI-compatible local tier, a manager turned off),
+// and its shared slots matter most when several replicas run.
+func WithQueue(q Queue) Option { return func(s *Server) { s.queue = q } }
 
 // WithClock replaces the wall clock used for uptime.
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }

@@ -38,6 +38,8 @@ func (s *Server) GPUStatus(context.Context, *pb.GPUStatusRequest) (*pb.GPUStatus
 			ReaderError: "no GPU reader is configured: the GPU manager runs only with the local Ollama tier (LLM_LOCAL_ENABLED=1, SENTIMENT_LOCAL_API=ollama)",
 			GateReason:  "no local Ollama tier",
 			ObservedAt:  timestamppb.New(s.now()),
+			// An OpenAI-compatible local tier has a queue, but no manager.
+			Queue: s.queueStats(),
 		}, nil
 	}
 	st := s.gpu.Status()

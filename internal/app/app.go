@@ -253,7 +253,10 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 		sopts = append(sopts, server.WithCache(a.cache))
 	}
 	if a.gpu != nil {
-		sopts = append(sopts, server.WithGPU(a.gpu, a.queue))
+		sopts = append(sopts, server.WithGPU(a.gpu))
+	}
+	if a.queue != nil {
+		sopts = append(sopts, server.WithQueue(a.queue))
 	}
 	if a.alerts != nil {
 		sopts = append(sopts, server.WithAlerts(a.alerts))
@@ -277,8 +280,10 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 	return nil
 }
 
-// costRedisPrefix prefixes the cost totals' keys in Redis.
-const costRedisPrefix = "catalyst-sentiment:cost"
+// costRedisPrefix prefixes the cost totals' keys in Redis. Its hash tag
+// puts the day's and the month's totals in one slot: the transaction that
+// adds to both is refused across slots on a Redis Cluster.
+const costRedisPrefix = "catalyst-sentiment:{cost}"
 
 // buildCost opens the usage log and the cost totals: shared through Redis
 // when configured, otherwise rebuilt from the usage log, so that a restart
@@ -421,6 +426,35 @@ func (a *App) ReopenLogs() error {
 	return a.usage.Reopen()
 }
 
+// newRedisClient opens the one Redis client of the process, of the form
+// REDIS_URL gives (one server, a Cluster, Sentinel): every shared part
+// speaks to it as a redis.UniversalClient. Deadlines cut from the
+// caller's context bound every call, or a Redis that hangs would hold
+// requests for the client's read timeout; one dial attempt per call makes
+// a refused connection read as such at once, not as a timeout after
+// go-redis's redials.
+func newRedisClient(o config.RedisOptions) redis.UniversalClient {
+	tune := func(ctxTimeout *bool, dial *time.Duration, retries *int) {
+		*ctxTimeout = true
+		if *dial == 0 {
+			*dial = time.Second
+		}
+		if *retries == 0 {
+			*retries = 1
+		}
+	}
+	switch {
+	case o.Cluster != nil:
+		tune(&o.Cluster.ContextTimeoutEnabled, &o.Cluster.DialTimeout, &o.Cluster.DialerRetries)
+		return redis.NewClusterClient(o.Cluster)
+	case o.Failover != nil:
+		tune(&o.Failover.ContextTimeoutEnabled, &o.Failover.DialTimeout, &o.Failover.DialerRetries)
+		return redis.NewFailoverClient(o.Failover)
+	}
+	tune(&o.Single.ContextTimeoutEnabled, &o.Single.DialTimeout, &o.Single.DialerRetries)
+	return redis.NewClient(o.Single)
+}
+
 // buildAlerts builds the Discord notifier over the configured channels;
 // with Redis, an item alerts once per channel across the replicas.
 func (a *App) buildAlerts(o *options) (*notifier.Notifier, error) {
@@ -467,7 +501,7 @@ func (a *App) buildQuota(ctx context.Context) error {
 		}
 		return nil
 	}
-	ropts, err := redis.ParseURL(cfg.RedisURL.Reveal())
+	ropts, err := config.ParseRedisURL(cfg.RedisURL.Reveal())
 	if err != nil {
 		// config checked the URL; say which setting, never its password.
 		var uerr *url.Error
@@ -476,18 +510,7 @@ func (a *App) buildQuota(ctx context.Context) error {
 		}
 		return config.Bad("REDIS_URL", "[redacted]", "must be a Redis URL ("+err.Error()+")")
 	}
-	// Deadlines cut from the caller's context must bound every call, or a
-	// Redis that hangs would hold requests for the client's read timeout.
-	ropts.ContextTimeoutEnabled = true
-	if ropts.DialTimeout == 0 {
-		ropts.DialTimeout = time.Second
-	}
-	// One dial attempt per call: a refused connection then reads as such
-	// at once, instead of as a timeout after go-redis's redials.
-	if ropts.DialerRetries == 0 {
-		ropts.DialerRetries = 1
-	}
-	a.redis = redis.NewClient(ropts)
+	a.redis = newRedisClient(ropts)
 	a.quota, err = limiter.NewRedis(a.redis, cfg.RedisPrefix, limits, cfg.RedisLocalShare, a.log)
 	if err != nil {
 		return fmt.Errorf("building the quotas: %w", err)
