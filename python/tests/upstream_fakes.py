@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -80,10 +81,14 @@ class FakeOllama(_Server):
     model answers bearish when the headline has a BEARISH_WORDS word, neutral
     when it has a NEUTRAL_WORDS one, bullish otherwise; its
     rationale names the ticker it was given. ``chats`` holds the user
-    message of every chat."""
+    message of every chat. Each chat takes ``delay`` seconds; ``peak`` is the
+    most chats it ever served at once (a real GPU has so many slots)."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         super().__init__()
+        self.delay = delay
+        self.active = 0
+        self.peak = 0
         self.loaded = False
         self.chats: List[str] = []
         self.loads = 0
@@ -138,6 +143,13 @@ class FakeOllama(_Server):
             )
             with self.lock:
                 self.chats.append(user)
+                self.active += 1
+                self.peak = max(self.peak, self.active)
+            try:
+                time.sleep(self.delay)
+            finally:
+                with self.lock:
+                    self.active -= 1
             fields = dict(
                 line.split(": ", 1) for line in user.splitlines() if ": " in line
             )

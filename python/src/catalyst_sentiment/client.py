@@ -15,6 +15,16 @@ trading-alert bot cannot get three things wrong that cost it dearly before:
   bot's news feed, a :class:`NewsItem`, or a ready
   :class:`ClassifyBatchRequest` all work.
 
+Several replicas: give a target that resolves to all of them
+(``dns:///sentimentd-headless.catalyst.svc.cluster.local:50051`` on
+Kubernetes, or ``ipv4:10.0.0.5:50051,10.0.0.6:50051``). The client balances
+calls round-robin over them and retries a call that found a replica gone
+(``UNAVAILABLE``) on another, for the calls that are safe to repeat
+(``Classify``, ``GPUStatus``, ``Stats``, ``ListAlertChannels``; not ``Alert``
+or ``CleanupGPU``). A ``ClassifyBatch`` stream whose replica goes away
+resumes on another: only the items not yet answered are sent again, and an
+item is never yielded twice (items are matched by ``id``).
+
 Errors are not wrapped: a failed call raises :class:`grpc.RpcError` (for the
 asyncio client :class:`grpc.aio.AioRpcError`, a subclass), whose ``code()`` and
 ``details()`` say what went wrong, e.g. ``INVALID_ARGUMENT`` naming the field
@@ -26,17 +36,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import json
+import logging
 import math
+import threading
+import time
 from collections.abc import AsyncIterable
 from typing import (
     Any,
     AsyncIterator,
+    Dict,
     Iterable,
     Iterator,
     List,
     Mapping,
     Optional,
     Sequence,
+    Set,
     Tuple,
     Union,
 )
@@ -62,6 +78,94 @@ __all__ = [
 DEFAULT_TARGET = "localhost:50051"
 #: Seconds a call may take when neither the call nor the client says otherwise.
 DEFAULT_TIMEOUT = 5.0
+
+_log = logging.getLogger(__name__)
+
+#: The channel's service config: round-robin over every address the target
+#: resolves to, and retries of UNAVAILABLE for the calls safe to repeat. A
+#: ``grpc.service_config`` among the client's ``options`` replaces it.
+SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [
+                    {"service": "catalyst.sentiment.v1.SentimentService", "method": m}
+                    for m in ("Classify", "GPUStatus", "Stats", "ListAlertChannels")
+                ],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
+
+#: How many times one ClassifyBatch call resumes on another replica.
+MAX_BATCH_RESUMES = 5
+
+
+def _channel_options(options: Optional[Sequence[Tuple[str, Any]]]) -> List[Tuple[str, Any]]:
+    opts = list(options) if options else []
+    if not any(k == "grpc.service_config" for k, _ in opts):
+        opts.append(("grpc.service_config", SERVICE_CONFIG))
+    return opts
+
+
+class _BatchLedger:
+    """What one ClassifyBatch call has sent and had answered, across the
+    streams it resumes on. ``pending`` holds the requests sent and not yet
+    finally answered, by id, in the order sent; ``generation`` is the
+    stream that may draw new items from the caller's iterable: a stream
+    that has ended draws no more, so no item is taken from the iterable
+    and then lost with the stream that took it."""
+
+    def __init__(self) -> None:
+        self.pending: Dict[str, pb.ClassifyBatchRequest] = {}
+        self.final: Set[str] = set()
+        self.preliminary: Set[str] = set()
+        self.generation = 0
+        self.resumes = 0
+
+    def sent(self, request: pb.ClassifyBatchRequest) -> None:
+        if request.item.id and request.item.id not in self.final:
+            self.pending[request.item.id] = request
+
+    def first_time(self, response: pb.ClassifyBatchResponse) -> bool:
+        """Records an answer; False for one already given (a resumed stream
+        answering again what the first answered before it went away)."""
+        rid = response.id
+        if not rid:
+            return True
+        if response.HasField("result") and response.result.phase == pb.PHASE_PRELIMINARY:
+            if rid in self.preliminary or rid in self.final:
+                return False
+            self.preliminary.add(rid)
+            return True
+        if rid in self.final:
+            return False
+        self.final.add(rid)
+        self.pending.pop(rid, None)
+        return True
+
+    def may_resume(self, err: grpc.RpcError, end: float) -> bool:
+        """Whether the call goes on on another stream: the replica went away
+        (UNAVAILABLE), resumes are left, and so is time."""
+        if err.code() != grpc.StatusCode.UNAVAILABLE or self.resumes >= MAX_BATCH_RESUMES:
+            return False
+        if end - time.monotonic() <= 0:
+            return False
+        self.resumes += 1
+        _log.warning(
+            "ClassifyBatch: the stream ended (%s: %s); resuming on another replica "
+            "with %d unanswered item(s)",
+            err.code().name, err.details(), len(self.pending),
+        )
+        return True
 
 #: A batch item: a NewsItem, a dict of NewsItem fields, or a full batch request.
 BatchItem = Union[pb.NewsItem, Mapping[str, Any], pb.ClassifyBatchRequest]
@@ -301,7 +405,7 @@ class Client(_Base):
         options: Optional[Sequence[Tuple[str, Any]]] = None,
     ) -> None:
         super().__init__(target, timeout, token, credentials)
-        opts = list(options) if options else None
+        opts = _channel_options(options)
         if credentials is None:
             self._channel = grpc.insecure_channel(target, options=opts)
         else:
@@ -378,29 +482,53 @@ class Client(_Base):
         deadline: float,
     ) -> Iterator[pb.ClassifyBatchResponse]:
         failure: List[BaseException] = []
+        ledger = _BatchLedger()
+        source = iter(items)
+        lock = threading.Lock()  # gRPC reads the requests on its own thread
+        end = time.monotonic() + deadline
 
-        def requests() -> Iterator[pb.ClassifyBatchRequest]:
+        def requests(generation: int, resend: List[pb.ClassifyBatchRequest]) -> Iterator[pb.ClassifyBatchRequest]:
+            yield from resend
+            while True:
+                with lock:
+                    if generation != ledger.generation:
+                        return
+                    try:
+                        entry = next(source)
+                        request = _batch_request(entry, preliminary, opts)
+                    except StopIteration:
+                        return
+                    except Exception as exc:
+                        # gRPC would log it and end the call as UNKNOWN
+                        # "Exception iterating requests!"; keep it so the
+                        # caller sees the real one.
+                        failure.append(exc)
+                        raise
+                    ledger.sent(request)
+                yield request
+
+        resend: List[pb.ClassifyBatchRequest] = []
+        while True:
+            call = self._stub.ClassifyBatch(
+                requests(ledger.generation, resend),
+                timeout=max(end - time.monotonic(), 0.001),
+                metadata=self._metadata,
+            )
             try:
-                for entry in items:
-                    yield _batch_request(entry, preliminary, opts)
-            except Exception as exc:
-                # gRPC would log it and end the call as UNKNOWN "Exception
-                # iterating requests!"; keep it so the caller sees the real one.
-                failure.append(exc)
-                raise
-
-        call = self._stub.ClassifyBatch(
-            requests(), timeout=deadline, metadata=self._metadata
-        )
-        try:
-            for response in call:
-                yield response
-        except grpc.RpcError:
-            if failure:
-                raise failure[0] from None
-            raise
-        finally:
-            call.cancel()  # a no-op once the stream has ended
+                for response in call:
+                    if ledger.first_time(response):
+                        yield response
+                return
+            except grpc.RpcError as err:
+                if failure:
+                    raise failure[0] from None
+                if not ledger.may_resume(err, end):
+                    raise
+            finally:
+                call.cancel()  # a no-op once the stream has ended
+            with lock:
+                ledger.generation += 1
+                resend = list(ledger.pending.values())
 
     def gpu_status(self, *, timeout: Optional[float] = None) -> pb.GPUStatusResponse:
         """The local model's GPU: VRAM, pressure, model state, whether it admits work."""
@@ -516,7 +644,7 @@ class AsyncClient(_Base):
         options: Optional[Sequence[Tuple[str, Any]]] = None,
     ) -> None:
         super().__init__(target, timeout, token, credentials)
-        opts = list(options) if options else None
+        opts = _channel_options(options)
         if credentials is None:
             self._channel = grpc.aio.insecure_channel(target, options=opts)
         else:
@@ -578,33 +706,69 @@ class AsyncClient(_Base):
         deadline: float,
     ) -> AsyncIterator[pb.ClassifyBatchResponse]:
         failure: List[BaseException] = []
+        ledger = _BatchLedger()
+        aiter_ = items.__aiter__() if isinstance(items, AsyncIterable) else None
+        iter_ = None if aiter_ is not None else iter(items)  # type: ignore[arg-type]
+        lock = asyncio.Lock()
+        pulls: List["asyncio.Future[Any]"] = []  # the caller's item being awaited
+        end = time.monotonic() + deadline
 
-        async def requests() -> AsyncIterator[pb.ClassifyBatchRequest]:
+        async def requests(generation: int, resend: List[pb.ClassifyBatchRequest]) -> AsyncIterator[pb.ClassifyBatchRequest]:
+            for request in resend:
+                yield request
+            while True:
+                async with lock:
+                    if generation != ledger.generation:
+                        return
+                    try:
+                        if aiter_ is not None:
+                            # Shielded: a stream cancelled while waiting for
+                            # the caller's next item must not cancel the
+                            # caller's iterator; the next stream awaits the
+                            # same pull.
+                            if not pulls:
+                                pulls.append(asyncio.ensure_future(aiter_.__anext__()))
+                            entry = await asyncio.shield(pulls[0])
+                            pulls.clear()
+                        else:
+                            entry = next(iter_)  # type: ignore[arg-type]
+                        request = _batch_request(entry, preliminary, opts)
+                    except (StopIteration, StopAsyncIteration):
+                        return
+                    except Exception as exc:
+                        # grpc.aio would only cancel the call (the reader then
+                        # sees a bare CancelledError); keep the real error.
+                        failure.append(exc)
+                        raise
+                    ledger.sent(request)
+                yield request
+
+        resend: List[pb.ClassifyBatchRequest] = []
+        while True:
+            call = self._stub.ClassifyBatch(
+                requests(ledger.generation, resend),
+                timeout=max(end - time.monotonic(), 0.001),
+                metadata=self._metadata,
+            )
             try:
-                if isinstance(items, AsyncIterable):
-                    async for entry in items:
-                        yield _batch_request(entry, preliminary, opts)
-                else:
-                    for entry in items:
-                        yield _batch_request(entry, preliminary, opts)
-            except Exception as exc:
-                # grpc.aio would only cancel the call (the reader then sees a
-                # bare CancelledError); keep the real error for the caller.
-                failure.append(exc)
+                async for response in call:
+                    if ledger.first_time(response):
+                        yield response
+                return
+            except grpc.RpcError as err:
+                if failure:
+                    raise failure[0] from None
+                if not ledger.may_resume(err, end):
+                    raise
+            except asyncio.CancelledError:
+                if failure:
+                    raise failure[0] from None
                 raise
-
-        call = self._stub.ClassifyBatch(
-            requests(), timeout=deadline, metadata=self._metadata
-        )
-        try:
-            async for response in call:
-                yield response
-        except (grpc.RpcError, asyncio.CancelledError):
-            if failure:
-                raise failure[0] from None
-            raise
-        finally:
-            call.cancel()
+            finally:
+                call.cancel()
+            async with lock:
+                ledger.generation += 1
+                resend = list(ledger.pending.values())
 
     async def gpu_status(
         self, *, timeout: Optional[float] = None
