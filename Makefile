@@ -26,6 +26,7 @@ all: build
 build:
 	$(GO) build -o $(BIN)/sentimentd ./cmd/sentimentd
 	$(GO) build -o $(BIN)/sentimentctl ./cmd/sentimentctl
+	$(GO) build -o $(BIN)/llmsim ./cmd/llmsim
 
 run: build
 	./$(BIN)/sentimentd

@@ -62,6 +62,26 @@ func ParsePacing(s string) (Pacing, error) {
 	return 0, fmt.Errorf("batcher: pacing %q: must be adaptive or waves", s)
 }
 
+// Rank orders the items waiting for a slot: the higher Priority first,
+// then the stronger signal (the lexicon's |prescore|), then the earlier
+// arrival. Under a burst the GPU judges what matters most first, and what
+// cannot start in time is the weakest.
+type Rank struct {
+	// Priority: higher goes first (the router maps low, normal and high to
+	// 0, 1 and 2).
+	Priority int
+	// Strength is the item's |prescore|, 0 to 1.
+	Strength float64
+}
+
+// ahead reports whether r goes before o.
+func (r Rank) ahead(o Rank) bool {
+	if r.Priority != o.Priority {
+		return r.Priority > o.Priority
+	}
+	return r.Strength > o.Strength
+}
+
 // Config shapes a Queue. New validates it.
 type Config struct {
 	// MaxConcurrent is the most calls in flight (LLM_MAX_CONCURRENT). Match
@@ -147,6 +167,18 @@ type Stats struct {
 	// ErrNoTimeToStart, at once or after waiting; Canceled counts waits
 	// ended by the caller's context.
 	SpilledFull, SpilledNoTime, Canceled uint64
+	// Shared says where the slots are shared with other replicas: "" (not
+	// shared), "redis", or "memory (redis unreachable: <why>)" while this
+	// replica runs its local share. LeaseWaits counts items that waited
+	// for a slot the other replicas held; LeaseFallbacks the starts made
+	// on the local share.
+	Shared                     string
+	LeaseWaits, LeaseFallbacks uint64
+	// Displaced counts waiting items sent away (ErrQueueFull) to make
+	// room for a stronger one in a full line; Overtaken those sent away
+	// (ErrNoTimeToStart) because stronger items that came after them left
+	// no time to start. Both are also in SpilledFull and SpilledNoTime.
+	Displaced, Overtaken uint64
 	// Halvings counts rounds cut by an Overload (a limit of 1 stays 1);
 	// Grows counts steps up.
 	Halvings, Grows uint64
@@ -178,7 +210,7 @@ type Queue struct {
 	// if it could: a queue nobody drains makes no channels.
 	idle    chan struct{}
 	closed  bool
-	waiters list.List // of *waiter, oldest first
+	waiters list.List // of *waiter, in Rank order: the next to start first
 	// round is incremented by every cut; a slot remembers the round it
 	// started in, and only an Overload from the current round cuts again.
 	round uint64
@@ -192,6 +224,8 @@ type Queue struct {
 	restUntil   time.Time
 	restTimer   *time.Timer
 	st          Stats
+	// leases, when set, share the slots with other replicas.
+	leases *leasing
 }
 
 // waiter is one item in line. granted and slot are written under Queue.mu
@@ -200,8 +234,14 @@ type Queue struct {
 type waiter struct {
 	ready   chan struct{}
 	granted bool
-	slot    slot
-	elem    *list.Element
+	// sent is why the queue sent the item away before a slot came
+	// (displaced by a stronger one, overtaken past its time); nil when it
+	// was Close.
+	sent     error
+	slot     slot
+	elem     *list.Element
+	rank     Rank
+	deadline time.Time // when the item stops waiting
 }
 
 // slot is one granted start.
@@ -223,7 +263,20 @@ func New(cfg Config, opts ...Option) (*Queue, error) {
 	return q, nil
 }
 
-// Acquire waits for a GPU slot, first come first served.
+// Acquire is AcquireRanked with the zero Rank: first come first served
+// among items that all use it.
+func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release func(upstream.Signal), err error) {
+	return q.AcquireRanked(ctx, maxWait, Rank{})
+}
+
+// AcquireRanked waits for a GPU slot, in Rank order: an item waits behind
+// those that rank at or above it, and goes before those below it.
+//
+// A full line makes room for an item that ranks above its last (weakest)
+// item: that one is sent away with ErrQueueFull; otherwise the new item
+// is. An item placed ahead of waiting ones pushes their starts later:
+// those whose estimated start now falls after their maxWait are sent away
+// at once with ErrNoTimeToStart, rather than when their wait ends.
 //
 // It fails at once with ErrQueueFull when QueueSize items already wait, and
 // at once with ErrNoTimeToStart when the estimated start is later than
@@ -240,7 +293,50 @@ func New(cfg Config, opts ...Option) (*Queue, error) {
 // nothing.
 //
 // After Close it fails at once with ErrNoTimeToStart.
-func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release func(upstream.Signal), err error) {
+func (q *Queue) AcquireRanked(ctx context.Context, maxWait time.Duration, rank Rank) (release func(upstream.Signal), err error) {
+	if q.leases == nil {
+		return q.acquireLocal(ctx, maxWait, rank)
+	}
+	until := time.Now().Add(maxWait)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
+		until = dl
+	}
+	rel, err := q.acquireLocal(ctx, maxWait, rank)
+	if err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	limit := q.allowedLocked()
+	q.mu.Unlock()
+	give, err := q.take(ctx, until, max(1, limit))
+	if err != nil {
+		q.giveBack(err)
+		return nil, err
+	}
+	return func(sig upstream.Signal) {
+		give()
+		rel(sig)
+	}, nil
+}
+
+// giveBack returns a local slot granted to an item that then found no
+// shared slot: as if it had never started, so that the next in line gets
+// it.
+func (q *Queue) giveBack(cause error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.unstartLocked()
+	if errors.Is(cause, ErrNoTimeToStart) {
+		q.st.SpilledNoTime++
+	} else {
+		q.st.Canceled++
+	}
+	q.dispatchLocked()
+	q.markIdleLocked()
+}
+
+// acquireLocal waits for a slot of this replica's queue.
+func (q *Queue) acquireLocal(ctx context.Context, maxWait time.Duration, rank Rank) (release func(upstream.Signal), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("batcher: acquiring a GPU slot: %w", err)
 	}
@@ -266,17 +362,16 @@ func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release fun
 		q.mu.Unlock()
 		return nil, fmt.Errorf("%w: GPU queue closed (ceiling 0)", ErrNoTimeToStart)
 	}
-	if n := q.waiters.Len(); n >= q.cfg.QueueSize {
-		q.st.SpilledFull++
-		q.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d waiting", ErrQueueFull, n)
-	}
 	if wait <= 0 {
 		q.st.SpilledNoTime++
 		q.mu.Unlock()
 		return nil, fmt.Errorf("%w: no slot free and no time to wait", ErrNoTimeToStart)
 	}
-	if est := q.estimateLocked(q.waiters.Len(), q.now()); est > wait {
+	// at is the waiter the item goes before (nil: the end of the line);
+	// ahead counts those it waits behind.
+	at, ahead := q.placeLocked(rank)
+	now := q.now()
+	if est := q.estimateLocked(ahead, now); est > wait {
 		q.st.SpilledNoTime++
 		q.mu.Unlock()
 		if est == never {
@@ -284,8 +379,28 @@ func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release fun
 		}
 		return nil, fmt.Errorf("%w: estimated start in %v, %v allowed", ErrNoTimeToStart, est, wait)
 	}
-	w := &waiter{ready: make(chan struct{})}
-	w.elem = q.waiters.PushBack(w)
+	if n := q.waiters.Len(); n >= q.cfg.QueueSize {
+		last := q.waiters.Back()
+		if n == 0 || at == nil {
+			q.st.SpilledFull++
+			q.mu.Unlock()
+			return nil, fmt.Errorf("%w: %d waiting, none weaker", ErrQueueFull, n)
+		}
+		// Room for a stronger item: the weakest waiting one goes.
+		if at == last {
+			at = nil
+		}
+		q.sendAwayLocked(last.Value.(*waiter), fmt.Errorf("%w: displaced by a stronger item", ErrQueueFull))
+		q.st.SpilledFull++
+		q.st.Displaced++
+	}
+	w := &waiter{ready: make(chan struct{}), rank: rank, deadline: now.Add(wait)}
+	if at == nil {
+		w.elem = q.waiters.PushBack(w)
+	} else {
+		w.elem = q.waiters.InsertBefore(w, at)
+		q.shedLocked(w.elem.Next(), ahead+1, now)
+	}
 	q.mu.Unlock()
 
 	timer := time.NewTimer(wait)
@@ -294,6 +409,9 @@ func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release fun
 	select {
 	case <-w.ready:
 		if !w.granted {
+			if w.sent != nil {
+				return nil, w.sent // counted when sent away
+			}
 			return nil, errClosed() // counted by Close
 		}
 		return q.releaser(w.slot), nil
@@ -312,6 +430,9 @@ func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release fun
 		q.unstartLocked()
 		q.dispatchLocked()
 		q.markIdleLocked()
+	case w.sent != nil:
+		// Sent away as the wait ended, and counted.
+		return nil, w.sent
 	case q.closed:
 		// Close sent it away as the wait ended, and counted it.
 		return nil, errClosed()
@@ -399,6 +520,7 @@ func (q *Queue) Stats() Stats {
 	s.Limit, s.Ceiling = q.limit, q.ceiling
 	s.InFlight, s.Waiting = q.inFlight, q.waiters.Len()
 	s.ServiceTime = q.service
+	q.leaseStats(&s)
 	return s
 }
 
@@ -502,6 +624,45 @@ func (q *Queue) markIdleLocked() {
 	if q.inFlight == 0 && q.idle != nil {
 		close(q.idle)
 		q.idle = nil
+	}
+}
+
+// placeLocked finds where an item of rank r goes in the line: before
+// the first waiter it ranks ahead of (nil: at the end), and how many wait
+// ahead of it. The line is short (SENTIMENT_GPU_QUEUE): a walk is cheaper
+// than a heap's bookkeeping, and keeps arrival order among equals.
+func (q *Queue) placeLocked(r Rank) (at *list.Element, ahead int) {
+	for e := q.waiters.Front(); e != nil; e = e.Next() {
+		if r.ahead(e.Value.(*waiter).rank) {
+			return e, ahead
+		}
+		ahead++
+	}
+	return nil, ahead
+}
+
+// sendAwayLocked takes a waiter out of the line with err as its answer.
+func (q *Queue) sendAwayLocked(w *waiter, err error) {
+	q.waiters.Remove(w.elem)
+	w.sent = err
+	close(w.ready)
+}
+
+// shedLocked sends away, from e on (pos waiting ahead of e), the waiters
+// an item placed ahead of them has pushed past their time: their
+// estimated start is now later than the end of their wait.
+func (q *Queue) shedLocked(e *list.Element, pos int, now time.Time) {
+	for e != nil {
+		next := e.Next()
+		w := e.Value.(*waiter)
+		if left := w.deadline.Sub(now); q.estimateLocked(pos, now) > left {
+			q.sendAwayLocked(w, fmt.Errorf("%w: overtaken by stronger items, no slot before its deadline", ErrNoTimeToStart))
+			q.st.SpilledNoTime++
+			q.st.Overtaken++
+		} else {
+			pos++
+		}
+		e = next
 	}
 }
 

@@ -98,6 +98,10 @@ type Config struct {
 	// GPUPacing is "adaptive" (AIMD concurrency, the default) or "waves"
 	// (the old bot's pacing: BatchSize items, then BatchDelay).
 	GPUPacing string
+	// Prefilter is "adaptive" (an item under LLM_MIN_PRESCALE_SCORE still
+	// goes to the local model while the GPU has room; the default) or
+	// "fixed" (the lexicon answers it, always).
+	Prefilter string
 	// RedisLocalShare is the fraction of each quota a replica allows
 	// itself while Redis is unreachable.
 	RedisLocalShare float64
@@ -273,6 +277,7 @@ func Default() Config {
 		MinInterval:        3 * time.Second,
 		GPUQueue:           64,
 		GPUPacing:          "adaptive",
+		Prefilter:          "adaptive",
 		RedisLocalShare:    0.5,
 		RedisPrefix:        "catalyst-sentiment:quota",
 		BatchSize:          5,
@@ -387,7 +392,8 @@ func (c *Config) settings() []setting {
 		{"LLM_MIN_INTERVAL_SEC", "min-interval", "least seconds between two requests to one cloud provider", secondsValue{&c.MinInterval, 0, time.Hour}},
 		{"LLM_BATCH_SIZE", "batch-size", "items released to the GPU per wave (old pacing)", intValue{&c.BatchSize, 1, 1000}},
 		{"LLM_BATCH_DELAY_SEC", "batch-delay", "seconds between waves (old pacing)", secondsValue{&c.BatchDelay, 0, 10 * time.Minute}},
-		{"LLM_MIN_PRESCALE_SCORE", "min-prescore", "prefilter: |prescore| below this is answered by the lexicon", floatValue{&c.MinPrescore, 0, 1}},
+		{"LLM_MIN_PRESCALE_SCORE", "min-prescore", "prefilter: |prescore| below this never reaches a paid tier (adaptive) or any model (fixed)", floatValue{&c.MinPrescore, 0, 1}},
+		{"SENTIMENT_PREFILTER", "prefilter", "adaptive: an item under the threshold still goes to the local model while the GPU has room, shed to the lexicon when it has not; fixed: the lexicon answers it", stringValue{&c.Prefilter, []string{"adaptive", "fixed"}}},
 
 		{"GPU_CLEANUP_INTERVAL_SEC", "gpu-cleanup-interval", "seconds between periodic model unload-reloads (0: off)", secondsValue{&c.GPUCleanupInterval, 0, 7 * day}},
 		{"SENTIMENT_GPU_SYSFS_ROOT", "gpu-sysfs-root", "root of the sysfs tree read for AMD GPUs", stringValue{p: &c.GPUSysfsRoot}},

@@ -32,7 +32,8 @@ func full() metrics.Sources {
 			}
 		},
 		Pipeline: func() pipeline.Stats {
-			return pipeline.Stats{Degraded: 4, Answered: map[router.Tier]uint64{router.TierLexicon: 11}, PrefilterSentOn: 9, PrefilterSkipped: 11}
+			return pipeline.Stats{Degraded: 4, Answered: map[router.Tier]uint64{router.TierLexicon: 11}, PrefilterSentOn: 9, PrefilterSentOnBelow: 3,
+				PrefilterSkipped: 11, PrefilterSkippedByThreshold: 11}
 		},
 		Cache: func() cache.Stats {
 			return cache.Stats{Backend: "memory (redis unreachable: refused)", ExactHits: 5, NearHits: 2}
@@ -88,32 +89,34 @@ func TestScrapeOfEveryPart(t *testing.T) {
 	}
 	got := samples(t, m)
 	for key, want := range map[string]float64{
-		"sentiment_breaker_state,tier=anthropic":                  1,
-		"sentiment_breaker_state,tier=gemini":                     0,
-		"sentiment_breaker_state,tier=local":                      2,
-		"sentiment_tier_answered_total,tier=lexicon":              11,
-		"sentiment_tier_answered_total,tier=local":                7,
-		"sentiment_quota_used,provider=gemini,window=day":         90,
-		"sentiment_quota_shared,provider=gemini":                  1,
-		"sentiment_gpu_vram_total_bytes,card=0000:03:00.0":        16 << 30,
-		"sentiment_gpu_vram_total_bytes,card=gpu1":                8 << 30,
-		"sentiment_gpu_busy_percent,card=0000:03:00.0":            42,
-		"sentiment_gpu_vram_pressure":                             1,
-		"sentiment_tier_errors_last_hour,kind=other,tier=local":   1,
-		"sentiment_tier_errors_last_hour,kind=timeout,tier=local": 3,
-		"sentiment_cache_hits_total,kind=near":                    2,
-		"sentiment_cache_redis_fallback":                          1,
-		"sentiment_gpu_queue_spills_total,reason=full":            6,
-		"sentiment_gpu_queue_service_time_seconds":                1.5,
-		"sentiment_alerts_failed_total,kind=rate_limited":         1,
-		"sentiment_alert_channels_broken":                         1,
-		"sentiment_cost_period_usd,period=day,provider=gemini":    1,
-		"sentiment_cost_period_usd,period=day,provider=other":     0.25,
-		"sentiment_cost_period_usd,period=month,provider=local":   0,
-		"sentiment_cost_alert_threshold_usd,period=day":           5,
-		"sentiment_budget_stopped":                                1,
-		"sentiment_usage_log_lines_total,result=dropped":          1,
-		"sentiment_prefilter_items_total,decision=skipped":        11,
+		"sentiment_breaker_state,tier=anthropic":                           1,
+		"sentiment_breaker_state,tier=gemini":                              0,
+		"sentiment_breaker_state,tier=local":                               2,
+		"sentiment_tier_answered_total,tier=lexicon":                       11,
+		"sentiment_tier_answered_total,tier=local":                         7,
+		"sentiment_quota_used,provider=gemini,window=day":                  90,
+		"sentiment_quota_shared,provider=gemini":                           1,
+		"sentiment_gpu_vram_total_bytes,card=0000:03:00.0":                 16 << 30,
+		"sentiment_gpu_vram_total_bytes,card=gpu1":                         8 << 30,
+		"sentiment_gpu_busy_percent,card=0000:03:00.0":                     42,
+		"sentiment_gpu_vram_pressure":                                      1,
+		"sentiment_tier_errors_last_hour,kind=other,tier=local":            1,
+		"sentiment_tier_errors_last_hour,kind=timeout,tier=local":          3,
+		"sentiment_cache_hits_total,kind=near":                             2,
+		"sentiment_cache_redis_fallback":                                   1,
+		"sentiment_gpu_queue_spills_total,reason=full":                     6,
+		"sentiment_gpu_queue_service_time_seconds":                         1.5,
+		"sentiment_alerts_failed_total,kind=rate_limited":                  1,
+		"sentiment_alert_channels_broken":                                  1,
+		"sentiment_cost_period_usd,period=day,provider=gemini":             1,
+		"sentiment_cost_period_usd,period=day,provider=other":              0.25,
+		"sentiment_cost_period_usd,period=month,provider=local":            0,
+		"sentiment_cost_alert_threshold_usd,period=day":                    5,
+		"sentiment_budget_stopped":                                         1,
+		"sentiment_usage_log_lines_total,result=dropped":                   1,
+		"sentiment_prefilter_items_total,decision=skipped_by_threshold":    11,
+		"sentiment_prefilter_items_total,decision=sent_on":                 6,
+		"sentiment_prefilter_items_total,decision=sent_on_below_threshold": 3,
 	} {
 		if v, ok := got[key]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)

@@ -154,9 +154,11 @@ func (s *snapshots) pipeline(ch chan<- prometheus.Metric) float64 {
 	counter(ch, "requests_failed_total", "Calls that ended in an error other than bad input or the caller's leaving (require_llm with no model, a deadline past on arrival).")(float64(p.Failed))
 	counter(ch, "requests_cancelled_total", "Calls whose caller left before the answer.")(float64(p.Cancelled))
 	counter(ch, "answers_degraded_total", "Final answers the lexicon gave because no model could.")(float64(p.Degraded))
-	pf := counter(ch, "prefilter_items_total", "Items the prefilter passed to the models (sent_on) or answered from the lexicon (skipped).", "decision")
-	pf(float64(p.PrefilterSentOn), "sent_on")
-	pf(float64(p.PrefilterSkipped), "skipped")
+	pf := counter(ch, "prefilter_items_total", "Items by what the prefilter decided: sent on to the models at or above the threshold (or require_llm); sent to the local model below it because the GPU had room; shed under load; skipped by the threshold.", "decision")
+	pf(float64(p.PrefilterSentOn-p.PrefilterSentOnBelow), "sent_on")
+	pf(float64(p.PrefilterSentOnBelow), "sent_on_below_threshold")
+	pf(float64(p.PrefilterShed), "shed_under_load")
+	pf(float64(p.PrefilterSkippedByThreshold), "skipped_by_threshold")
 	return float64(p.Answered[router.TierLexicon])
 }
 
@@ -186,6 +188,14 @@ func (s *snapshots) queue(ch chan<- prometheus.Metric) {
 	spills(float64(q.SpilledFull), "full")
 	spills(float64(q.SpilledNoTime), "no_time")
 	gauge(ch, "gpu_queue_service_time_seconds", "Moving average of a GPU call's duration.")(q.ServiceTime.Seconds())
+	sent := counter(ch, "gpu_queue_sent_away_total", "Waiting items sent away for stronger ones: displaced from a full line, overtaken past their deadline.", "reason")
+	sent(float64(q.Displaced), "displaced")
+	sent(float64(q.Overtaken), "overtaken")
+	if q.Shared != "" {
+		counter(ch, "gpu_lease_waits_total", "Items that waited for a GPU slot the other replicas held.")(float64(q.LeaseWaits))
+		counter(ch, "gpu_lease_fallbacks_total", "GPU calls started on this replica's local share while Redis could not be asked.")(float64(q.LeaseFallbacks))
+		gauge(ch, "gpu_lease_redis_fallback", "1 while the GPU's slots cannot be shared through Redis and this replica runs its local share.")(b2f(strings.Contains(q.Shared, "unreachable")))
+	}
 }
 
 var pressureLevel = map[gpu.Pressure]float64{gpu.PressureNormal: 0, gpu.PressureHigh: 1, gpu.PressureCritical: 2}

@@ -3,7 +3,9 @@
 // way.
 //
 //	validate -> prescore (lexicon, once per item) -> preliminary event
-//	  -> prefilter: |prescore| under the threshold? the lexicon answers
+//	  -> prefilter: |prescore| under the threshold? adaptive: the local
+//	     model only, while the GPU has room, else shed to the lexicon;
+//	     fixed: the lexicon answers
 //	  -> cache (a seam: a stored answer for the same item answers)
 //	  -> router, tier by tier, inside the caller's deadline less the margin
 //	     the answer needs to reach the caller
@@ -22,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +43,41 @@ type Config struct {
 	// upstream attempts end this long before the caller's deadline, at
 	// most a fifth of a short deadline.
 	AnswerMargin time.Duration
+	// Prefilter is what becomes of an item under the threshold:
+	// Adaptive sends it to the local model while the GPU has room (and
+	// sheds it to the lexicon when the GPU cannot take it in time), Fixed
+	// answers it from the lexicon always.
+	Prefilter PrefilterMode
+	// LocalTier says a local model tier is configured: without one,
+	// adaptive has nowhere to send a weak item and answers as fixed does.
+	LocalTier bool
+}
+
+// PrefilterMode is SENTIMENT_PREFILTER.
+type PrefilterMode int
+
+// Prefilter modes; the zero value is adaptive.
+const (
+	Adaptive PrefilterMode = iota
+	Fixed
+)
+
+func (m PrefilterMode) String() string {
+	if m == Fixed {
+		return "fixed"
+	}
+	return "adaptive"
+}
+
+// ParsePrefilterMode reads SENTIMENT_PREFILTER's values.
+func ParsePrefilterMode(s string) (PrefilterMode, error) {
+	switch s {
+	case "adaptive":
+		return Adaptive, nil
+	case "fixed":
+		return Fixed, nil
+	}
+	return 0, fmt.Errorf("pipeline: prefilter %q: must be adaptive or fixed", s)
 }
 
 // Prescorer reads a text's sentiment in microseconds: the lexicon.
@@ -145,13 +183,14 @@ func (p *Pipeline) Judge(ctx context.Context, req Request, also ...Listener) (An
 	}
 	start := p.now()
 	pre := p.scorer.Score(req.Item.Text())
+	decision := p.prefilter(pre, &req)
 	if len(p.listeners)+len(also) > 0 {
 		pa := lexiconAnswer(&req, pre, PhasePreliminary)
 		pa.Provenance.Latency = p.now().Sub(start)
-		p.emit(ctx, also, Event{Request: &req, Answer: pa})
+		p.emit(ctx, also, Event{Request: &req, Answer: pa, Prefilter: decision})
 	}
-	a, err := p.judge(ctx, &req, pre, start)
-	p.emit(ctx, also, Event{Request: &req, Answer: a, Err: err})
+	a, err := p.judge(ctx, &req, pre, decision, start)
+	p.emit(ctx, also, Event{Request: &req, Answer: a, Err: err, Prefilter: decision})
 	return a, err
 }
 
@@ -165,15 +204,16 @@ func (p *Pipeline) emit(ctx context.Context, also []Listener, ev Event) {
 }
 
 // judge runs the path after the prescore and returns the final answer.
-func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore, start time.Time) (Answer, error) {
+func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore, decision PrefilterDecision, start time.Time) (Answer, error) {
 	// kept is the answer handed to the cache, and keep whether it is worth
 	// storing: only a model's answer is.
 	var kept Answer
 	var keep bool
-	if p.prefilter(pre, &req.Options) {
+	if decision == PrefilterSkipped {
 		p.stats.answered[router.TierLexicon].Add(1)
 		a := lexiconAnswer(req, pre, PhaseFinal)
-		a.Provenance.Prefiltered = true
+		a.Provenance.Prefiltered, a.Provenance.Prefilter = true, PrefilterSkipped
+		a.Provenance.Reason = fmt.Sprintf("|prescore| %.2f under the threshold %.2f: %s", math.Abs(pre.Score), p.threshold(&req.Options), p.skipWhy())
 		a.Provenance.Latency = p.now().Sub(start)
 		return a, nil
 	}
@@ -184,23 +224,46 @@ func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore
 		a, hit, fin := p.cache.Claim(work, req, pre, !req.Options.SkipCache)
 		if hit {
 			p.stats.answered[a.Provenance.Tier].Add(1)
+			p.countSentOn(decision)
 			a.ID, a.Prescore, a.Phase = req.Item.ID, pre, PhaseFinal
+			a.Provenance.Prefilter = decision
 			a.Provenance.Latency = p.now().Sub(start)
 			return a, nil
 		}
 		finish = fin
 	}
+	allowed := modelTiers(req.Options.AllowedTiers)
+	if decision == PrefilterSentOnBelow {
+		// A weak item is worth the idle GPU, never a paid call.
+		allowed = []router.Tier{router.TierLocal}
+	}
 	res := p.router.Judge(work, router.Request{
 		Item:     router.Item{Ticker: req.Item.Ticker, Title: req.Item.Title, Summary: req.Item.Summary},
 		Prescore: pre,
 		Priority: req.Options.Priority,
-		Allowed:  modelTiers(req.Options.AllowedTiers),
+		Allowed:  allowed,
 	})
 	shutdown := errors.Is(context.Cause(work), ErrShuttingDown)
 	if finish != nil {
 		// Whatever happens next, the calls waiting on this one must hear.
 		defer func() { finish(ctx, kept, keep) }()
 	}
+	if decision == PrefilterSentOnBelow && res.Degraded {
+		// The GPU could not take it in time: the weakest are shed first,
+		// and answered from the lexicon, not degraded: a weak item was
+		// never owed a model.
+		p.stats.shed.Add(1)
+		p.stats.prefilterSkipped.Add(1)
+		p.stats.answered[router.TierLexicon].Add(1)
+		a := lexiconAnswer(req, pre, PhaseFinal)
+		a.Provenance.Prefiltered, a.Provenance.Prefilter = true, PrefilterShed
+		a.Provenance.Reason = "shed under load: " + res.Reason
+		a.Provenance.Tiers = append(append([]router.Attempt(nil), res.Tried...), lexiconTier)
+		a.Provenance.Attempts = res.Calls
+		a.Provenance.Latency = p.now().Sub(start)
+		return a, nil
+	}
+	p.countSentOn(decision)
 	if ctx.Err() != nil && !shutdown {
 		// The caller went away: nobody reads this answer.
 		return Answer{}, p.ended(ctx)
@@ -217,6 +280,7 @@ func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore
 	}
 	p.stats.answered[res.Tier].Add(1)
 	a := answerOf(req, pre, res)
+	a.Provenance.Prefilter = decision
 	a.Provenance.Latency = p.now().Sub(start)
 	if finish != nil {
 		if !req.Options.SkipCache {
@@ -259,22 +323,59 @@ func (p *Pipeline) ended(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// prefilter reports whether the lexicon alone answers: |prescore| under
-// the threshold (the configured one, or the item's min_prescore) means the
-// item carries too little direction to spend a model call on. A caller
-// that requires a model is never prefiltered.
-func (p *Pipeline) prefilter(pre lexicon.Prescore, o *Options) bool {
+// prefilter decides what becomes of an item: a caller that requires a
+// model is exempt; an item whose |prescore| is at or above the threshold
+// (the configured one, or the item's min_prescore) goes to every tier;
+// one under it carries too little direction to spend a paid call on. In
+// adaptive mode it still goes to the local model, which costs nothing
+// while the GPU has room; in fixed mode, or with no local tier allowed to
+// take it, the lexicon answers it.
+func (p *Pipeline) prefilter(pre lexicon.Prescore, req *Request) PrefilterDecision {
 	p.stats.prefilterSeen.Add(1)
-	threshold := p.cfg.MinPrescore
-	if o.MinPrescore != nil {
-		threshold = *o.MinPrescore
-	}
-	if o.RequireLLM || math.Abs(pre.Score) >= threshold {
-		p.stats.prefilterSentOn.Add(1)
-		return false
+	o := &req.Options
+	switch {
+	case o.RequireLLM:
+		return PrefilterExempt
+	case math.Abs(pre.Score) >= p.threshold(o):
+		return PrefilterAbove
+	case p.cfg.Prefilter == Adaptive && p.localAllowed(o):
+		return PrefilterSentOnBelow
 	}
 	p.stats.prefilterSkipped.Add(1)
-	return true
+	p.stats.skippedByThreshold.Add(1)
+	return PrefilterSkipped
+}
+
+// countSentOn counts an item that reached a model's path (the router or
+// a cached model answer).
+func (p *Pipeline) countSentOn(d PrefilterDecision) {
+	p.stats.prefilterSentOn.Add(1)
+	if d == PrefilterSentOnBelow {
+		p.stats.sentOnBelow.Add(1)
+	}
+}
+
+func (p *Pipeline) threshold(o *Options) float64 {
+	if o.MinPrescore != nil {
+		return *o.MinPrescore
+	}
+	return p.cfg.MinPrescore
+}
+
+// localAllowed reports whether a weak item has a local model to go to.
+func (p *Pipeline) localAllowed(o *Options) bool {
+	return p.cfg.LocalTier && (len(o.AllowedTiers) == 0 || slices.Contains(o.AllowedTiers, router.TierLocal))
+}
+
+// skipWhy says why an item under the threshold was not sent on.
+func (p *Pipeline) skipWhy() string {
+	switch {
+	case p.cfg.Prefilter == Fixed:
+		return "answered from the lexicon (SENTIMENT_PREFILTER=fixed)"
+	case !p.cfg.LocalTier:
+		return "no local model to send it to; cloud tiers are kept for stronger signals"
+	}
+	return "the local tier is not among the allowed tiers; cloud tiers are kept for stronger signals"
 }
 
 // modelTiers is the router's view of the allowed tiers: the lexicon is
@@ -353,6 +454,7 @@ func answerOf(req *Request, pre lexicon.Prescore, res router.Result) Answer {
 type counters struct {
 	invalid, failed, cancelled, degraded             atomic.Uint64
 	prefilterSeen, prefilterSentOn, prefilterSkipped atomic.Uint64
+	sentOnBelow, shed, skippedByThreshold            atomic.Uint64
 	// answered counts final answers by the tier that gave them.
 	answered [router.TierAnthropic + 1]atomic.Uint64
 }
@@ -375,6 +477,11 @@ type Stats struct {
 	// PrefilterSeen, PrefilterSentOn and PrefilterSkipped count the items
 	// the prefilter looked at, passed to the models, and answered itself.
 	PrefilterSeen, PrefilterSentOn, PrefilterSkipped uint64
+	// Of those: sent to the local model below the threshold, shed under
+	// load, skipped by the threshold.
+	PrefilterSentOnBelow, PrefilterShed, PrefilterSkippedByThreshold uint64
+	// PrefilterMode is "adaptive" or "fixed".
+	PrefilterMode string
 }
 
 // Stats returns a snapshot of the counters.
@@ -389,6 +496,11 @@ func (p *Pipeline) Stats() Stats {
 		PrefilterSeen:    c.prefilterSeen.Load(),
 		PrefilterSentOn:  c.prefilterSentOn.Load(),
 		PrefilterSkipped: c.prefilterSkipped.Load(),
+
+		PrefilterSentOnBelow:        c.sentOnBelow.Load(),
+		PrefilterShed:               c.shed.Load(),
+		PrefilterSkippedByThreshold: c.skippedByThreshold.Load(),
+		PrefilterMode:               p.cfg.Prefilter.String(),
 	}
 	for t := range c.answered {
 		s.Answered[router.Tier(t)] = c.answered[t].Load()

@@ -126,8 +126,10 @@ type Provenance struct {
 	// Reason says why an answer is degraded.
 	Reason string
 	// Prefiltered is set when the lexicon answered because the item's
-	// |prescore| was under the threshold.
-	Prefiltered   bool
+	// |prescore| was under the threshold: skipped, or shed under load.
+	Prefiltered bool
+	// Prefilter is what the prefilter decided.
+	Prefilter     PrefilterDecision
 	Latency       time.Duration
 	TokensIn      int64
 	TokensOut     int64
@@ -135,11 +137,36 @@ type Provenance struct {
 	PromptVersion string
 }
 
+// PrefilterDecision is what the prefilter did with an item.
+type PrefilterDecision int
+
+// Prefilter decisions; the zero value is none (a preliminary answer).
+const (
+	PrefilterNone PrefilterDecision = iota
+	// PrefilterAbove: |prescore| at or above the threshold.
+	PrefilterAbove
+	// PrefilterSentOnBelow: below it, sent to the local model because
+	// the GPU had room.
+	PrefilterSentOnBelow
+	// PrefilterShed: below it, and the GPU could not take it in time.
+	PrefilterShed
+	// PrefilterSkipped: below it, answered without asking (fixed mode,
+	// or no local tier).
+	PrefilterSkipped
+	// PrefilterExempt: require_llm.
+	PrefilterExempt
+)
+
 // Event is an answer as it becomes known, for whoever listens: the
 // preliminary answer at prescore time, then the final one (or the error
 // the call ended with).
 type Event struct {
 	Request *Request
+	// Prefilter is what the prefilter decided for the item, known from
+	// the preliminary event on: a batch stream lets an item sent on below
+	// the threshold wait for the GPU without holding a place the stream
+	// needs to read stronger ones.
+	Prefilter PrefilterDecision
 	// Answer is the preliminary or final answer; for a final event with
 	// Err set it is the zero Answer.
 	Answer Answer

@@ -160,10 +160,24 @@ type Quota interface {
 
 // Queue admits calls to the GPU (the batcher package).
 type Queue interface {
-	// Acquire returns once a slot is free; release must be called with
-	// what the call said of the server's health. It fails at once when
-	// the queue is full or the item cannot start within maxWait.
-	Acquire(ctx context.Context, maxWait time.Duration) (release func(upstream.Signal), err error)
+	// AcquireRanked returns once a slot is free, the items that rank
+	// above this one served first; release must be called with what the
+	// call said of the server's health. It fails at once when the queue
+	// is full of stronger items or the item cannot start within maxWait.
+	AcquireRanked(ctx context.Context, maxWait time.Duration, rank batcher.Rank) (release func(upstream.Signal), err error)
+}
+
+// rankOf is an item's place in the GPU queue: its priority, then the
+// strength of its signal.
+func rankOf(p Priority, pre lexicon.Prescore) batcher.Rank {
+	prio := 1
+	switch p {
+	case PriorityLow:
+		prio = 0
+	case PriorityHigh:
+		prio = 2
+	}
+	return batcher.Rank{Priority: prio, Strength: math.Abs(pre.Score)}
 }
 
 // BreakerConfig sets every tier's circuit breaker.
@@ -365,7 +379,7 @@ func (r *Router) Judge(ctx context.Context, req Request) Result {
 			prompt, rendered = p, true
 		}
 		left, hasDeadline := r.remaining(ctx)
-		a, ans, usage := r.try(ctx, t, prompt, req.Priority, r.reserveAfter(i, req, left, hasDeadline))
+		a, ans, usage := r.try(ctx, t, prompt, req.Priority, rankOf(req.Priority, req.Prescore), r.reserveAfter(i, req, left, hasDeadline))
 		a.Latency = r.now().Sub(start)
 		res.Tried = append(res.Tried, a)
 		res.Calls += a.Calls
@@ -407,7 +421,7 @@ func (r *Router) degrade(res Result, req Request, why string) Result {
 // try runs one tier's attempts: retries with backoff on retryable
 // failures, never past the caller's deadline. reserve is time to leave for
 // the tiers after this one.
-func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority, reserve time.Duration) (Attempt, Answer, Usage) {
+func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority, rank batcher.Rank, reserve time.Duration) (Attempt, Answer, Usage) {
 	a := Attempt{Tier: t.Tier, Model: t.Model}
 	var usage Usage
 	attempts := r.attempts(prio)
@@ -434,7 +448,7 @@ func (r *Router) try(ctx context.Context, t *tier, prompt Prompt, prio Priority,
 		if berr != nil {
 			return stop(OutcomeBreakerOpen, r.breakerDetail(t))
 		}
-		release, outcome, detail := r.admit(ctx, t, reserve)
+		release, outcome, detail := r.admit(ctx, t, rank, reserve)
 		if release == nil {
 			done(excluded{err: &upstream.Error{Kind: upstream.KindCanceled, Message: "not called: " + detail}})
 			return stop(outcome, detail)
@@ -548,7 +562,7 @@ func (r *Router) paused(t *tier) (time.Time, bool) {
 // nil release with the outcome and why; a quota slot claimed for a call
 // that is then not made (the GPU queue refused the item, or the caller's
 // context ended while it waited) is given back.
-func (r *Router) admit(ctx context.Context, t *tier, reserve time.Duration) (release func(upstream.Signal), _ Outcome, detail string) {
+func (r *Router) admit(ctx context.Context, t *tier, rank batcher.Rank, reserve time.Duration) (release func(upstream.Signal), _ Outcome, detail string) {
 	maxWait := func() time.Duration {
 		if left, ok := r.remaining(ctx); ok {
 			return max(0, left-reserve-r.cfg.MinTierTime)
@@ -574,7 +588,7 @@ func (r *Router) admit(ctx context.Context, t *tier, reserve time.Duration) (rel
 	if t.Queue == nil {
 		return func(upstream.Signal) {}, 0, ""
 	}
-	rel, err := t.Queue.Acquire(ctx, maxWait())
+	rel, err := t.Queue.AcquireRanked(ctx, maxWait(), rank)
 	if err != nil {
 		slot.Cancel(ctx)
 	}

@@ -153,6 +153,7 @@ func answerPB(a *pipeline.Answer) *pb.ClassifyResponse {
 		Degraded:        p.Degraded,
 		Reason:          p.Reason,
 		Prefiltered:     p.Prefiltered,
+		Prefilter:       pb.PrefilterDecision(p.Prefilter),
 		Latency:         durationpb.New(p.Latency),
 		TokensIn:        p.TokensIn,
 		TokensOut:       p.TokensOut,

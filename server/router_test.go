@@ -108,55 +108,78 @@ func TestTieredAnswers(t *testing.T) {
 }
 
 func TestPrefilter(t *testing.T) {
-	local := upstreamtest.New(t, upstreamtest.Ollama)
-	cfg := testConfig()
-	cfg.Local.Enabled, cfg.Local.Endpoint = true, local.URL
-	ts := start(t, cfg)
 	neutral := &pb.NewsItem{Title: "Acme will publish its third-quarter report on October 24"}
 	strong := &pb.NewsItem{Title: "Acme raises full-year guidance after record orders"}
 	minPre := func(v float64) *float64 { return &v }
-
-	tests := []struct {
-		name        string
-		item        *pb.NewsItem
-		opts        *pb.ClassifyOptions
-		prefiltered bool
-	}{
-		{"neutral item answered by the lexicon", neutral, nil, true},
-		{"strong item goes to the model", strong, nil, false},
-		{"threshold 0 sends everything on", neutral, &pb.ClassifyOptions{MinPrescore: minPre(0)}, false},
-		{"a high threshold keeps even strong items", strong, &pb.ClassifyOptions{MinPrescore: minPre(0.99)}, true},
-		{"require_llm is never prefiltered", neutral, &pb.ClassifyOptions{RequireLlm: true}, false},
+	const (
+		above   = pb.PrefilterDecision_PREFILTER_DECISION_ABOVE_THRESHOLD
+		below   = pb.PrefilterDecision_PREFILTER_DECISION_SENT_ON_BELOW_THRESHOLD
+		skipped = pb.PrefilterDecision_PREFILTER_DECISION_SKIPPED_BY_THRESHOLD
+		exempt  = pb.PrefilterDecision_PREFILTER_DECISION_EXEMPT
+	)
+	type call struct {
+		name     string
+		item     *pb.NewsItem
+		opts     *pb.ClassifyOptions
+		decision pb.PrefilterDecision
 	}
-	wantSkipped := 0
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			before := local.Calls()
-			resp, err := ts.client.Classify(ctxT(t), &pb.ClassifyRequest{Item: tt.item, Options: tt.opts})
+	for _, mode := range []struct {
+		name  string
+		calls []call
+	}{
+		{"fixed", []call{
+			{"neutral item answered by the lexicon", neutral, nil, skipped},
+			{"strong item goes to the model", strong, nil, above},
+			{"threshold 0 sends everything on", neutral, &pb.ClassifyOptions{MinPrescore: minPre(0)}, above},
+			{"a high threshold keeps even strong items", strong, &pb.ClassifyOptions{MinPrescore: minPre(0.99)}, skipped},
+			{"require_llm is never prefiltered", neutral, &pb.ClassifyOptions{RequireLlm: true}, exempt},
+		}},
+		{"adaptive", []call{
+			{"neutral item goes to the idle local model", neutral, nil, below},
+			{"strong item goes to the model", strong, nil, above},
+			{"threshold 0 sends everything on", neutral, &pb.ClassifyOptions{MinPrescore: minPre(0)}, above},
+			{"a high threshold still lets the local model judge", strong, &pb.ClassifyOptions{MinPrescore: minPre(0.99)}, below},
+			{"a weak item never goes to a cloud tier alone", neutral, &pb.ClassifyOptions{AllowedTiers: []pb.Tier{pb.Tier_TIER_GEMINI}}, skipped},
+			{"require_llm is never prefiltered", neutral, &pb.ClassifyOptions{RequireLlm: true}, exempt},
+		}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			local := upstreamtest.New(t, upstreamtest.Ollama)
+			cfg := testConfig()
+			cfg.Local.Enabled, cfg.Local.Endpoint = true, local.URL
+			cfg.Prefilter = mode.name
+			ts := start(t, cfg)
+			counts := map[pb.PrefilterDecision]uint64{}
+			for _, c := range mode.calls {
+				before := local.Calls()
+				resp, err := ts.client.Classify(ctxT(t), &pb.ClassifyRequest{Item: c.item, Options: c.opts})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := resp.GetProvenance()
+				called := local.Calls() - before
+				counts[p.GetPrefilter()]++
+				prefiltered := c.decision == skipped
+				if p.GetPrefilter() != c.decision || p.GetPrefiltered() != prefiltered || p.GetDegraded() {
+					t.Fatalf("%s: decision %v prefiltered %v degraded %v; want %v", c.name, p.GetPrefilter(), p.GetPrefiltered(), p.GetDegraded(), c.decision)
+				}
+				if prefiltered && (called != 0 || p.GetTier() != pb.Tier_TIER_LEXICON || !strings.Contains(p.GetReason(), "under the threshold")) {
+					t.Errorf("%s: prefiltered item reached the model (%d calls, tier %v, reason %q)", c.name, called, p.GetTier(), p.GetReason())
+				}
+				if !prefiltered && (called != 1 || p.GetTier() != pb.Tier_TIER_LOCAL) {
+					t.Errorf("%s: %d local calls, tier %v; want one call and the local answer", c.name, called, p.GetTier())
+				}
+			}
+			st, err := ts.client.Stats(ctxT(t), &pb.StatsRequest{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := resp.GetProvenance()
-			called := local.Calls() - before
-			if p.GetPrefiltered() != tt.prefiltered || p.GetDegraded() {
-				t.Fatalf("prefiltered %v degraded %v, want prefiltered %v and not degraded", p.GetPrefiltered(), p.GetDegraded(), tt.prefiltered)
-			}
-			if tt.prefiltered && (called != 0 || p.GetTier() != pb.Tier_TIER_LEXICON) {
-				t.Errorf("prefiltered item reached the model (%d calls, tier %v)", called, p.GetTier())
-			}
-			if !tt.prefiltered && (called != 1 || p.GetTier() != pb.Tier_TIER_LOCAL) {
-				t.Errorf("item sent on: %d local calls, tier %v; want one call and the local answer", called, p.GetTier())
+			pf := st.GetPrefilter()
+			n := uint64(len(mode.calls))
+			if pf.GetSeen() != n || pf.GetSkipped() != counts[skipped] || pf.GetSentOn() != n-counts[skipped] ||
+				pf.GetSentOnBelowThreshold() != counts[below] || pf.GetSkippedByThreshold() != counts[skipped] || pf.GetMode() != mode.name {
+				t.Errorf("prefilter stats %v, want %d seen, decisions %v", pf, n, counts)
 			}
 		})
-		if tt.prefiltered {
-			wantSkipped++
-		}
-	}
-	st, err := ts.client.Stats(ctxT(t), &pb.StatsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pf := st.GetPrefilter(); pf.GetSeen() != uint64(len(tests)) || pf.GetSkipped() != uint64(wantSkipped) || pf.GetSentOn() != uint64(len(tests)-wantSkipped) {
-		t.Errorf("prefilter stats %v, want %d seen, %d skipped", pf, len(tests), wantSkipped)
 	}
 }

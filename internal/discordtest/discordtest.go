@@ -30,6 +30,12 @@
 // keep the bubble from ever being idle), and every behaviour waits on
 // channels and on the request's context, so virtual time advances while
 // it waits and the bucket windows run on the bubble's clock.
+//
+// The format itself (message objects, body checks, buckets and their
+// headers, the 429 and server-error answers) is internal/discordapi's,
+// which the simulator cmd/llmsim speaks too; this package adds the
+// webhooks' registry, the script, the records and the transports a test
+// needs.
 package discordtest
 
 import (
@@ -37,47 +43,35 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-	"unicode/utf8"
+
+	"github.com/catalystbot/sentiment/internal/discordapi"
+	"github.com/catalystbot/sentiment/internal/llmapi"
 )
 
 // The default bucket of a webhook: Discord's 5 requests per 2 s.
 const (
-	DefaultLimit      = 5
-	DefaultResetAfter = 2 * time.Second
+	DefaultLimit      = discordapi.DefaultLimit
+	DefaultResetAfter = discordapi.DefaultResetAfter
 )
 
 // Discord's error codes the fake answers with.
 const (
-	CodeUnknownWebhook      = 10015
-	CodeUnknownMessage      = 10008
-	CodeInvalidWebhookToken = 50027
-	CodeEmptyMessage        = 50006
-	CodeInvalidFormBody     = 50035
-	CodeInvalidJSON         = 50109
+	CodeUnknownWebhook      = discordapi.CodeUnknownWebhook
+	CodeUnknownMessage      = discordapi.CodeUnknownMessage
+	CodeInvalidWebhookToken = discordapi.CodeInvalidWebhookToken
+	CodeEmptyMessage        = discordapi.CodeEmptyMessage
+	CodeInvalidFormBody     = discordapi.CodeInvalidFormBody
+	CodeInvalidJSON         = discordapi.CodeInvalidJSON
 )
-
-// maxBody caps a request body read, as Discord caps uploads.
-const maxBody = 25 << 20
-
-// firstSnowflake is where the fake's message and channel ids start: a
-// plausible 2024 snowflake, so that ids look like Discord's.
-const firstSnowflake = 1_230_000_000_000_000_000
-
-var route = regexp.MustCompile(`^/api(?:/v\d+)?/webhooks/([^/]+)/([^/]+)(?:/messages/([^/]+))?/?$`)
 
 // Request is one request the fake received.
 type Request struct {
@@ -102,77 +96,26 @@ type Request struct {
 	Status int
 }
 
-// Payload is the JSON body of an execute or edit request. A nil field was
-// left out (or null).
-type Payload struct {
-	Content         *string          `json:"content"`
-	Embeds          *[]Embed         `json:"embeds"`
-	AllowedMentions *AllowedMentions `json:"allowed_mentions"`
-	Username        *string          `json:"username"`
-}
-
-// AllowedMentions is what a message may ping; an empty Parse pings no one.
-type AllowedMentions struct {
-	Parse []string `json:"parse"`
-}
-
-// Message is Discord's message object, as the fake keeps and returns it.
-type Message struct {
-	ID              string   `json:"id"`
-	Type            int      `json:"type"`
-	Content         string   `json:"content"`
-	ChannelID       string   `json:"channel_id"`
-	Author          User     `json:"author"`
-	Attachments     []any    `json:"attachments"`
-	Embeds          []Embed  `json:"embeds"`
-	Mentions        []any    `json:"mentions"`
-	MentionRoles    []string `json:"mention_roles"`
-	Pinned          bool     `json:"pinned"`
-	MentionEveryone bool     `json:"mention_everyone"`
-	TTS             bool     `json:"tts"`
-	Timestamp       string   `json:"timestamp"`
-	EditedTimestamp *string  `json:"edited_timestamp"`
-	Flags           int      `json:"flags"`
-	Components      []any    `json:"components"`
-	WebhookID       string   `json:"webhook_id"`
-}
-
-// User is a message's author: for a webhook message, the webhook itself.
-type User struct {
-	ID       string `json:"id"`
-	Username string `json:"username"`
-	Bot      bool   `json:"bot"`
-}
-
-// Embed is Discord's embed object.
-type Embed struct {
-	Type        string  `json:"type,omitempty"`
-	Title       string  `json:"title,omitempty"`
-	Description string  `json:"description,omitempty"`
-	URL         string  `json:"url,omitempty"`
-	Color       int     `json:"color,omitempty"`
-	Timestamp   string  `json:"timestamp,omitempty"`
-	Fields      []Field `json:"fields,omitempty"`
-	Footer      *Footer `json:"footer,omitempty"`
-	Author      *Author `json:"author,omitempty"`
-}
-
-// Field is an embed field.
-type Field struct {
-	Name   string `json:"name"`
-	Value  string `json:"value"`
-	Inline bool   `json:"inline,omitempty"`
-}
-
-// Footer is an embed's footer.
-type Footer struct {
-	Text string `json:"text"`
-}
-
-// Author is an embed's author line.
-type Author struct {
-	Name string `json:"name"`
-}
+// The wire types, as Discord sends and takes them.
+type (
+	// Payload is the JSON body of an execute or edit request. A nil field
+	// was left out (or null).
+	Payload = discordapi.Payload
+	// AllowedMentions is what a message may ping.
+	AllowedMentions = discordapi.AllowedMentions
+	// Message is Discord's message object, as the fake keeps and returns it.
+	Message = discordapi.Message
+	// User is a message's author: for a webhook message, the webhook itself.
+	User = discordapi.User
+	// Embed is Discord's embed object.
+	Embed = discordapi.Embed
+	// Field is an embed field.
+	Field = discordapi.Field
+	// Footer is an embed's footer.
+	Footer = discordapi.Footer
+	// Author is an embed's author line.
+	Author = discordapi.Author
+)
 
 // Server is a fake Discord. Its methods are safe for concurrent use.
 type Server struct {
@@ -183,14 +126,13 @@ type Server struct {
 	t   testing.TB
 	srv *httptest.Server
 
+	store   *discordapi.Store
+	buckets *discordapi.Buckets
+
 	mu       sync.Mutex
 	hooks    map[string]*hook
-	buckets  map[string]*bucket
-	inBucket map[string]string // webhook id -> bucket name, from SetBucket
 	script   map[string][]Behavior
 	requests []Request
-	messages map[string]*Message
-	nextID   uint64
 	global   time.Time // every request gets a global 429 until then
 	changed  chan struct{}
 	stop     chan struct{}
@@ -205,14 +147,6 @@ type hook struct {
 	// early.
 	until time.Time
 	scope string
-}
-
-type bucket struct {
-	name       string
-	limit      int
-	resetAfter time.Duration
-	count      int
-	windowEnd  time.Time
 }
 
 // New starts a fake Discord on a loopback port; it is closed when the test
@@ -240,14 +174,12 @@ func NewMemory(t testing.TB) *Server {
 
 func newServer(t testing.TB) *Server {
 	return &Server{
-		t:        t,
-		hooks:    make(map[string]*hook),
-		buckets:  make(map[string]*bucket),
-		inBucket: make(map[string]string),
-		script:   make(map[string][]Behavior),
-		messages: make(map[string]*Message),
-		nextID:   firstSnowflake,
-		stop:     make(chan struct{}),
+		t:       t,
+		store:   discordapi.NewStore(),
+		buckets: discordapi.NewBuckets(DefaultLimit, DefaultResetAfter),
+		hooks:   make(map[string]*hook),
+		script:  make(map[string][]Behavior),
+		stop:    make(chan struct{}),
 	}
 }
 
@@ -288,7 +220,7 @@ func (s *Server) Webhook(id, token string) string {
 	defer s.mu.Unlock()
 	h := s.hooks[id]
 	if h == nil {
-		h = &hook{id: id, channelID: s.snowflakeLocked()}
+		h = &hook{id: id, channelID: s.store.Snowflake()}
 		s.hooks[id] = h
 	}
 	h.token, h.deleted = token, false
@@ -311,15 +243,7 @@ func (s *Server) DeleteWebhook(id string) {
 // Discord's webhooks of one server do; the last limit and resetAfter set
 // for a name hold.
 func (s *Server) SetBucket(webhookID, name string, limit int, resetAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.buckets[name]
-	if b == nil {
-		b = &bucket{name: name}
-		s.buckets[name] = b
-	}
-	b.limit, b.resetAfter = limit, resetAfter
-	s.inBucket[webhookID] = name
+	s.buckets.Set(webhookID, name, limit, resetAfter)
 }
 
 // Push queues behaviours for the next requests to the webhook id that get
@@ -362,26 +286,10 @@ func (s *Server) filter(keep func(*Request) bool) []Request {
 }
 
 // Messages returns the messages the fake holds now, by id.
-func (s *Server) Messages() map[string]Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]Message, len(s.messages))
-	for id, m := range s.messages {
-		out[id] = m.clone()
-	}
-	return out
-}
+func (s *Server) Messages() map[string]Message { return s.store.Messages() }
 
 // Message returns the message id as the fake holds it now.
-func (s *Server) Message(id string) (Message, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, ok := s.messages[id]
-	if !ok {
-		return Message{}, false
-	}
-	return m.clone(), true
-}
+func (s *Server) Message(id string) (Message, bool) { return s.store.Message(id) }
 
 // Await waits until at least n requests have arrived, or ctx ends, and
 // returns the requests so far. Tests order themselves on it instead of
@@ -408,47 +316,15 @@ func (s *Server) Await(ctx context.Context, n int) ([]Request, error) {
 	}
 }
 
-func (m *Message) clone() Message {
-	c := *m
-	c.Embeds = cloneEmbeds(m.Embeds)
-	return c
-}
-
-func cloneEmbeds(es []Embed) []Embed {
-	if es == nil {
-		return nil
-	}
-	out := make([]Embed, len(es))
-	for i, e := range es {
-		e.Fields = append([]Field(nil), e.Fields...)
-		if e.Footer != nil {
-			f := *e.Footer
-			e.Footer = &f
-		}
-		if e.Author != nil {
-			a := *e.Author
-			e.Author = &a
-		}
-		out[i] = e
-	}
-	return out
-}
-
-// snowflakeLocked returns a new id; s.mu is held.
-func (s *Server) snowflakeLocked() string {
-	s.nextID++
-	return strconv.FormatUint(s.nextID, 10)
-}
-
 // ServeHTTP records the request, applies the global wait, the webhook's
 // bucket and its script, and answers.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	raw, _ := io.ReadAll(io.LimitReader(r.Body, discordapi.MaxBody))
 	rec := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Raw: raw}
 	_ = json.Unmarshal(raw, &rec.Body)
-	m := route.FindStringSubmatch(r.URL.Path)
-	if m != nil {
-		rec.WebhookID, rec.MessageID = m[1], m[3]
+	p, routed := discordapi.ParsePath(r.URL.Path)
+	if routed {
+		rec.WebhookID, rec.MessageID = p.WebhookID, p.MessageID
 	}
 
 	s.mu.Lock()
@@ -460,7 +336,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x := &exchange{s: s, raw: w, r: r, req: rec, stop: s.stop}
 	x.w = &statusWriter{ResponseWriter: w, s: s, idx: rec.Seq - 1}
-	answer := s.admitLocked(x, m)
+	answer := s.admitLocked(x, p, routed)
 	s.mu.Unlock()
 	answer.serve(x)
 }
@@ -468,15 +344,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // admitLocked decides what answers x, in Discord's order: the route, the
 // webhook and its token, the global wait, the bucket, a 429's wait, then
 // the script. s.mu is held.
-func (s *Server) admitLocked(x *exchange, m []string) Behavior {
-	if m == nil {
+func (s *Server) admitLocked(x *exchange, p discordapi.Path, routed bool) Behavior {
+	if !routed {
 		return Error(http.StatusNotFound, 0, "404: Not Found")
 	}
-	h := s.hooks[m[1]]
+	h := s.hooks[p.WebhookID]
 	if h == nil || h.deleted {
 		return Error(http.StatusNotFound, CodeUnknownWebhook, "Unknown Webhook")
 	}
-	if h.token != m[2] {
+	if h.token != p.Token {
 		return Error(http.StatusUnauthorized, CodeInvalidWebhookToken, "Invalid Webhook Token")
 	}
 	x.hook = h
@@ -484,15 +360,11 @@ func (s *Server) admitLocked(x *exchange, m []string) Behavior {
 	if now.Before(s.global) {
 		return limited(s.global.Sub(now), ScopeGlobal, true)
 	}
-	b := s.bucketLocked(h.id)
-	if !now.Before(b.windowEnd) {
-		b.count, b.windowEnd = 0, now.Add(b.resetAfter)
+	name, admitted, wait := s.buckets.Take(h.id, now)
+	x.bucket = name
+	if !admitted {
+		return limited(wait, ScopeUser, false)
 	}
-	x.bucket = b
-	if b.count >= b.limit {
-		return limited(b.windowEnd.Sub(now), ScopeUser, false)
-	}
-	b.count++
 	if now.Before(h.until) {
 		return limited(h.until.Sub(now), h.scope, false)
 	}
@@ -503,39 +375,12 @@ func (s *Server) admitLocked(x *exchange, m []string) Behavior {
 	return OK()
 }
 
-// bucketLocked returns the bucket of the webhook id, making its own
-// default one on first use. s.mu is held.
-func (s *Server) bucketLocked(id string) *bucket {
-	name, ok := s.inBucket[id]
-	if !ok {
-		f := fnv.New64a()
-		_, _ = f.Write([]byte(id))
-		name = fmt.Sprintf("%016x", f.Sum64())
-		s.inBucket[id] = name
-	}
-	b := s.buckets[name]
-	if b == nil {
-		b = &bucket{name: name, limit: DefaultLimit, resetAfter: DefaultResetAfter}
-		s.buckets[name] = b
-	}
-	return b
-}
-
 // setRateLimitHeaders writes the state of x's bucket as it stands when
 // the answer is written, as Discord does; nothing when x reached none.
 func (x *exchange) setRateLimitHeaders() {
-	if x.bucket == nil {
-		return
+	if x.bucket != "" {
+		x.s.buckets.SetHeaders(x.w.Header(), x.bucket, time.Now())
 	}
-	x.s.mu.Lock()
-	defer x.s.mu.Unlock()
-	b, h := x.bucket, x.w.Header()
-	after := max(0, time.Until(b.windowEnd).Seconds())
-	h.Set("X-RateLimit-Limit", strconv.Itoa(b.limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(0, b.limit-b.count)))
-	h.Set("X-RateLimit-Reset", strconv.FormatFloat(float64(b.windowEnd.UnixMilli())/1000, 'f', 3, 64))
-	h.Set("X-RateLimit-Reset-After", strconv.FormatFloat(after, 'f', 3, 64))
-	h.Set("X-RateLimit-Bucket", b.name)
 }
 
 // exchange is one request being answered.
@@ -546,9 +391,9 @@ type exchange struct {
 	r    *http.Request
 	req  Request
 	hook *hook
-	// bucket is the webhook's bucket, whose headers the answers Discord
-	// itself gives carry; nil before the webhook is known.
-	bucket *bucket
+	// bucket names the webhook's bucket, whose headers the answers Discord
+	// itself gives carry; empty before the webhook is known.
+	bucket string
 	stop   <-chan struct{}
 }
 
@@ -584,9 +429,9 @@ type Behavior struct {
 
 // Scopes of a 429, as Discord's X-RateLimit-Scope names them.
 const (
-	ScopeUser   = "user"
-	ScopeGlobal = "global"
-	ScopeShared = "shared"
+	ScopeUser   = discordapi.ScopeUser
+	ScopeGlobal = discordapi.ScopeGlobal
+	ScopeShared = discordapi.ScopeShared
 )
 
 // OK answers normally: the message is posted, edited or read.
@@ -621,19 +466,10 @@ func GlobalRateLimited(retryAfter time.Duration) Behavior {
 // limited is Discord's 429. A global one carries no bucket headers.
 func limited(retryAfter time.Duration, scope string, global bool) Behavior {
 	return Behavior{serve: func(x *exchange) {
-		h := x.w.Header()
-		if global {
-			h.Set("X-RateLimit-Global", "true")
-		} else {
+		if !global {
 			x.setRateLimitHeaders()
 		}
-		h.Set("X-RateLimit-Scope", scope)
-		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
-		writeJSON(x.w, http.StatusTooManyRequests, map[string]any{
-			"message":     "You are being rate limited.",
-			"retry_after": math.Round(retryAfter.Seconds()*1000) / 1000,
-			"global":      global,
-		})
+		discordapi.WriteRateLimited(x.w, retryAfter, scope, global)
 	}}
 }
 
@@ -641,17 +477,7 @@ func limited(retryAfter time.Duration, scope string, global bool) Behavior {
 // JSON, 502 with Cloudflare's HTML page, 503 and 504 with the proxy's
 // plain text, others with a JSON status message. No rate-limit headers.
 func ServerError(status int) Behavior {
-	return Behavior{serve: func(x *exchange) {
-		switch status {
-		case http.StatusBadGateway:
-			writeRaw(x.w, status, "text/html", []byte("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n"+
-				"<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"))
-		case http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			writeRaw(x.w, status, "text/plain", []byte("upstream connect error or disconnect/reset before headers. reset reason: connection termination"))
-		default:
-			writeJSON(x.w, status, map[string]any{"message": fmt.Sprintf("%d: %s", status, http.StatusText(status)), "code": 0})
-		}
-	}}
+	return Behavior{serve: func(x *exchange) { discordapi.WriteServerError(x.w, status) }}
 }
 
 // Error answers status with Discord's JSON error {message, code} and the
@@ -659,7 +485,7 @@ func ServerError(status int) Behavior {
 func Error(status, code int, message string) Behavior {
 	return Behavior{serve: func(x *exchange) {
 		x.setRateLimitHeaders()
-		writeJSON(x.w, status, map[string]any{"message": message, "code": code})
+		discordapi.WriteError(x.w, status, code, message)
 	}}
 }
 
@@ -685,7 +511,7 @@ func Raw(status int, contentType, body string, header ...string) Behavior {
 		for i := 0; i < len(header); i += 2 {
 			x.w.Header().Set(header[i], header[i+1])
 		}
-		writeRaw(x.w, status, contentType, []byte(body))
+		discordapi.WriteRaw(x.w, status, contentType, []byte(body))
 	}}
 }
 
@@ -738,239 +564,20 @@ func Until(release <-chan struct{}, b Behavior) Behavior {
 // "connection reset by peer".
 func Reset() Behavior { return Behavior{serve: reset} }
 
-func reset(x *exchange) {
-	if r, ok := x.raw.(interface{ resetConn() }); ok {
-		r.resetConn()
-		return
-	}
-	hj, ok := x.raw.(http.Hijacker)
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		return
-	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	_ = conn.Close()
-}
+func reset(x *exchange) { llmapi.ResetConn(x.raw) }
 
 // serveNormal posts, edits or reads a message, checking the body as
 // Discord does.
 func serveNormal(x *exchange) {
-	s, req := x.s, x.req
 	x.setRateLimitHeaders()
-	switch {
-	case req.MessageID == "" && x.r.Method == http.MethodPost:
-		if !checkBody(x) {
-			return
-		}
-		s.mu.Lock()
-		now := discordTime(time.Now())
-		msg := &Message{
-			ID: s.snowflakeLocked(), ChannelID: x.hook.channelID, WebhookID: x.hook.id,
-			Author:      User{ID: x.hook.id, Username: "Captain Hook", Bot: true},
-			Attachments: []any{}, Embeds: []Embed{}, Mentions: []any{}, MentionRoles: []string{}, Components: []any{},
-			Timestamp: now,
-		}
-		if p := req.Body; p.Content != nil {
-			msg.Content = *p.Content
-		}
-		if p := req.Body; p.Embeds != nil {
-			msg.Embeds = richEmbeds(*p.Embeds)
-		}
-		s.messages[msg.ID] = msg
-		out := msg.clone()
-		s.mu.Unlock()
-		if !truthy(x.r.URL.Query().Get("wait")) {
-			x.w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		writeJSON(x.w, http.StatusOK, out)
-	case req.MessageID != "" && (x.r.Method == http.MethodPatch || x.r.Method == http.MethodGet):
-		s.mu.Lock()
-		msg, ok := s.messages[req.MessageID]
-		ok = ok && msg.WebhookID == x.hook.id
-		s.mu.Unlock()
-		if !ok {
-			writeJSON(x.w, http.StatusNotFound, map[string]any{"message": "Unknown Message", "code": CodeUnknownMessage})
-			return
-		}
-		if x.r.Method == http.MethodPatch {
-			if !checkBody(x) {
-				return
-			}
-		}
-		s.mu.Lock()
-		if x.r.Method == http.MethodPatch {
-			p := req.Body
-			content, embeds := msg.Content, msg.Embeds
-			if p.Content != nil {
-				content = *p.Content
-			}
-			if p.Embeds != nil {
-				embeds = richEmbeds(*p.Embeds)
-			}
-			if strings.TrimSpace(content) == "" && len(embeds) == 0 {
-				s.mu.Unlock()
-				writeJSON(x.w, http.StatusBadRequest, map[string]any{"message": "Cannot send an empty message", "code": CodeEmptyMessage})
-				return
-			}
-			edited := discordTime(time.Now())
-			msg.Content, msg.Embeds, msg.EditedTimestamp = content, embeds, &edited
-		}
-		out := msg.clone()
-		s.mu.Unlock()
-		writeJSON(x.w, http.StatusOK, out)
-	default:
-		writeJSON(x.w, http.StatusMethodNotAllowed, map[string]any{"message": "405: Method Not Allowed", "code": 0})
-	}
-}
-
-// checkBody answers 400 and returns false when the body is not what
-// Discord accepts: JSON in valid UTF-8, not empty (on a post), within the
-// limits.
-func checkBody(x *exchange) bool {
-	ct := x.r.Header.Get("Content-Type")
-	if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "application/json") {
-		// Discord reads any other body as a form with no payload in it.
-		writeJSON(x.w, http.StatusBadRequest, map[string]any{"message": "Cannot send an empty message", "code": CodeEmptyMessage})
-		return false
-	}
-	var probe map[string]json.RawMessage
-	if !utf8.Valid(x.req.Raw) || json.Unmarshal(x.req.Raw, &probe) != nil {
-		writeJSON(x.w, http.StatusBadRequest, map[string]any{"message": "The request body contains invalid JSON.", "code": CodeInvalidJSON})
-		return false
-	}
-	p := x.req.Body
-	if x.r.Method == http.MethodPost && (p.Content == nil || strings.TrimSpace(*p.Content) == "") && (p.Embeds == nil || len(*p.Embeds) == 0) {
-		writeJSON(x.w, http.StatusBadRequest, map[string]any{"message": "Cannot send an empty message", "code": CodeEmptyMessage})
-		return false
-	}
-	if tree := FormErrors(p); tree != nil {
-		writeJSON(x.w, http.StatusBadRequest, map[string]any{"message": "Invalid Form Body", "code": CodeInvalidFormBody, "errors": tree})
-		return false
-	}
-	return true
+	x.s.store.Serve(x.w, discordapi.Hook{ID: x.hook.id, ChannelID: x.hook.channelID}, x.r, x.req.Raw, x.req.MessageID)
 }
 
 // FormErrors checks p against Discord's limits and returns the errors tree
 // Discord would send with 400 Invalid Form Body, or nil when p is within
 // them. Texts are counted in runes after trimming whitespace, as Discord
 // counts them.
-func FormErrors(p Payload) map[string]any {
-	tree := map[string]any{}
-	add := func(code, msg string, path ...string) {
-		node := tree
-		for _, k := range path {
-			next, ok := node[k].(map[string]any)
-			if !ok {
-				next = map[string]any{}
-				node[k] = next
-			}
-			node = next
-		}
-		list, _ := node["_errors"].([]any)
-		node["_errors"] = append(list, map[string]any{"code": code, "message": msg})
-	}
-	tooLong := func(s string, limit int, path ...string) int {
-		n := runes(s)
-		if n > limit {
-			add("BASE_TYPE_MAX_LENGTH", fmt.Sprintf("Must be %d or fewer in length.", limit), path...)
-		}
-		return n
-	}
-	required := func(s string, path ...string) bool {
-		if strings.TrimSpace(s) == "" {
-			add("BASE_TYPE_REQUIRED", "This field is required", path...)
-			return false
-		}
-		return true
-	}
-	if p.Content != nil {
-		tooLong(*p.Content, 2000, "content")
-	}
-	if p.Embeds != nil {
-		embeds := *p.Embeds
-		if len(embeds) > 10 {
-			add("BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.", "embeds")
-		}
-		total := 0
-		for i, e := range embeds {
-			at := func(path ...string) []string { return append([]string{"embeds", strconv.Itoa(i)}, path...) }
-			total += tooLong(e.Title, 256, at("title")...)
-			total += tooLong(e.Description, 4096, at("description")...)
-			if len(e.Fields) > 25 {
-				add("BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.", at("fields")...)
-			}
-			for j, f := range e.Fields {
-				if required(f.Name, at("fields", strconv.Itoa(j), "name")...) {
-					total += tooLong(f.Name, 256, at("fields", strconv.Itoa(j), "name")...)
-				}
-				if required(f.Value, at("fields", strconv.Itoa(j), "value")...) {
-					total += tooLong(f.Value, 1024, at("fields", strconv.Itoa(j), "value")...)
-				}
-			}
-			if e.Footer != nil && required(e.Footer.Text, at("footer", "text")...) {
-				total += tooLong(e.Footer.Text, 2048, at("footer", "text")...)
-			}
-			if e.Author != nil && required(e.Author.Name, at("author", "name")...) {
-				total += tooLong(e.Author.Name, 256, at("author", "name")...)
-			}
-			if e.Color < 0 || e.Color > 0xffffff {
-				add("NUMBER_TYPE_MAX", "int value should be less than or equal to 16777215.", at("color")...)
-			}
-			if e.Timestamp != "" {
-				if _, err := time.Parse(time.RFC3339Nano, e.Timestamp); err != nil {
-					add("DATE_TIME_TYPE_PARSE", fmt.Sprintf("Could not interpret %q as a date-time.", e.Timestamp), at("timestamp")...)
-				}
-			}
-		}
-		if total > 6000 {
-			add("MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000", "embeds")
-		}
-	}
-	if len(tree) == 0 {
-		return nil
-	}
-	return tree
-}
-
-func runes(s string) int { return utf8.RuneCountInString(strings.TrimSpace(s)) }
-
-// richEmbeds is what Discord stores of posted embeds: each of type rich.
-func richEmbeds(es []Embed) []Embed {
-	out := cloneEmbeds(es)
-	if out == nil {
-		out = []Embed{}
-	}
-	for i := range out {
-		out[i].Type = "rich"
-	}
-	return out
-}
-
-func truthy(v string) bool { return v == "true" || v == "True" || v == "1" }
-
-// discordTime formats t as Discord's message timestamps.
-func discordTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000+00:00") }
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("discordtest: encoding a body: %v", err))
-	}
-	writeRaw(w, status, "application/json", b)
-}
-
-func writeRaw(w http.ResponseWriter, status int, contentType string, b []byte) {
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
+func FormErrors(p Payload) map[string]any { return discordapi.FormErrors(p) }
 
 // memTransport serves a request with the fake's handler on a goroutine,
 // buffering the answer: Discord's answers are small, and a handler that
@@ -1012,7 +619,7 @@ func (m memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				if v != http.ErrAbortHandler {
 					panic(v)
 				}
-				w.resetConn()
+				w.ResetConn()
 			}
 		}()
 		m.s.ServeHTTP(w, sreq)
@@ -1029,11 +636,11 @@ func (m memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// memWriter is the in-memory handler's writer; resetConn stands for a
+// memWriter is the in-memory handler's writer; ResetConn stands for a
 // dropped connection.
 type memWriter struct {
 	*httptest.ResponseRecorder
 	reset bool
 }
 
-func (w *memWriter) resetConn() { w.reset = true }
+func (w *memWriter) ResetConn() { w.reset = true }

@@ -56,7 +56,7 @@ func (m *memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				if v != http.ErrAbortHandler {
 					panic(v)
 				}
-				w.resetConn()
+				w.ResetConn()
 			}
 			w.finish(ctx)
 		}()
@@ -162,9 +162,9 @@ func (w *memWriter) Write(p []byte) (int, error) {
 // Flush implements http.Flusher; writes reach the client unbuffered.
 func (w *memWriter) Flush() {}
 
-// resetConn drops the connection: before the headers, RoundTrip fails with
+// ResetConn drops the connection: before the headers, RoundTrip fails with
 // ECONNRESET; after them, the body read does.
-func (w *memWriter) resetConn() {
+func (w *memWriter) ResetConn() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.reset {

@@ -22,82 +22,38 @@
 // and unload requests, GET /api/ps, reloads on another num_ctx and
 // keep-alive expiry, with OnLoad and OnUnload hooks for tests that tie a
 // fake VRAM counter to them.
+//
+// The wire formats themselves (request parsing, envelopes, error bodies,
+// Ollama's model state) are internal/llmapi's, which the simulator
+// cmd/llmsim speaks too; this package adds the script, the records and the
+// transports a test needs.
 package upstreamtest
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/catalystbot/sentiment/internal/llmapi"
 )
 
 // Format is a wire format.
-type Format int
+type Format = llmapi.Format
 
 // The wire formats.
 const (
-	Ollama    Format = iota + 1 // POST /api/chat (and /api/generate)
-	OpenAI                      // POST /v1/chat/completions
-	Gemini                      // POST /v1beta/models/{model}:generateContent
-	Anthropic                   // POST /v1/messages
+	Ollama    = llmapi.Ollama    // POST /api/chat (and /api/generate)
+	OpenAI    = llmapi.OpenAI    // POST /v1/chat/completions
+	Gemini    = llmapi.Gemini    // POST /v1beta/models/{model}:generateContent
+	Anthropic = llmapi.Anthropic // POST /v1/messages
 )
 
-func (f Format) String() string {
-	switch f {
-	case Ollama:
-		return "ollama"
-	case OpenAI:
-		return "openai"
-	case Gemini:
-		return "gemini"
-	case Anthropic:
-		return "anthropic"
-	}
-	return "Format(" + strconv.Itoa(int(f)) + ")"
-}
-
-// Request is one request the fake received.
-type Request struct {
-	Method   string
-	Path     string
-	RawQuery string
-	Header   http.Header
-	// Raw is the body as sent; Body is it decoded, nil when not a JSON
-	// object.
-	Raw  []byte
-	Body map[string]any
-}
-
-// Field walks Body along a dot path, with numbers indexing arrays:
-// "generationConfig.temperature", "messages.0.role". It returns nil where
-// the path leads nowhere.
-func (r Request) Field(path string) any {
-	var v any = r.Body
-	for _, k := range strings.Split(path, ".") {
-		switch x := v.(type) {
-		case map[string]any:
-			v = x[k]
-		case []any:
-			i, err := strconv.Atoi(k)
-			if err != nil || i < 0 || i >= len(x) {
-				return nil
-			}
-			v = x[i]
-		default:
-			return nil
-		}
-	}
-	return v
-}
+// Request is one request the fake received; Field walks its body.
+type Request = llmapi.Request
 
 // Fake is a fake upstream speaking one Format. Its methods are safe for
 // concurrent use.
@@ -128,13 +84,11 @@ type Fake struct {
 	srv  *httptest.Server
 	addr string
 
-	// Ollama's model state (ollama.go): the loaded models by canonical
-	// name, the script of load and unload requests, the hooks.
-	models               map[string]*loadedModel
-	loadQueue            []Behavior
-	loadDef              Behavior
-	onLoad, onUnload     func(model string)
-	modelSize, modelVRAM uint64
+	// Ollama's model state (ollama.go) and the script of load and unload
+	// requests.
+	models    *llmapi.OllamaModels
+	loadQueue []Behavior
+	loadDef   Behavior
 }
 
 // New starts a fake of format f on a loopback port; it is closed when the
@@ -163,8 +117,7 @@ func NewMemory(t testing.TB, f Format) *Fake {
 
 func newFake(t testing.TB, f Format) *Fake {
 	return &Fake{Format: f, t: t, def: Answer(BullishJSON), stop: make(chan struct{}),
-		models: make(map[string]*loadedModel), loadDef: OllamaModelControl(),
-		modelSize: DefaultModelSize, modelVRAM: DefaultModelSize}
+		models: llmapi.NewOllamaModels(), loadDef: OllamaModelControl()}
 }
 
 // Push queues behaviours for the next calls, in order; each answers one
@@ -324,83 +277,34 @@ func (f *Fake) Transport() http.RoundTripper {
 	return &memTransport{f: f}
 }
 
-var geminiPath = regexp.MustCompile(`^/v1beta/models/([^/:]+):generateContent$`)
-
-// modelCall says whether r is a call to the format's model endpoint, and
-// returns the model it names in its path (Gemini) or body.
-func (f *Fake) modelCall(r *http.Request, body map[string]any) (model string, ok bool) {
-	model, _ = body["model"].(string)
-	if r.Method != http.MethodPost {
-		return "", false
-	}
-	switch f.Format {
-	case Ollama:
-		return model, r.URL.Path == "/api/chat" || r.URL.Path == "/api/generate"
-	case OpenAI:
-		return model, r.URL.Path == "/v1/chat/completions"
-	case Gemini:
-		if m := geminiPath.FindStringSubmatch(r.URL.Path); m != nil {
-			return m[1], true
-		}
-	case Anthropic:
-		return model, r.URL.Path == "/v1/messages"
-	}
-	return "", false
-}
-
-// sentKey is the API key r carries in the format's header.
-func (f *Fake) sentKey(r *http.Request) string {
-	switch f.Format {
-	case OpenAI:
-		return strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	case Gemini:
-		if k := r.Header.Get("X-Goog-Api-Key"); k != "" {
-			return k
-		}
-		return r.URL.Query().Get("key")
-	case Anthropic:
-		return r.Header.Get("X-Api-Key")
-	}
-	return ""
-}
-
 // ServeHTTP records the request and answers it with the next behaviour.
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, 16<<20))
-	rec := Request{
-		Method:   r.Method,
-		Path:     r.URL.Path,
-		RawQuery: r.URL.RawQuery,
-		Header:   r.Header.Clone(),
-		Raw:      raw,
+	rec := llmapi.ReadRequest(r)
+	ep, model := llmapi.Identify(rec)
+	if ep.Format() != f.Format {
+		ep = llmapi.NoEndpoint
 	}
-	_ = json.Unmarshal(raw, &rec.Body)
-	model, ok := f.modelCall(r, rec.Body)
 	if f.Format == Ollama {
-		f.expireModels()
+		f.models.Expire()
 	}
 
 	f.mu.Lock()
 	f.requests = append(f.requests, rec)
-	if !ok {
+	if !ep.ModelCall() {
 		f.mu.Unlock()
-		if f.Format == Ollama && r.Method == http.MethodGet && r.URL.Path == "/api/version" {
-			writeJSON(w, http.StatusOK, map[string]any{"version": "0.12.0"})
-			return
+		switch ep {
+		case llmapi.OllamaVersion:
+			llmapi.Version().Write(w)
+		case llmapi.OllamaPS:
+			f.models.PS().Write(w)
+		case llmapi.OllamaEmbed:
+			llmapi.Embeddings(rec.Body).Write(w)
+		default:
+			llmapi.Error(f.Format, http.StatusNotFound, fmt.Sprintf("%s %s not found", r.Method, r.URL.Path)).Write(w)
 		}
-		if f.Format == Ollama && r.Method == http.MethodGet && r.URL.Path == "/api/ps" {
-			f.servePS(w)
-			return
-		}
-		if f.Format == Ollama && r.Method == http.MethodPost && r.URL.Path == "/api/embed" {
-			serveEmbed(w, rec.Body)
-			return
-		}
-		writeJSON(w, http.StatusNotFound, errorBody(f.Format, http.StatusNotFound,
-			fmt.Sprintf("%s %s not found", r.Method, r.URL.Path)))
 		return
 	}
-	if f.Format == Ollama && isLoadRequest(r.URL.Path, rec.Body) {
+	if f.Format == Ollama && llmapi.IsLoadRequest(rec.Path, rec.Body) {
 		// A load or unload is not a model call: it has its own script.
 		b := f.loadDef
 		if len(f.loadQueue) > 0 {
@@ -416,8 +320,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.maxIn = max(f.maxIn, f.inFlight)
 	f.notifyLocked()
 	var b Behavior
-	if f.key != "" && f.sentKey(r) != f.key {
-		b = badKey(f.sentKey(r))
+	if sent := llmapi.APIKey(f.Format, rec); f.key != "" && sent != f.key {
+		b = badKey(sent)
 	} else if len(f.queue) > 0 {
 		b, f.queue = f.queue[0], f.queue[1:]
 	} else {
@@ -435,7 +339,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.Format == Ollama && model != "" {
 		// Ollama loads the model a call names, or reloads it for another
 		// num_ctx, before it answers.
-		f.load(model, numCtx(rec.Body), keepAlive(rec.Body["keep_alive"]))
+		f.models.Load(model, llmapi.NumCtx(rec.Body), llmapi.KeepAlive(rec.Body["keep_alive"]))
 	}
 	b(&Call{Format: f.Format, Model: model, Request: rec, W: w, R: r, stop: stop, f: f})
 }
@@ -455,20 +359,3 @@ type Call struct {
 // Stopped is closed when the fake is closed; a behaviour that waits must
 // also watch it (and R.Context().Done()) so that Close does not hang.
 func (c *Call) Stopped() <-chan struct{} { return c.stop }
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("upstreamtest: encoding a body: %v", err))
-	}
-	writeRaw(w, status, "application/json", b)
-}
-
-func writeRaw(w http.ResponseWriter, status int, contentType string, b []byte) {
-	if contentType != "" {
-		w.Header().Set("Content-Type", contentType)
-	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = io.Copy(w, bytes.NewReader(b))
-}

@@ -369,6 +369,74 @@ func (Outcome) EnumDescriptor() ([]byte, []int) {
 	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{5}
 }
 
+// PrefilterDecision is what the prefilter did with an item.
+type PrefilterDecision int32
+
+const (
+	// A preliminary answer, or a request the prefilter never saw.
+	PrefilterDecision_PREFILTER_DECISION_UNSPECIFIED PrefilterDecision = 0
+	// |prescore| at or above the threshold: every tier may answer.
+	PrefilterDecision_PREFILTER_DECISION_ABOVE_THRESHOLD PrefilterDecision = 1
+	// Below the threshold, sent to the local model because the GPU had
+	// room (SENTIMENT_PREFILTER=adaptive); never to a paid tier.
+	PrefilterDecision_PREFILTER_DECISION_SENT_ON_BELOW_THRESHOLD PrefilterDecision = 2
+	// Below the threshold and the GPU could not take it in time: the
+	// lexicon answered, prefiltered.
+	PrefilterDecision_PREFILTER_DECISION_SHED_UNDER_LOAD PrefilterDecision = 3
+	// Below the threshold, answered from the lexicon without asking
+	// (SENTIMENT_PREFILTER=fixed, or no local tier to send it to).
+	PrefilterDecision_PREFILTER_DECISION_SKIPPED_BY_THRESHOLD PrefilterDecision = 4
+	// require_llm: the prefilter does not apply.
+	PrefilterDecision_PREFILTER_DECISION_EXEMPT PrefilterDecision = 5
+)
+
+// Enum value maps for PrefilterDecision.
+var (
+	PrefilterDecision_name = map[int32]string{
+		0: "PREFILTER_DECISION_UNSPECIFIED",
+		1: "PREFILTER_DECISION_ABOVE_THRESHOLD",
+		2: "PREFILTER_DECISION_SENT_ON_BELOW_THRESHOLD",
+		3: "PREFILTER_DECISION_SHED_UNDER_LOAD",
+		4: "PREFILTER_DECISION_SKIPPED_BY_THRESHOLD",
+		5: "PREFILTER_DECISION_EXEMPT",
+	}
+	PrefilterDecision_value = map[string]int32{
+		"PREFILTER_DECISION_UNSPECIFIED":             0,
+		"PREFILTER_DECISION_ABOVE_THRESHOLD":         1,
+		"PREFILTER_DECISION_SENT_ON_BELOW_THRESHOLD": 2,
+		"PREFILTER_DECISION_SHED_UNDER_LOAD":         3,
+		"PREFILTER_DECISION_SKIPPED_BY_THRESHOLD":    4,
+		"PREFILTER_DECISION_EXEMPT":                  5,
+	}
+)
+
+func (x PrefilterDecision) Enum() *PrefilterDecision {
+	p := new(PrefilterDecision)
+	*p = x
+	return p
+}
+
+func (x PrefilterDecision) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PrefilterDecision) Descriptor() protoreflect.EnumDescriptor {
+	return file_catalyst_sentiment_v1_sentiment_proto_enumTypes[6].Descriptor()
+}
+
+func (PrefilterDecision) Type() protoreflect.EnumType {
+	return &file_catalyst_sentiment_v1_sentiment_proto_enumTypes[6]
+}
+
+func (x PrefilterDecision) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PrefilterDecision.Descriptor instead.
+func (PrefilterDecision) EnumDescriptor() ([]byte, []int) {
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{6}
+}
+
 // PressureLevel is VRAM use against the configured thresholds.
 type PressureLevel int32
 
@@ -407,11 +475,11 @@ func (x PressureLevel) String() string {
 }
 
 func (PressureLevel) Descriptor() protoreflect.EnumDescriptor {
-	return file_catalyst_sentiment_v1_sentiment_proto_enumTypes[6].Descriptor()
+	return file_catalyst_sentiment_v1_sentiment_proto_enumTypes[7].Descriptor()
 }
 
 func (PressureLevel) Type() protoreflect.EnumType {
-	return &file_catalyst_sentiment_v1_sentiment_proto_enumTypes[6]
+	return &file_catalyst_sentiment_v1_sentiment_proto_enumTypes[7]
 }
 
 func (x PressureLevel) Number() protoreflect.EnumNumber {
@@ -420,7 +488,7 @@ func (x PressureLevel) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PressureLevel.Descriptor instead.
 func (PressureLevel) EnumDescriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{6}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{7}
 }
 
 // BreakerState is a tier's circuit breaker.
@@ -460,11 +528,11 @@ func (x BreakerState) String() string {
 }
 
 func (BreakerState) Descriptor() protoreflect.EnumDescriptor {
-	return file_catalyst_sentiment_v1_sentiment_proto_enumTypes[7].Descriptor()
+	return file_catalyst_sentiment_v1_sentiment_proto_enumTypes[8].Descriptor()
 }
 
 func (BreakerState) Type() protoreflect.EnumType {
-	return &file_catalyst_sentiment_v1_sentiment_proto_enumTypes[7]
+	return &file_catalyst_sentiment_v1_sentiment_proto_enumTypes[8]
 }
 
 func (x BreakerState) Number() protoreflect.EnumNumber {
@@ -473,7 +541,7 @@ func (x BreakerState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BreakerState.Descriptor instead.
 func (BreakerState) EnumDescriptor() ([]byte, []int) {
-	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{7}
+	return file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP(), []int{8}
 }
 
 // NewsItem is one piece of news. Limits (characters are Unicode code points;
@@ -1011,7 +1079,10 @@ type Provenance struct {
 	Degraded bool `protobuf:"varint,6,opt,name=degraded,proto3" json:"degraded,omitempty"`
 	// Why the answer is degraded: each tier tried and its outcome.
 	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
-	// True when |prescore| was below the threshold and no model was asked.
+	// True when the lexicon answered because |prescore| was below the
+	// threshold and no model was asked: skipped by the threshold
+	// (SENTIMENT_PREFILTER=fixed) or shed under load (adaptive). The reason
+	// says which.
 	Prefiltered bool `protobuf:"varint,8,opt,name=prefiltered,proto3" json:"prefiltered,omitempty"`
 	// Time spent inside the service.
 	Latency   *durationpb.Duration `protobuf:"bytes,9,opt,name=latency,proto3" json:"latency,omitempty"`
@@ -1024,8 +1095,10 @@ type Provenance struct {
 	// reused (1 for an exact hit), and that item's id.
 	CacheSimilarity float64 `protobuf:"fixed64,14,opt,name=cache_similarity,json=cacheSimilarity,proto3" json:"cache_similarity,omitempty"`
 	CacheSourceId   string  `protobuf:"bytes,15,opt,name=cache_source_id,json=cacheSourceId,proto3" json:"cache_source_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// What the prefilter decided for the item.
+	Prefilter     PrefilterDecision `protobuf:"varint,16,opt,name=prefilter,proto3,enum=catalyst.sentiment.v1.PrefilterDecision" json:"prefilter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Provenance) Reset() {
@@ -1161,6 +1234,13 @@ func (x *Provenance) GetCacheSourceId() string {
 		return x.CacheSourceId
 	}
 	return ""
+}
+
+func (x *Provenance) GetPrefilter() PrefilterDecision {
+	if x != nil {
+		return x.Prefilter
+	}
+	return PrefilterDecision_PREFILTER_DECISION_UNSPECIFIED
 }
 
 type ClassifyResponse struct {
@@ -1998,9 +2078,21 @@ type GPUQueueStats struct {
 	// Waits the caller's context ended.
 	Canceled uint64 `protobuf:"varint,10,opt,name=canceled,proto3" json:"canceled,omitempty"`
 	// Moving average of a successful call's time on the GPU.
-	ServiceTime   *durationpb.Duration `protobuf:"bytes,11,opt,name=service_time,json=serviceTime,proto3" json:"service_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ServiceTime *durationpb.Duration `protobuf:"bytes,11,opt,name=service_time,json=serviceTime,proto3" json:"service_time,omitempty"`
+	// Of the spilled ones: displaced from a full line by a stronger item,
+	// and overtaken by stronger items past their deadline.
+	Displaced uint64 `protobuf:"varint,12,opt,name=displaced,proto3" json:"displaced,omitempty"`
+	Overtaken uint64 `protobuf:"varint,13,opt,name=overtaken,proto3" json:"overtaken,omitempty"`
+	// Where the model server's slots are shared with the other replicas:
+	// empty (not shared), "redis", or "memory (redis unreachable: ...)"
+	// while this replica runs its local share (SENTIMENT_REDIS_LOCAL_SHARE).
+	Shared string `protobuf:"bytes,14,opt,name=shared,proto3" json:"shared,omitempty"`
+	// Items that waited for a slot the other replicas held, and starts made
+	// on the local share while Redis was down.
+	LeaseWaits     uint64 `protobuf:"varint,15,opt,name=lease_waits,json=leaseWaits,proto3" json:"lease_waits,omitempty"`
+	LeaseFallbacks uint64 `protobuf:"varint,16,opt,name=lease_fallbacks,json=leaseFallbacks,proto3" json:"lease_fallbacks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GPUQueueStats) Reset() {
@@ -2108,6 +2200,41 @@ func (x *GPUQueueStats) GetServiceTime() *durationpb.Duration {
 		return x.ServiceTime
 	}
 	return nil
+}
+
+func (x *GPUQueueStats) GetDisplaced() uint64 {
+	if x != nil {
+		return x.Displaced
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetOvertaken() uint64 {
+	if x != nil {
+		return x.Overtaken
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetShared() string {
+	if x != nil {
+		return x.Shared
+	}
+	return ""
+}
+
+func (x *GPUQueueStats) GetLeaseWaits() uint64 {
+	if x != nil {
+		return x.LeaseWaits
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetLeaseFallbacks() uint64 {
+	if x != nil {
+		return x.LeaseFallbacks
+	}
+	return 0
 }
 
 type StatsRequest struct {
@@ -2581,10 +2708,23 @@ func (x *CacheStats) GetEntries() uint64 {
 }
 
 type PrefilterStats struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seen          uint64                 `protobuf:"varint,1,opt,name=seen,proto3" json:"seen,omitempty"`
-	SentOn        uint64                 `protobuf:"varint,2,opt,name=sent_on,json=sentOn,proto3" json:"sent_on,omitempty"`
-	Skipped       uint64                 `protobuf:"varint,3,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Items the prefilter looked at; sent on to the models (below the
+	// threshold ones included); answered by the lexicon (skipped by the
+	// threshold or shed under load).
+	Seen    uint64 `protobuf:"varint,1,opt,name=seen,proto3" json:"seen,omitempty"`
+	SentOn  uint64 `protobuf:"varint,2,opt,name=sent_on,json=sentOn,proto3" json:"sent_on,omitempty"`
+	Skipped uint64 `protobuf:"varint,3,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	// Of sent_on: items below the threshold sent to the local model because
+	// the GPU had room (adaptive).
+	SentOnBelowThreshold uint64 `protobuf:"varint,4,opt,name=sent_on_below_threshold,json=sentOnBelowThreshold,proto3" json:"sent_on_below_threshold,omitempty"`
+	// Of skipped: items below the threshold the GPU could not take in time
+	// (adaptive), and items below the threshold never sent (fixed, or no
+	// local tier).
+	ShedUnderLoad      uint64 `protobuf:"varint,5,opt,name=shed_under_load,json=shedUnderLoad,proto3" json:"shed_under_load,omitempty"`
+	SkippedByThreshold uint64 `protobuf:"varint,6,opt,name=skipped_by_threshold,json=skippedByThreshold,proto3" json:"skipped_by_threshold,omitempty"`
+	// "adaptive" or "fixed" (SENTIMENT_PREFILTER).
+	Mode          string `protobuf:"bytes,7,opt,name=mode,proto3" json:"mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2638,6 +2778,34 @@ func (x *PrefilterStats) GetSkipped() uint64 {
 		return x.Skipped
 	}
 	return 0
+}
+
+func (x *PrefilterStats) GetSentOnBelowThreshold() uint64 {
+	if x != nil {
+		return x.SentOnBelowThreshold
+	}
+	return 0
+}
+
+func (x *PrefilterStats) GetShedUnderLoad() uint64 {
+	if x != nil {
+		return x.ShedUnderLoad
+	}
+	return 0
+}
+
+func (x *PrefilterStats) GetSkippedByThreshold() uint64 {
+	if x != nil {
+		return x.SkippedByThreshold
+	}
+	return 0
+}
+
+func (x *PrefilterStats) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
 }
 
 type CostStats struct {
@@ -3519,7 +3687,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x1e.catalyst.sentiment.v1.OutcomeR\aoutcome\x12\x1a\n" +
 	"\battempts\x18\x04 \x01(\x05R\battempts\x123\n" +
 	"\alatency\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12\x16\n" +
-	"\x06detail\x18\x06 \x01(\tR\x06detail\"\xc3\x04\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\"\x8b\x05\n" +
 	"\n" +
 	"Provenance\x12/\n" +
 	"\x04tier\x18\x01 \x01(\x0e2\x1b.catalyst.sentiment.v1.TierR\x04tier\x12\x14\n" +
@@ -3538,7 +3706,8 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\bcost_usd\x18\f \x01(\x01R\acostUsd\x12%\n" +
 	"\x0eprompt_version\x18\r \x01(\tR\rpromptVersion\x12)\n" +
 	"\x10cache_similarity\x18\x0e \x01(\x01R\x0fcacheSimilarity\x12&\n" +
-	"\x0fcache_source_id\x18\x0f \x01(\tR\rcacheSourceId\"\xde\x02\n" +
+	"\x0fcache_source_id\x18\x0f \x01(\tR\rcacheSourceId\x12F\n" +
+	"\tprefilter\x18\x10 \x01(\x0e2(.catalyst.sentiment.v1.PrefilterDecisionR\tprefilter\"\xde\x02\n" +
 	"\x10ClassifyResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x122\n" +
 	"\x05label\x18\x02 \x01(\x0e2\x1c.catalyst.sentiment.v1.LabelR\x05label\x12\x14\n" +
@@ -3620,7 +3789,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x0fconcurrency_cut\x18\x12 \x01(\bR\x0econcurrencyCut\x121\n" +
 	"\x14consecutive_failures\x18\x13 \x01(\rR\x13consecutiveFailures\x12:\n" +
 	"\x05queue\x18\x14 \x01(\v2$.catalyst.sentiment.v1.GPUQueueStatsR\x05queue\x12%\n" +
-	"\x0erecovery_phase\x18\x15 \x01(\tR\rrecoveryPhase\"\xe7\x02\n" +
+	"\x0erecovery_phase\x18\x15 \x01(\tR\rrecoveryPhase\"\x85\x04\n" +
 	"\rGPUQueueStats\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x18\n" +
 	"\aceiling\x18\x02 \x01(\x05R\aceiling\x12\x1b\n" +
@@ -3633,7 +3802,13 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x0fspilled_no_time\x18\t \x01(\x04R\rspilledNoTime\x12\x1a\n" +
 	"\bcanceled\x18\n" +
 	" \x01(\x04R\bcanceled\x12<\n" +
-	"\fservice_time\x18\v \x01(\v2\x19.google.protobuf.DurationR\vserviceTime\"\x0e\n" +
+	"\fservice_time\x18\v \x01(\v2\x19.google.protobuf.DurationR\vserviceTime\x12\x1c\n" +
+	"\tdisplaced\x18\f \x01(\x04R\tdisplaced\x12\x1c\n" +
+	"\tovertaken\x18\r \x01(\x04R\tovertaken\x12\x16\n" +
+	"\x06shared\x18\x0e \x01(\tR\x06shared\x12\x1f\n" +
+	"\vlease_waits\x18\x0f \x01(\x04R\n" +
+	"leaseWaits\x12'\n" +
+	"\x0flease_fallbacks\x18\x10 \x01(\x04R\x0eleaseFallbacks\"\x0e\n" +
 	"\fStatsRequest\"\xa0\x01\n" +
 	"\vQuotaWindow\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\tR\x06window\x12\x12\n" +
@@ -3679,11 +3854,15 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x0eguard_refusals\x18\x06 \x01(\x04R\rguardRefusals\x12\x16\n" +
 	"\x06stored\x18\a \x01(\x04R\x06stored\x12\x18\n" +
 	"\aevicted\x18\b \x01(\x04R\aevicted\x12\x18\n" +
-	"\aentries\x18\t \x01(\x04R\aentries\"W\n" +
+	"\aentries\x18\t \x01(\x04R\aentries\"\xfc\x01\n" +
 	"\x0ePrefilterStats\x12\x12\n" +
 	"\x04seen\x18\x01 \x01(\x04R\x04seen\x12\x17\n" +
 	"\asent_on\x18\x02 \x01(\x04R\x06sentOn\x12\x18\n" +
-	"\askipped\x18\x03 \x01(\x04R\askipped\"\xff\x05\n" +
+	"\askipped\x18\x03 \x01(\x04R\askipped\x125\n" +
+	"\x17sent_on_below_threshold\x18\x04 \x01(\x04R\x14sentOnBelowThreshold\x12&\n" +
+	"\x0fshed_under_load\x18\x05 \x01(\x04R\rshedUnderLoad\x120\n" +
+	"\x14skipped_by_threshold\x18\x06 \x01(\x04R\x12skippedByThreshold\x12\x12\n" +
+	"\x04mode\x18\a \x01(\tR\x04mode\"\xff\x05\n" +
 	"\tCostStats\x12\x1b\n" +
 	"\ttoday_usd\x18\x01 \x01(\x01R\btodayUsd\x12\x1b\n" +
 	"\tmonth_usd\x18\x02 \x01(\x01R\bmonthUsd\x12&\n" +
@@ -3796,7 +3975,14 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x14OUTCOME_BREAKER_OPEN\x10\x03\x12\x18\n" +
 	"\x14OUTCOME_RATE_LIMITED\x10\x04\x12\x13\n" +
 	"\x0fOUTCOME_SKIPPED\x10\x05\x12\x1a\n" +
-	"\x16OUTCOME_INVALID_ANSWER\x10\x06*\x80\x01\n" +
+	"\x16OUTCOME_INVALID_ANSWER\x10\x06*\x83\x02\n" +
+	"\x11PrefilterDecision\x12\"\n" +
+	"\x1ePREFILTER_DECISION_UNSPECIFIED\x10\x00\x12&\n" +
+	"\"PREFILTER_DECISION_ABOVE_THRESHOLD\x10\x01\x12.\n" +
+	"*PREFILTER_DECISION_SENT_ON_BELOW_THRESHOLD\x10\x02\x12&\n" +
+	"\"PREFILTER_DECISION_SHED_UNDER_LOAD\x10\x03\x12+\n" +
+	"'PREFILTER_DECISION_SKIPPED_BY_THRESHOLD\x10\x04\x12\x1d\n" +
+	"\x19PREFILTER_DECISION_EXEMPT\x10\x05*\x80\x01\n" +
 	"\rPressureLevel\x12\x1e\n" +
 	"\x1aPRESSURE_LEVEL_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PRESSURE_LEVEL_NORMAL\x10\x01\x12\x17\n" +
@@ -3829,7 +4015,7 @@ func file_catalyst_sentiment_v1_sentiment_proto_rawDescGZIP() []byte {
 	return file_catalyst_sentiment_v1_sentiment_proto_rawDescData
 }
 
-var file_catalyst_sentiment_v1_sentiment_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_catalyst_sentiment_v1_sentiment_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
 var file_catalyst_sentiment_v1_sentiment_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_catalyst_sentiment_v1_sentiment_proto_goTypes = []any{
 	(Label)(0),                        // 0: catalyst.sentiment.v1.Label
@@ -3838,125 +4024,127 @@ var file_catalyst_sentiment_v1_sentiment_proto_goTypes = []any{
 	(CacheHit)(0),                     // 3: catalyst.sentiment.v1.CacheHit
 	(Priority)(0),                     // 4: catalyst.sentiment.v1.Priority
 	(Outcome)(0),                      // 5: catalyst.sentiment.v1.Outcome
-	(PressureLevel)(0),                // 6: catalyst.sentiment.v1.PressureLevel
-	(BreakerState)(0),                 // 7: catalyst.sentiment.v1.BreakerState
-	(*NewsItem)(nil),                  // 8: catalyst.sentiment.v1.NewsItem
-	(*AlertOptions)(nil),              // 9: catalyst.sentiment.v1.AlertOptions
-	(*ClassifyOptions)(nil),           // 10: catalyst.sentiment.v1.ClassifyOptions
-	(*ClassifyRequest)(nil),           // 11: catalyst.sentiment.v1.ClassifyRequest
-	(*KeywordHit)(nil),                // 12: catalyst.sentiment.v1.KeywordHit
-	(*Prescore)(nil),                  // 13: catalyst.sentiment.v1.Prescore
-	(*TierAttempt)(nil),               // 14: catalyst.sentiment.v1.TierAttempt
-	(*Provenance)(nil),                // 15: catalyst.sentiment.v1.Provenance
-	(*ClassifyResponse)(nil),          // 16: catalyst.sentiment.v1.ClassifyResponse
-	(*ClassifyBatchRequest)(nil),      // 17: catalyst.sentiment.v1.ClassifyBatchRequest
-	(*ItemError)(nil),                 // 18: catalyst.sentiment.v1.ItemError
-	(*ClassifyBatchResponse)(nil),     // 19: catalyst.sentiment.v1.ClassifyBatchResponse
-	(*GPUStatusRequest)(nil),          // 20: catalyst.sentiment.v1.GPUStatusRequest
-	(*GPUDevice)(nil),                 // 21: catalyst.sentiment.v1.GPUDevice
-	(*ModelState)(nil),                // 22: catalyst.sentiment.v1.ModelState
-	(*GPUStatusResponse)(nil),         // 23: catalyst.sentiment.v1.GPUStatusResponse
-	(*GPUQueueStats)(nil),             // 24: catalyst.sentiment.v1.GPUQueueStats
-	(*StatsRequest)(nil),              // 25: catalyst.sentiment.v1.StatsRequest
-	(*QuotaWindow)(nil),               // 26: catalyst.sentiment.v1.QuotaWindow
-	(*TierStats)(nil),                 // 27: catalyst.sentiment.v1.TierStats
-	(*RequestStats)(nil),              // 28: catalyst.sentiment.v1.RequestStats
-	(*CacheStats)(nil),                // 29: catalyst.sentiment.v1.CacheStats
-	(*PrefilterStats)(nil),            // 30: catalyst.sentiment.v1.PrefilterStats
-	(*CostStats)(nil),                 // 31: catalyst.sentiment.v1.CostStats
-	(*UsageLogStats)(nil),             // 32: catalyst.sentiment.v1.UsageLogStats
-	(*AlertRequest)(nil),              // 33: catalyst.sentiment.v1.AlertRequest
-	(*AlertResponse)(nil),             // 34: catalyst.sentiment.v1.AlertResponse
-	(*AlertStats)(nil),                // 35: catalyst.sentiment.v1.AlertStats
-	(*StatsResponse)(nil),             // 36: catalyst.sentiment.v1.StatsResponse
-	(*ListAlertChannelsRequest)(nil),  // 37: catalyst.sentiment.v1.ListAlertChannelsRequest
-	(*AlertChannel)(nil),              // 38: catalyst.sentiment.v1.AlertChannel
-	(*ListAlertChannelsResponse)(nil), // 39: catalyst.sentiment.v1.ListAlertChannelsResponse
-	(*CleanupGPURequest)(nil),         // 40: catalyst.sentiment.v1.CleanupGPURequest
-	(*CleanupGPUResponse)(nil),        // 41: catalyst.sentiment.v1.CleanupGPUResponse
-	nil,                               // 42: catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
-	nil,                               // 43: catalyst.sentiment.v1.CostStats.TodayByProviderEntry
-	nil,                               // 44: catalyst.sentiment.v1.CostStats.MonthByProviderEntry
-	nil,                               // 45: catalyst.sentiment.v1.AlertStats.FailedEntry
-	(*timestamppb.Timestamp)(nil),     // 46: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 47: google.protobuf.Duration
+	(PrefilterDecision)(0),            // 6: catalyst.sentiment.v1.PrefilterDecision
+	(PressureLevel)(0),                // 7: catalyst.sentiment.v1.PressureLevel
+	(BreakerState)(0),                 // 8: catalyst.sentiment.v1.BreakerState
+	(*NewsItem)(nil),                  // 9: catalyst.sentiment.v1.NewsItem
+	(*AlertOptions)(nil),              // 10: catalyst.sentiment.v1.AlertOptions
+	(*ClassifyOptions)(nil),           // 11: catalyst.sentiment.v1.ClassifyOptions
+	(*ClassifyRequest)(nil),           // 12: catalyst.sentiment.v1.ClassifyRequest
+	(*KeywordHit)(nil),                // 13: catalyst.sentiment.v1.KeywordHit
+	(*Prescore)(nil),                  // 14: catalyst.sentiment.v1.Prescore
+	(*TierAttempt)(nil),               // 15: catalyst.sentiment.v1.TierAttempt
+	(*Provenance)(nil),                // 16: catalyst.sentiment.v1.Provenance
+	(*ClassifyResponse)(nil),          // 17: catalyst.sentiment.v1.ClassifyResponse
+	(*ClassifyBatchRequest)(nil),      // 18: catalyst.sentiment.v1.ClassifyBatchRequest
+	(*ItemError)(nil),                 // 19: catalyst.sentiment.v1.ItemError
+	(*ClassifyBatchResponse)(nil),     // 20: catalyst.sentiment.v1.ClassifyBatchResponse
+	(*GPUStatusRequest)(nil),          // 21: catalyst.sentiment.v1.GPUStatusRequest
+	(*GPUDevice)(nil),                 // 22: catalyst.sentiment.v1.GPUDevice
+	(*ModelState)(nil),                // 23: catalyst.sentiment.v1.ModelState
+	(*GPUStatusResponse)(nil),         // 24: catalyst.sentiment.v1.GPUStatusResponse
+	(*GPUQueueStats)(nil),             // 25: catalyst.sentiment.v1.GPUQueueStats
+	(*StatsRequest)(nil),              // 26: catalyst.sentiment.v1.StatsRequest
+	(*QuotaWindow)(nil),               // 27: catalyst.sentiment.v1.QuotaWindow
+	(*TierStats)(nil),                 // 28: catalyst.sentiment.v1.TierStats
+	(*RequestStats)(nil),              // 29: catalyst.sentiment.v1.RequestStats
+	(*CacheStats)(nil),                // 30: catalyst.sentiment.v1.CacheStats
+	(*PrefilterStats)(nil),            // 31: catalyst.sentiment.v1.PrefilterStats
+	(*CostStats)(nil),                 // 32: catalyst.sentiment.v1.CostStats
+	(*UsageLogStats)(nil),             // 33: catalyst.sentiment.v1.UsageLogStats
+	(*AlertRequest)(nil),              // 34: catalyst.sentiment.v1.AlertRequest
+	(*AlertResponse)(nil),             // 35: catalyst.sentiment.v1.AlertResponse
+	(*AlertStats)(nil),                // 36: catalyst.sentiment.v1.AlertStats
+	(*StatsResponse)(nil),             // 37: catalyst.sentiment.v1.StatsResponse
+	(*ListAlertChannelsRequest)(nil),  // 38: catalyst.sentiment.v1.ListAlertChannelsRequest
+	(*AlertChannel)(nil),              // 39: catalyst.sentiment.v1.AlertChannel
+	(*ListAlertChannelsResponse)(nil), // 40: catalyst.sentiment.v1.ListAlertChannelsResponse
+	(*CleanupGPURequest)(nil),         // 41: catalyst.sentiment.v1.CleanupGPURequest
+	(*CleanupGPUResponse)(nil),        // 42: catalyst.sentiment.v1.CleanupGPUResponse
+	nil,                               // 43: catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
+	nil,                               // 44: catalyst.sentiment.v1.CostStats.TodayByProviderEntry
+	nil,                               // 45: catalyst.sentiment.v1.CostStats.MonthByProviderEntry
+	nil,                               // 46: catalyst.sentiment.v1.AlertStats.FailedEntry
+	(*timestamppb.Timestamp)(nil),     // 47: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 48: google.protobuf.Duration
 }
 var file_catalyst_sentiment_v1_sentiment_proto_depIdxs = []int32{
-	46, // 0: catalyst.sentiment.v1.NewsItem.published_at:type_name -> google.protobuf.Timestamp
+	47, // 0: catalyst.sentiment.v1.NewsItem.published_at:type_name -> google.protobuf.Timestamp
 	4,  // 1: catalyst.sentiment.v1.ClassifyOptions.priority:type_name -> catalyst.sentiment.v1.Priority
 	1,  // 2: catalyst.sentiment.v1.ClassifyOptions.allowed_tiers:type_name -> catalyst.sentiment.v1.Tier
-	9,  // 3: catalyst.sentiment.v1.ClassifyOptions.alert:type_name -> catalyst.sentiment.v1.AlertOptions
-	8,  // 4: catalyst.sentiment.v1.ClassifyRequest.item:type_name -> catalyst.sentiment.v1.NewsItem
-	10, // 5: catalyst.sentiment.v1.ClassifyRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
-	12, // 6: catalyst.sentiment.v1.Prescore.hits:type_name -> catalyst.sentiment.v1.KeywordHit
+	10, // 3: catalyst.sentiment.v1.ClassifyOptions.alert:type_name -> catalyst.sentiment.v1.AlertOptions
+	9,  // 4: catalyst.sentiment.v1.ClassifyRequest.item:type_name -> catalyst.sentiment.v1.NewsItem
+	11, // 5: catalyst.sentiment.v1.ClassifyRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
+	13, // 6: catalyst.sentiment.v1.Prescore.hits:type_name -> catalyst.sentiment.v1.KeywordHit
 	1,  // 7: catalyst.sentiment.v1.TierAttempt.tier:type_name -> catalyst.sentiment.v1.Tier
 	5,  // 8: catalyst.sentiment.v1.TierAttempt.outcome:type_name -> catalyst.sentiment.v1.Outcome
-	47, // 9: catalyst.sentiment.v1.TierAttempt.latency:type_name -> google.protobuf.Duration
+	48, // 9: catalyst.sentiment.v1.TierAttempt.latency:type_name -> google.protobuf.Duration
 	1,  // 10: catalyst.sentiment.v1.Provenance.tier:type_name -> catalyst.sentiment.v1.Tier
 	3,  // 11: catalyst.sentiment.v1.Provenance.cache_hit:type_name -> catalyst.sentiment.v1.CacheHit
-	14, // 12: catalyst.sentiment.v1.Provenance.tiers:type_name -> catalyst.sentiment.v1.TierAttempt
-	47, // 13: catalyst.sentiment.v1.Provenance.latency:type_name -> google.protobuf.Duration
-	0,  // 14: catalyst.sentiment.v1.ClassifyResponse.label:type_name -> catalyst.sentiment.v1.Label
-	13, // 15: catalyst.sentiment.v1.ClassifyResponse.prescore:type_name -> catalyst.sentiment.v1.Prescore
-	15, // 16: catalyst.sentiment.v1.ClassifyResponse.provenance:type_name -> catalyst.sentiment.v1.Provenance
-	2,  // 17: catalyst.sentiment.v1.ClassifyResponse.phase:type_name -> catalyst.sentiment.v1.Phase
-	8,  // 18: catalyst.sentiment.v1.ClassifyBatchRequest.item:type_name -> catalyst.sentiment.v1.NewsItem
-	10, // 19: catalyst.sentiment.v1.ClassifyBatchRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
-	16, // 20: catalyst.sentiment.v1.ClassifyBatchResponse.result:type_name -> catalyst.sentiment.v1.ClassifyResponse
-	18, // 21: catalyst.sentiment.v1.ClassifyBatchResponse.error:type_name -> catalyst.sentiment.v1.ItemError
-	47, // 22: catalyst.sentiment.v1.ModelState.warmup_latency:type_name -> google.protobuf.Duration
-	46, // 23: catalyst.sentiment.v1.ModelState.expires_at:type_name -> google.protobuf.Timestamp
-	21, // 24: catalyst.sentiment.v1.GPUStatusResponse.devices:type_name -> catalyst.sentiment.v1.GPUDevice
-	6,  // 25: catalyst.sentiment.v1.GPUStatusResponse.pressure:type_name -> catalyst.sentiment.v1.PressureLevel
-	22, // 26: catalyst.sentiment.v1.GPUStatusResponse.model:type_name -> catalyst.sentiment.v1.ModelState
-	46, // 27: catalyst.sentiment.v1.GPUStatusResponse.last_cleanup_at:type_name -> google.protobuf.Timestamp
-	46, // 28: catalyst.sentiment.v1.GPUStatusResponse.observed_at:type_name -> google.protobuf.Timestamp
-	24, // 29: catalyst.sentiment.v1.GPUStatusResponse.queue:type_name -> catalyst.sentiment.v1.GPUQueueStats
-	47, // 30: catalyst.sentiment.v1.GPUQueueStats.service_time:type_name -> google.protobuf.Duration
-	46, // 31: catalyst.sentiment.v1.QuotaWindow.resets_at:type_name -> google.protobuf.Timestamp
-	1,  // 32: catalyst.sentiment.v1.TierStats.tier:type_name -> catalyst.sentiment.v1.Tier
-	7,  // 33: catalyst.sentiment.v1.TierStats.breaker_state:type_name -> catalyst.sentiment.v1.BreakerState
-	26, // 34: catalyst.sentiment.v1.TierStats.quotas:type_name -> catalyst.sentiment.v1.QuotaWindow
-	42, // 35: catalyst.sentiment.v1.TierStats.errors_last_hour:type_name -> catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
-	43, // 36: catalyst.sentiment.v1.CostStats.today_by_provider:type_name -> catalyst.sentiment.v1.CostStats.TodayByProviderEntry
-	44, // 37: catalyst.sentiment.v1.CostStats.month_by_provider:type_name -> catalyst.sentiment.v1.CostStats.MonthByProviderEntry
-	46, // 38: catalyst.sentiment.v1.CostStats.day_started_at:type_name -> google.protobuf.Timestamp
-	46, // 39: catalyst.sentiment.v1.CostStats.month_started_at:type_name -> google.protobuf.Timestamp
-	46, // 40: catalyst.sentiment.v1.CostStats.stopped_until:type_name -> google.protobuf.Timestamp
-	8,  // 41: catalyst.sentiment.v1.AlertRequest.item:type_name -> catalyst.sentiment.v1.NewsItem
-	10, // 42: catalyst.sentiment.v1.AlertRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
-	9,  // 43: catalyst.sentiment.v1.AlertRequest.alert:type_name -> catalyst.sentiment.v1.AlertOptions
-	16, // 44: catalyst.sentiment.v1.AlertResponse.preliminary:type_name -> catalyst.sentiment.v1.ClassifyResponse
-	45, // 45: catalyst.sentiment.v1.AlertStats.failed:type_name -> catalyst.sentiment.v1.AlertStats.FailedEntry
-	46, // 46: catalyst.sentiment.v1.StatsResponse.started_at:type_name -> google.protobuf.Timestamp
-	47, // 47: catalyst.sentiment.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
-	28, // 48: catalyst.sentiment.v1.StatsResponse.requests:type_name -> catalyst.sentiment.v1.RequestStats
-	27, // 49: catalyst.sentiment.v1.StatsResponse.tiers:type_name -> catalyst.sentiment.v1.TierStats
-	29, // 50: catalyst.sentiment.v1.StatsResponse.cache:type_name -> catalyst.sentiment.v1.CacheStats
-	30, // 51: catalyst.sentiment.v1.StatsResponse.prefilter:type_name -> catalyst.sentiment.v1.PrefilterStats
-	31, // 52: catalyst.sentiment.v1.StatsResponse.cost:type_name -> catalyst.sentiment.v1.CostStats
-	35, // 53: catalyst.sentiment.v1.StatsResponse.alerts:type_name -> catalyst.sentiment.v1.AlertStats
-	32, // 54: catalyst.sentiment.v1.StatsResponse.usage_log:type_name -> catalyst.sentiment.v1.UsageLogStats
-	38, // 55: catalyst.sentiment.v1.ListAlertChannelsResponse.channels:type_name -> catalyst.sentiment.v1.AlertChannel
-	11, // 56: catalyst.sentiment.v1.SentimentService.Classify:input_type -> catalyst.sentiment.v1.ClassifyRequest
-	17, // 57: catalyst.sentiment.v1.SentimentService.ClassifyBatch:input_type -> catalyst.sentiment.v1.ClassifyBatchRequest
-	20, // 58: catalyst.sentiment.v1.SentimentService.GPUStatus:input_type -> catalyst.sentiment.v1.GPUStatusRequest
-	25, // 59: catalyst.sentiment.v1.SentimentService.Stats:input_type -> catalyst.sentiment.v1.StatsRequest
-	33, // 60: catalyst.sentiment.v1.SentimentService.Alert:input_type -> catalyst.sentiment.v1.AlertRequest
-	37, // 61: catalyst.sentiment.v1.SentimentService.ListAlertChannels:input_type -> catalyst.sentiment.v1.ListAlertChannelsRequest
-	40, // 62: catalyst.sentiment.v1.SentimentService.CleanupGPU:input_type -> catalyst.sentiment.v1.CleanupGPURequest
-	16, // 63: catalyst.sentiment.v1.SentimentService.Classify:output_type -> catalyst.sentiment.v1.ClassifyResponse
-	19, // 64: catalyst.sentiment.v1.SentimentService.ClassifyBatch:output_type -> catalyst.sentiment.v1.ClassifyBatchResponse
-	23, // 65: catalyst.sentiment.v1.SentimentService.GPUStatus:output_type -> catalyst.sentiment.v1.GPUStatusResponse
-	36, // 66: catalyst.sentiment.v1.SentimentService.Stats:output_type -> catalyst.sentiment.v1.StatsResponse
-	34, // 67: catalyst.sentiment.v1.SentimentService.Alert:output_type -> catalyst.sentiment.v1.AlertResponse
-	39, // 68: catalyst.sentiment.v1.SentimentService.ListAlertChannels:output_type -> catalyst.sentiment.v1.ListAlertChannelsResponse
-	41, // 69: catalyst.sentiment.v1.SentimentService.CleanupGPU:output_type -> catalyst.sentiment.v1.CleanupGPUResponse
-	63, // [63:70] is the sub-list for method output_type
-	56, // [56:63] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	15, // 12: catalyst.sentiment.v1.Provenance.tiers:type_name -> catalyst.sentiment.v1.TierAttempt
+	48, // 13: catalyst.sentiment.v1.Provenance.latency:type_name -> google.protobuf.Duration
+	6,  // 14: catalyst.sentiment.v1.Provenance.prefilter:type_name -> catalyst.sentiment.v1.PrefilterDecision
+	0,  // 15: catalyst.sentiment.v1.ClassifyResponse.label:type_name -> catalyst.sentiment.v1.Label
+	14, // 16: catalyst.sentiment.v1.ClassifyResponse.prescore:type_name -> catalyst.sentiment.v1.Prescore
+	16, // 17: catalyst.sentiment.v1.ClassifyResponse.provenance:type_name -> catalyst.sentiment.v1.Provenance
+	2,  // 18: catalyst.sentiment.v1.ClassifyResponse.phase:type_name -> catalyst.sentiment.v1.Phase
+	9,  // 19: catalyst.sentiment.v1.ClassifyBatchRequest.item:type_name -> catalyst.sentiment.v1.NewsItem
+	11, // 20: catalyst.sentiment.v1.ClassifyBatchRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
+	17, // 21: catalyst.sentiment.v1.ClassifyBatchResponse.result:type_name -> catalyst.sentiment.v1.ClassifyResponse
+	19, // 22: catalyst.sentiment.v1.ClassifyBatchResponse.error:type_name -> catalyst.sentiment.v1.ItemError
+	48, // 23: catalyst.sentiment.v1.ModelState.warmup_latency:type_name -> google.protobuf.Duration
+	47, // 24: catalyst.sentiment.v1.ModelState.expires_at:type_name -> google.protobuf.Timestamp
+	22, // 25: catalyst.sentiment.v1.GPUStatusResponse.devices:type_name -> catalyst.sentiment.v1.GPUDevice
+	7,  // 26: catalyst.sentiment.v1.GPUStatusResponse.pressure:type_name -> catalyst.sentiment.v1.PressureLevel
+	23, // 27: catalyst.sentiment.v1.GPUStatusResponse.model:type_name -> catalyst.sentiment.v1.ModelState
+	47, // 28: catalyst.sentiment.v1.GPUStatusResponse.last_cleanup_at:type_name -> google.protobuf.Timestamp
+	47, // 29: catalyst.sentiment.v1.GPUStatusResponse.observed_at:type_name -> google.protobuf.Timestamp
+	25, // 30: catalyst.sentiment.v1.GPUStatusResponse.queue:type_name -> catalyst.sentiment.v1.GPUQueueStats
+	48, // 31: catalyst.sentiment.v1.GPUQueueStats.service_time:type_name -> google.protobuf.Duration
+	47, // 32: catalyst.sentiment.v1.QuotaWindow.resets_at:type_name -> google.protobuf.Timestamp
+	1,  // 33: catalyst.sentiment.v1.TierStats.tier:type_name -> catalyst.sentiment.v1.Tier
+	8,  // 34: catalyst.sentiment.v1.TierStats.breaker_state:type_name -> catalyst.sentiment.v1.BreakerState
+	27, // 35: catalyst.sentiment.v1.TierStats.quotas:type_name -> catalyst.sentiment.v1.QuotaWindow
+	43, // 36: catalyst.sentiment.v1.TierStats.errors_last_hour:type_name -> catalyst.sentiment.v1.TierStats.ErrorsLastHourEntry
+	44, // 37: catalyst.sentiment.v1.CostStats.today_by_provider:type_name -> catalyst.sentiment.v1.CostStats.TodayByProviderEntry
+	45, // 38: catalyst.sentiment.v1.CostStats.month_by_provider:type_name -> catalyst.sentiment.v1.CostStats.MonthByProviderEntry
+	47, // 39: catalyst.sentiment.v1.CostStats.day_started_at:type_name -> google.protobuf.Timestamp
+	47, // 40: catalyst.sentiment.v1.CostStats.month_started_at:type_name -> google.protobuf.Timestamp
+	47, // 41: catalyst.sentiment.v1.CostStats.stopped_until:type_name -> google.protobuf.Timestamp
+	9,  // 42: catalyst.sentiment.v1.AlertRequest.item:type_name -> catalyst.sentiment.v1.NewsItem
+	11, // 43: catalyst.sentiment.v1.AlertRequest.options:type_name -> catalyst.sentiment.v1.ClassifyOptions
+	10, // 44: catalyst.sentiment.v1.AlertRequest.alert:type_name -> catalyst.sentiment.v1.AlertOptions
+	17, // 45: catalyst.sentiment.v1.AlertResponse.preliminary:type_name -> catalyst.sentiment.v1.ClassifyResponse
+	46, // 46: catalyst.sentiment.v1.AlertStats.failed:type_name -> catalyst.sentiment.v1.AlertStats.FailedEntry
+	47, // 47: catalyst.sentiment.v1.StatsResponse.started_at:type_name -> google.protobuf.Timestamp
+	48, // 48: catalyst.sentiment.v1.StatsResponse.uptime:type_name -> google.protobuf.Duration
+	29, // 49: catalyst.sentiment.v1.StatsResponse.requests:type_name -> catalyst.sentiment.v1.RequestStats
+	28, // 50: catalyst.sentiment.v1.StatsResponse.tiers:type_name -> catalyst.sentiment.v1.TierStats
+	30, // 51: catalyst.sentiment.v1.StatsResponse.cache:type_name -> catalyst.sentiment.v1.CacheStats
+	31, // 52: catalyst.sentiment.v1.StatsResponse.prefilter:type_name -> catalyst.sentiment.v1.PrefilterStats
+	32, // 53: catalyst.sentiment.v1.StatsResponse.cost:type_name -> catalyst.sentiment.v1.CostStats
+	36, // 54: catalyst.sentiment.v1.StatsResponse.alerts:type_name -> catalyst.sentiment.v1.AlertStats
+	33, // 55: catalyst.sentiment.v1.StatsResponse.usage_log:type_name -> catalyst.sentiment.v1.UsageLogStats
+	39, // 56: catalyst.sentiment.v1.ListAlertChannelsResponse.channels:type_name -> catalyst.sentiment.v1.AlertChannel
+	12, // 57: catalyst.sentiment.v1.SentimentService.Classify:input_type -> catalyst.sentiment.v1.ClassifyRequest
+	18, // 58: catalyst.sentiment.v1.SentimentService.ClassifyBatch:input_type -> catalyst.sentiment.v1.ClassifyBatchRequest
+	21, // 59: catalyst.sentiment.v1.SentimentService.GPUStatus:input_type -> catalyst.sentiment.v1.GPUStatusRequest
+	26, // 60: catalyst.sentiment.v1.SentimentService.Stats:input_type -> catalyst.sentiment.v1.StatsRequest
+	34, // 61: catalyst.sentiment.v1.SentimentService.Alert:input_type -> catalyst.sentiment.v1.AlertRequest
+	38, // 62: catalyst.sentiment.v1.SentimentService.ListAlertChannels:input_type -> catalyst.sentiment.v1.ListAlertChannelsRequest
+	41, // 63: catalyst.sentiment.v1.SentimentService.CleanupGPU:input_type -> catalyst.sentiment.v1.CleanupGPURequest
+	17, // 64: catalyst.sentiment.v1.SentimentService.Classify:output_type -> catalyst.sentiment.v1.ClassifyResponse
+	20, // 65: catalyst.sentiment.v1.SentimentService.ClassifyBatch:output_type -> catalyst.sentiment.v1.ClassifyBatchResponse
+	24, // 66: catalyst.sentiment.v1.SentimentService.GPUStatus:output_type -> catalyst.sentiment.v1.GPUStatusResponse
+	37, // 67: catalyst.sentiment.v1.SentimentService.Stats:output_type -> catalyst.sentiment.v1.StatsResponse
+	35, // 68: catalyst.sentiment.v1.SentimentService.Alert:output_type -> catalyst.sentiment.v1.AlertResponse
+	40, // 69: catalyst.sentiment.v1.SentimentService.ListAlertChannels:output_type -> catalyst.sentiment.v1.ListAlertChannelsResponse
+	42, // 70: catalyst.sentiment.v1.SentimentService.CleanupGPU:output_type -> catalyst.sentiment.v1.CleanupGPUResponse
+	64, // [64:71] is the sub-list for method output_type
+	57, // [57:64] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_catalyst_sentiment_v1_sentiment_proto_init() }
@@ -3975,7 +4163,7 @@ func file_catalyst_sentiment_v1_sentiment_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_catalyst_sentiment_v1_sentiment_proto_rawDesc), len(file_catalyst_sentiment_v1_sentiment_proto_rawDesc)),
-			NumEnums:      8,
+			NumEnums:      9,
 			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -56,6 +56,15 @@ class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTCOME_SKIPPED: _ClassVar[Outcome]
     OUTCOME_INVALID_ANSWER: _ClassVar[Outcome]
 
+class PrefilterDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PREFILTER_DECISION_UNSPECIFIED: _ClassVar[PrefilterDecision]
+    PREFILTER_DECISION_ABOVE_THRESHOLD: _ClassVar[PrefilterDecision]
+    PREFILTER_DECISION_SENT_ON_BELOW_THRESHOLD: _ClassVar[PrefilterDecision]
+    PREFILTER_DECISION_SHED_UNDER_LOAD: _ClassVar[PrefilterDecision]
+    PREFILTER_DECISION_SKIPPED_BY_THRESHOLD: _ClassVar[PrefilterDecision]
+    PREFILTER_DECISION_EXEMPT: _ClassVar[PrefilterDecision]
+
 class PressureLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PRESSURE_LEVEL_UNSPECIFIED: _ClassVar[PressureLevel]
@@ -96,6 +105,12 @@ OUTCOME_BREAKER_OPEN: Outcome
 OUTCOME_RATE_LIMITED: Outcome
 OUTCOME_SKIPPED: Outcome
 OUTCOME_INVALID_ANSWER: Outcome
+PREFILTER_DECISION_UNSPECIFIED: PrefilterDecision
+PREFILTER_DECISION_ABOVE_THRESHOLD: PrefilterDecision
+PREFILTER_DECISION_SENT_ON_BELOW_THRESHOLD: PrefilterDecision
+PREFILTER_DECISION_SHED_UNDER_LOAD: PrefilterDecision
+PREFILTER_DECISION_SKIPPED_BY_THRESHOLD: PrefilterDecision
+PREFILTER_DECISION_EXEMPT: PrefilterDecision
 PRESSURE_LEVEL_UNSPECIFIED: PressureLevel
 PRESSURE_LEVEL_NORMAL: PressureLevel
 PRESSURE_LEVEL_HIGH: PressureLevel
@@ -194,7 +209,7 @@ class TierAttempt(_message.Message):
     def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., model: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., attempts: _Optional[int] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Provenance(_message.Message):
-    __slots__ = ("tier", "model", "cache_hit", "attempts", "tiers", "degraded", "reason", "prefiltered", "latency", "tokens_in", "tokens_out", "cost_usd", "prompt_version", "cache_similarity", "cache_source_id")
+    __slots__ = ("tier", "model", "cache_hit", "attempts", "tiers", "degraded", "reason", "prefiltered", "latency", "tokens_in", "tokens_out", "cost_usd", "prompt_version", "cache_similarity", "cache_source_id", "prefilter")
     TIER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +225,7 @@ class Provenance(_message.Message):
     PROMPT_VERSION_FIELD_NUMBER: _ClassVar[int]
     CACHE_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     CACHE_SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PREFILTER_FIELD_NUMBER: _ClassVar[int]
     tier: Tier
     model: str
     cache_hit: CacheHit
@@ -225,7 +241,8 @@ class Provenance(_message.Message):
     prompt_version: str
     cache_similarity: float
     cache_source_id: str
-    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., model: _Optional[str] = ..., cache_hit: _Optional[_Union[CacheHit, str]] = ..., attempts: _Optional[int] = ..., tiers: _Optional[_Iterable[_Union[TierAttempt, _Mapping]]] = ..., degraded: _Optional[bool] = ..., reason: _Optional[str] = ..., prefiltered: _Optional[bool] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_usd: _Optional[float] = ..., prompt_version: _Optional[str] = ..., cache_similarity: _Optional[float] = ..., cache_source_id: _Optional[str] = ...) -> None: ...
+    prefilter: PrefilterDecision
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., model: _Optional[str] = ..., cache_hit: _Optional[_Union[CacheHit, str]] = ..., attempts: _Optional[int] = ..., tiers: _Optional[_Iterable[_Union[TierAttempt, _Mapping]]] = ..., degraded: _Optional[bool] = ..., reason: _Optional[str] = ..., prefiltered: _Optional[bool] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_usd: _Optional[float] = ..., prompt_version: _Optional[str] = ..., cache_similarity: _Optional[float] = ..., cache_source_id: _Optional[str] = ..., prefilter: _Optional[_Union[PrefilterDecision, str]] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
     __slots__ = ("id", "label", "score", "confidence", "rationale", "prescore", "provenance", "phase")
@@ -374,7 +391,7 @@ class GPUStatusResponse(_message.Message):
     def __init__(self, devices: _Optional[_Iterable[_Union[GPUDevice, _Mapping]]] = ..., reader: _Optional[str] = ..., reader_error: _Optional[str] = ..., pressure: _Optional[_Union[PressureLevel, str]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ..., last_cleanup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_cleanup_reason: _Optional[str] = ..., cleanups: _Optional[int] = ..., local_admitting: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pressure_percent: _Optional[float] = ..., pressure_card: _Optional[str] = ..., vram_not_freed: _Optional[bool] = ..., vram_message: _Optional[str] = ..., restarts: _Optional[int] = ..., gpu_concurrency: _Optional[int] = ..., concurrency_cut: _Optional[bool] = ..., consecutive_failures: _Optional[int] = ..., queue: _Optional[_Union[GPUQueueStats, _Mapping]] = ..., recovery_phase: _Optional[str] = ...) -> None: ...
 
 class GPUQueueStats(_message.Message):
-    __slots__ = ("limit", "ceiling", "in_flight", "waiting", "started", "halvings", "grows", "spilled_full", "spilled_no_time", "canceled", "service_time")
+    __slots__ = ("limit", "ceiling", "in_flight", "waiting", "started", "halvings", "grows", "spilled_full", "spilled_no_time", "canceled", "service_time", "displaced", "overtaken", "shared", "lease_waits", "lease_fallbacks")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CEILING_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -386,6 +403,11 @@ class GPUQueueStats(_message.Message):
     SPILLED_NO_TIME_FIELD_NUMBER: _ClassVar[int]
     CANCELED_FIELD_NUMBER: _ClassVar[int]
     SERVICE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DISPLACED_FIELD_NUMBER: _ClassVar[int]
+    OVERTAKEN_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    LEASE_WAITS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FALLBACKS_FIELD_NUMBER: _ClassVar[int]
     limit: int
     ceiling: int
     in_flight: int
@@ -397,7 +419,12 @@ class GPUQueueStats(_message.Message):
     spilled_no_time: int
     canceled: int
     service_time: _duration_pb2.Duration
-    def __init__(self, limit: _Optional[int] = ..., ceiling: _Optional[int] = ..., in_flight: _Optional[int] = ..., waiting: _Optional[int] = ..., started: _Optional[int] = ..., halvings: _Optional[int] = ..., grows: _Optional[int] = ..., spilled_full: _Optional[int] = ..., spilled_no_time: _Optional[int] = ..., canceled: _Optional[int] = ..., service_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    displaced: int
+    overtaken: int
+    shared: str
+    lease_waits: int
+    lease_fallbacks: int
+    def __init__(self, limit: _Optional[int] = ..., ceiling: _Optional[int] = ..., in_flight: _Optional[int] = ..., waiting: _Optional[int] = ..., started: _Optional[int] = ..., halvings: _Optional[int] = ..., grows: _Optional[int] = ..., spilled_full: _Optional[int] = ..., spilled_no_time: _Optional[int] = ..., canceled: _Optional[int] = ..., service_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., displaced: _Optional[int] = ..., overtaken: _Optional[int] = ..., shared: _Optional[str] = ..., lease_waits: _Optional[int] = ..., lease_fallbacks: _Optional[int] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()
@@ -493,14 +520,22 @@ class CacheStats(_message.Message):
     def __init__(self, backend: _Optional[str] = ..., exact_hits: _Optional[int] = ..., near_hits: _Optional[int] = ..., misses: _Optional[int] = ..., shared_in_flight: _Optional[int] = ..., guard_refusals: _Optional[int] = ..., stored: _Optional[int] = ..., evicted: _Optional[int] = ..., entries: _Optional[int] = ...) -> None: ...
 
 class PrefilterStats(_message.Message):
-    __slots__ = ("seen", "sent_on", "skipped")
+    __slots__ = ("seen", "sent_on", "skipped", "sent_on_below_threshold", "shed_under_load", "skipped_by_threshold", "mode")
     SEEN_FIELD_NUMBER: _ClassVar[int]
     SENT_ON_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    SENT_ON_BELOW_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SHED_UNDER_LOAD_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_BY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     seen: int
     sent_on: int
     skipped: int
-    def __init__(self, seen: _Optional[int] = ..., sent_on: _Optional[int] = ..., skipped: _Optional[int] = ...) -> None: ...
+    sent_on_below_threshold: int
+    shed_under_load: int
+    skipped_by_threshold: int
+    mode: str
+    def __init__(self, seen: _Optional[int] = ..., sent_on: _Optional[int] = ..., skipped: _Optional[int] = ..., sent_on_below_threshold: _Optional[int] = ..., shed_under_load: _Optional[int] = ..., skipped_by_threshold: _Optional[int] = ..., mode: _Optional[str] = ...) -> None: ...
 
 class CostStats(_message.Message):
     __slots__ = ("today_usd", "month_usd", "daily_alert_usd", "monthly_alert_usd", "today_by_provider", "month_by_provider", "zone", "day_started_at", "month_started_at", "budget_stop", "stopped_until", "backend")
