@@ -61,6 +61,10 @@ type wordClass struct {
 	figure float64 // +1 "a profit of", -1 "a loss of": which side of zero a figure after it lies
 	neg    bool
 	med    bool // names drugs, trials or patients: the text is medical news
+	// rule is set when a phrase, a metric, a comparison, a negation or a
+	// word class other than med uses the word. A word with med alone only
+	// says what kind of news a text is, and judges nothing: see Weighs.
+	rule bool
 }
 
 // finance holds the compiled finance tables; read-only after New.
@@ -184,6 +188,15 @@ func (f *finance) compile(src string) (pattern, error) {
 	return p, nil
 }
 
+// markRule records that every word of p takes part in a rule.
+func (f *finance) markRule(p *pattern) {
+	for _, sl := range p.slots {
+		for _, id := range sl.ids {
+			f.classes[id].rule = true
+		}
+	}
+}
+
 // index adds pattern i to first[id] for every id of its first slot.
 func (f *finance) index(first [][]int32, p *pattern, i int) [][]int32 {
 	for _, id := range p.slots[0].ids {
@@ -232,6 +245,7 @@ func newFinance(phrasesTSV, termsTSV string) (*finance, error) {
 		if w == 0 && p.rank != 0 {
 			return fmt.Errorf("a neutral phrase (weight 0) must be exact words, two or more")
 		}
+		f.markRule(&p)
 		idx, ok := nameIdx[fl[0]]
 		if !ok {
 			idx = int32(len(f.phraseNames))
@@ -255,6 +269,9 @@ func newFinance(phrasesTSV, termsTSV string) (*finance, error) {
 		p, err := f.compile(fl[3])
 		if err != nil {
 			return err
+		}
+		if kind != "medical" {
+			f.markRule(&p)
 		}
 		single := func() error {
 			if len(p.slots) != 1 {
