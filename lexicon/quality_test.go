@@ -33,6 +33,13 @@ import (
 // bad news) cost it a sentence ("severe asthma") and was kept. It shares
 // the author and the register with the tuned half, so it too is no
 // independent set.
+//
+// financial_public_style_independent is the check on overfitting: written
+// by a second author once the rules were final, in the same register but
+// with other companies, currencies, phrasings and figures, and with the
+// label mix of the public set the issue was measured on. It steered
+// nothing: its figures were read once, when it was complete, and no rule
+// or weight was changed after that. Its figures are the ones to quote.
 var qualitySets = []struct {
 	path string
 	// ours and plain are the documented figures of our lexicon and of
@@ -46,6 +53,7 @@ var qualitySets = []struct {
 	{"testdata/financial_holdout.tsv", documented{0.852, 0.559, 0.874}, documented{0.583, 0.523, 0.608}, documented{0.804, 0.514, 0.844}},
 	{"testdata/financial_public_style.tsv", documented{0.959, 0.580, 0.975}, documented{0.653, 0.608, 0.595}, documented{}},
 	{"testdata/financial_public_style_holdout.tsv", documented{0.926, 0.572, 0.932}, documented{0.623, 0.577, 0.625}, documented{}},
+	{"testdata/financial_public_style_independent.tsv", documented{0.923, 0.599, 0.879}, documented{0.688, 0.628, 0.598}, documented{}},
 }
 
 // documented is one scorer's figures as docs/PERFORMANCE.md states them.
