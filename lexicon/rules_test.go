@@ -119,6 +119,8 @@ func TestMedicalNews(t *testing.T) {
 	}{
 		{"Acme soars after FDA approval of its cancer drug", +1},
 		{"FDA rejects cancer drug", -1},
+		{"Shares of the biotech dropped 30 % after the FDA declined to approve its cancer therapy", -1},
+		{"In the phase 2 trial, tumors shrank in 40 % of patients", +1},
 		{"Acme's trial of its pain drug failed to meet the primary endpoint", -1},
 		{"Acme halts cancer trial after serious side effects", -1},
 		{"Two patients died in the trial", -1},
