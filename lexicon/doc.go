@@ -21,7 +21,8 @@
 // 1e-3. New gives VADER over a finance-adjusted lexicon (data/finance_lexicon.tsv):
 // social-media words that are neutral in finance are taken out ("share",
 // "interest", "credit", "crude", "gross", "free", "outstanding", "like";
-// "vice", "fund" and "stake" are not in VADER's lexicon at all), direction
+// "vice", "fund" and "stake" are not in VADER's lexicon at all; "profit" is
+// a metric's name, and "operating profit was EUR 3.1 mn" no good news), direction
 // words whose sense depends on the metric ("increase", "lower", "cut") are
 // left to the finance layer, and market words VADER lacks are added.
 //
@@ -48,8 +49,11 @@
 // judge it ("cancer", "tumor", "pain", "death" as a trial endpoint, "heart
 // failure") lose their valence in the finance-aware Compound, so "FDA
 // approval of its cancer drug" reads as good news; words of outcome
-// ("rejects", "failed", "halted", "died") keep theirs. NewPlain is not
-// affected.
+// ("rejects", "failed", "halted", "died") keep theirs, and a regulator
+// that "declined to approve" rejects. Trial outcomes ("reduced the risk
+// of death", "improved survival", "tumours shrank") are good news. The
+// words that only mark drug news ("biotech", "oncology") do not weigh
+// (see Scorer.Weighs). NewPlain is not affected.
 //
 // # Why our own implementation
 //

@@ -326,7 +326,8 @@ func (s *Scorer) neutralizeMedical(sc *scratch) {
 // booster, or a word of the finance rules (a direction, an evaluation, a
 // metric, a unit, a comparison, a word of a phrase) other than the
 // grammatical glue some phrases spell out ("to be acquired", "at the
-// market offering", "did not meet"). Two texts that differ only in words
+// market offering", "did not meet") and the words that only mark drug
+// news ("biotech", "oncology"). Two texts that differ only in words
 // that do not weigh read alike; the cache's meaning guard relies on it, so
 // glue that a wire may drop or add ("the", "to", "of") must not weigh.
 func (s *Scorer) Weighs(word string) bool {
