@@ -21,21 +21,39 @@
 // 1e-3. New gives VADER over a finance-adjusted lexicon (data/finance_lexicon.tsv):
 // social-media words that are neutral in finance are taken out ("share",
 // "interest", "credit", "crude", "gross", "free", "outstanding", "like";
-// "vice", "fund" and "stake" are not in VADER's lexicon at all), direction
+// "vice", "fund" and "stake" are not in VADER's lexicon at all; "profit" is
+// a metric's name, and "operating profit was EUR 3.1 mn" no good news), direction
 // words whose sense depends on the metric ("increase", "lower", "cut") are
 // left to the finance layer, and market words VADER lacks are added.
 //
 // Finance: data/finance_phrases.tsv lists phrases that move small-cap stocks
 // (FDA approval, beats estimates, raises guidance, public offering, going
-// concern, ...) as patterns with inflections and gaps, each with a weight.
-// data/finance_terms.tsv names metrics and the words that move them, so that
-// "operating profit rose", "loss narrowed" (good: a loss is a metric where
-// less is better), "higher costs" and "order book up 24%" are read by metric
-// and direction, and "EUR 5.2 mn, compared to EUR 3.1 mn" or "EUR 5.2 mn
-// (EUR 3.1 mn)" by comparing the figures, units included. A negation before a
-// phrase or metric move turns it around. Keyword is tanh of the hits' summed
-// weights; Score leans on Keyword when there are hits and on a damped
+// concern, contract and order wins, personnel negotiations, ...) as patterns
+// with inflections and gaps, each with a weight; a phrase of weight 0 is
+// neutral ("up to", "weight loss") and only keeps its words from the other
+// rules. data/finance_terms.tsv names metrics and the words that move them,
+// so that "operating profit rose", "loss narrowed" (good: a loss is a metric
+// where less is better), "higher costs" and "order book up 24%" are read by
+// metric and direction, and figures compared across periods by comparing
+// them, units and minus signs included: "EUR 5.2 mn, compared to EUR 3.1 mn",
+// "EUR 5.2 mn (EUR 3.1 mn)", "up from", "versus", "X, while in the
+// corresponding period it was Y", "X, which is 15 % more". Profits and losses
+// are compared on one scale ("a profit of 1.3, compared with a loss of 0.6"
+// is better); figures within 1% of each other say nothing. A negation before
+// a phrase or metric move turns it around. Keyword is tanh of the hits'
+// summed weights; Score leans on Keyword when there are hits and on a damped
 // Compound when there are none (see Scorer.Score).
+//
+// In drug and trial news (a text that names a drug, a trial, patients, a
+// medicines regulator...), VADER words that name the subject rather than
+// judge it ("cancer", "tumor", "pain", "death" as a trial endpoint, "heart
+// failure") lose their valence in the finance-aware Compound, so "FDA
+// approval of its cancer drug" reads as good news; words of outcome
+// ("rejects", "failed", "halted", "died") keep theirs, and a regulator
+// that "declined to approve" rejects. Trial outcomes ("reduced the risk
+// of death", "improved survival", "tumours shrank") are good news. The
+// words that only mark drug news ("biotech", "oncology") do not weigh
+// (see Scorer.Weighs). NewPlain is not affected.
 //
 // # Why our own implementation
 //
@@ -55,6 +73,6 @@
 // licence; version, checksums and licence text in data/SOURCE.txt), the same
 // run that writes the parity vectors, so data and vectors come from one
 // reference. The finance files are ours, written from finance knowledge; the
-// labelled set in testdata/financial_sentences.tsv only measures them
-// (quality_test.go).
+// labelled sets in testdata/financial_*.tsv, also ours, only measure them
+// (quality_test.go says which of them steered what).
 package lexicon

@@ -15,12 +15,14 @@ const (
 	metricVerbWeight    = 0.6 // "operating profit rose": times the verb's strength
 	metricCompareWeight = 0.5 // "EUR 5.2 mn, compared to EUR 3.1 mn"
 	negatedFactor       = -0.5
-	negationWindow      = 3 // words before a hit searched for a negation
-	verbWindowAfter     = 6 // words after a metric searched for its verb
-	verbWindowBefore    = 3 // words before a metric ("higher sales", "cut costs")
-	numberWindow        = 8 // words after a metric searched for its figure
-	compareWindow       = 6 // words after the figure searched for "compared to"
-	priorWindow         = 7 // words after "compared to" searched for the earlier figure
+	negationWindow      = 3    // words before a hit searched for a negation
+	verbWindowAfter     = 6    // words after a metric searched for its verb
+	verbWindowBefore    = 3    // words before a metric ("higher sales", "cut costs")
+	numberWindow        = 10   // words after a metric searched for its figure, up to the next metric
+	compareWindow       = 8    // words after the figure searched for "compared to" or "15 % more"
+	priorWindow         = 7    // words after "compared to" searched for the earlier figure
+	signWindow          = 4    // words before a figure searched for "a loss of", "a profit of"
+	flatShare           = 0.01 // figures closer than this share of the larger read as unchanged
 	defaultGap          = 3
 	maxSlots            = 12
 )
@@ -45,17 +47,24 @@ func (s *slot) has(id int32) bool {
 type pattern struct {
 	slots  []slot
 	name   int32   // index into the owner's names
-	weight float64 // phrase weight, or metric polarity
+	weight float64 // phrase weight (0: a neutral phrase, no hit), or metric polarity
 	hasNeg bool    // spells a negation itself: no negation check
 	rank   int     // phrase pass: 0 exact multi-word, 1 with gaps, 2 one word
 }
 
 // wordClass is what the finance rules know about one word id.
 type wordClass struct {
-	dir  float64 // >0 up, <0 down, magnitude = strength
-	eval float64 // >0 better, <0 worse
-	unit float64 // multiplier when the word follows a number
-	neg  bool
+	dir    float64 // >0 up, <0 down, magnitude = strength
+	eval   float64 // >0 better, <0 worse
+	unit   float64 // multiplier when the word follows a number
+	than   float64 // >0 more, <0 less: a direction only right after a figure ("15 % more")
+	figure float64 // +1 "a profit of", -1 "a loss of": which side of zero a figure after it lies
+	neg    bool
+	med    bool // names drugs, trials or patients: the text is medical news
+	// rule is set when a phrase, a metric, a comparison, a negation or a
+	// word class other than med uses the word. A word with med alone only
+	// says what kind of news a text is, and judges nothing: see Weighs.
+	rule bool
 }
 
 // finance holds the compiled finance tables; read-only after New.
@@ -179,6 +188,15 @@ func (f *finance) compile(src string) (pattern, error) {
 	return p, nil
 }
 
+// markRule records that every word of p takes part in a rule.
+func (f *finance) markRule(p *pattern) {
+	for _, sl := range p.slots {
+		for _, id := range sl.ids {
+			f.classes[id].rule = true
+		}
+	}
+}
+
 // index adds pattern i to first[id] for every id of its first slot.
 func (f *finance) index(first [][]int32, p *pattern, i int) [][]int32 {
 	for _, id := range p.slots[0].ids {
@@ -217,13 +235,17 @@ func newFinance(phrasesTSV, termsTSV string) (*finance, error) {
 	nameIdx := map[string]int32{}
 	err := readTSV("finance_phrases.tsv", phrasesTSV, 3, func(_ int, fl []string) error {
 		w, err := strconv.ParseFloat(fl[1], 64)
-		if err != nil || w < -1 || w > 1 || w == 0 {
-			return fmt.Errorf("weight %q: want a non-zero number in [-1,1]", fl[1])
+		if err != nil || w < -1 || w > 1 {
+			return fmt.Errorf("weight %q: want a number in [-1,1]", fl[1])
 		}
 		p, err := f.compile(fl[2])
 		if err != nil {
 			return err
 		}
+		if w == 0 && p.rank != 0 {
+			return fmt.Errorf("a neutral phrase (weight 0) must be exact words, two or more")
+		}
+		f.markRule(&p)
 		idx, ok := nameIdx[fl[0]]
 		if !ok {
 			idx = int32(len(f.phraseNames))
@@ -248,6 +270,9 @@ func newFinance(phrasesTSV, termsTSV string) (*finance, error) {
 		if err != nil {
 			return err
 		}
+		if kind != "medical" {
+			f.markRule(&p)
+		}
 		single := func() error {
 			if len(p.slots) != 1 {
 				return fmt.Errorf("%s: want single words", kind)
@@ -267,7 +292,24 @@ func newFinance(phrasesTSV, termsTSV string) (*finance, error) {
 			}
 			p.name, p.weight = idx, v
 			f.metrics = append(f.metrics, p)
-		case "up", "down", "better", "worse", "unit":
+		case "figure":
+			if err := single(); err != nil {
+				return err
+			}
+			if v != 1 && v != -1 {
+				return fmt.Errorf("figure sign %v: want 1 or -1", v)
+			}
+			for _, id := range p.slots[0].ids {
+				f.classes[id].figure = v
+			}
+		case "medical":
+			if err := single(); err != nil {
+				return err
+			}
+			for _, id := range p.slots[0].ids {
+				f.classes[id].med = true
+			}
+		case "up", "down", "better", "worse", "unit", "more", "less":
 			if err := single(); err != nil {
 				return err
 			}
@@ -276,7 +318,7 @@ func newFinance(phrasesTSV, termsTSV string) (*finance, error) {
 			}
 			for _, id := range p.slots[0].ids {
 				c := &f.classes[id]
-				if c.dir != 0 || c.eval != 0 || c.unit != 0 {
+				if c.dir != 0 || c.eval != 0 || c.unit != 0 || c.than != 0 {
 					return fmt.Errorf("word id %d listed twice in word classes", id)
 				}
 				switch kind {
@@ -290,6 +332,10 @@ func newFinance(phrasesTSV, termsTSV string) (*finance, error) {
 					c.eval = -v
 				case "unit":
 					c.unit = v
+				case "more":
+					c.than = v
+				case "less":
+					c.than = -v
 				}
 			}
 		case "compare":
@@ -362,7 +408,8 @@ func match(p *pattern, toks []ftok, si, ti int, pos *[maxSlots]int) (int, bool) 
 func (f *finance) tokenize(sc *scratch, text string) {
 	sc.ft = sc.ft[:0]
 	sc.fbuf = sc.fbuf[:0]
-	paren := false
+	paren, apos, minus := false, false, false
+	prev := ' ' // the last rune read
 	for i := 0; i < len(text); {
 		r, n := rune(text[i]), 1
 		if r >= utf8.RuneSelf {
@@ -373,12 +420,18 @@ func (f *finance) tokenize(sc *scratch, text string) {
 			if r == '(' || r == '[' {
 				paren = true
 			}
+			apos = r == '\'' || r == '\u2019'
+			// "EUR -4.3 mn", "(-1.2)": a minus sign that starts a word.
+			minus = (r == '-' || r == '\u2212') && (unicode.IsSpace(prev) || prev == '(' || prev == '[')
+			prev = r
 			i += n
 			continue
 		}
 		start := len(sc.fbuf)
 		t := ftok{paren: paren}
 		paren = false
+		afterApos, negative := apos, minus
+		apos, minus = false, false
 		if isDigit {
 			// A figure: digits with inner "." or "," ("5.2", "1,200", "5,2").
 			val, frac, scale, dec := 0.0, false, 0.1, false
@@ -413,6 +466,9 @@ func (f *finance) tokenize(sc *scratch, text string) {
 			}
 			t.isNum, t.num = true, val
 			t.year = !dec && val >= 1900 && val <= 2100
+			if negative {
+				t.num, t.year = -val, false
+			}
 		} else {
 			for i < len(text) {
 				r, n = rune(text[i]), 1
@@ -434,7 +490,14 @@ func (f *finance) tokenize(sc *scratch, text string) {
 				i += n
 			}
 		}
+		prev = 'a'
 		w := sc.fbuf[start:]
+		if afterApos && len(w) == 1 && w[0] == 's' {
+			// The possessive "'s" ("the company's order book") is no word
+			// of its own: it would only push words out of each other's window.
+			sc.fbuf = sc.fbuf[:start]
+			continue
+		}
 		t.endsN = len(w) > 0 && w[len(w)-1] == 'n'
 		t.id = -1
 		if id, ok := f.ids[string(w)]; ok {
@@ -481,6 +544,17 @@ func (f *finance) class(t *ftok) wordClass {
 	return f.classes[t.id]
 }
 
+// medical reports whether the text is drug or trial news: it names a
+// drug, a trial, patients, a regulator of medicines.
+func (f *finance) medical(sc *scratch) bool {
+	for k := range sc.ft {
+		if f.class(&sc.ft[k]).med {
+			return true
+		}
+	}
+	return false
+}
+
 // negatedAt reports whether a negation starts at token k.
 func (f *finance) negatedAt(toks []ftok, k int) bool {
 	t := &toks[k]
@@ -516,21 +590,26 @@ func (f *finance) phraseAt(sc *scratch, k, rank int, pos *[maxSlots]int) float64
 	toks := sc.ft
 	for _, pi := range firstOf(f.phraseFirst, toks[k].id) {
 		p := &f.phrases[pi]
-		if p.rank != rank || sc.usedPhrase[p.name] {
+		if p.rank != rank || sc.usedPhrase[p.name] || sc.covered[k] {
 			continue
 		}
 		_, ok := match(p, toks, 0, k, pos)
 		if !ok || anyCovered(sc.covered, pos[:len(p.slots)]) {
 			continue
 		}
-		w := p.weight
-		if !p.hasNeg && f.negatedGap(toks, k, pos[:len(p.slots)]) {
-			w *= negatedFactor
-		}
 		for _, q := range pos[:len(p.slots)] {
 			if q >= 0 {
 				sc.covered[q] = true
 			}
+		}
+		if p.weight == 0 {
+			// A neutral phrase ("up to", "weight loss") only keeps its
+			// words from the other rules.
+			continue
+		}
+		w := p.weight
+		if !p.hasNeg && f.negatedGap(toks, k, pos[:len(p.slots)]) {
+			w *= negatedFactor
 		}
 		sc.usedPhrase[p.name] = true
 		sc.hits = append(sc.hits, posHit{Hit{Phrase: f.phraseNames[p.name], Weight: w}, k})
@@ -593,10 +672,10 @@ func (f *finance) score(sc *scratch) float64 {
 
 	// 3. Each metric's direction: a verb near it, else figures compared
 	// across periods.
-	for _, o := range sc.occ {
+	for oi, o := range sc.occ {
 		sign, w, at, label := f.metricVerb(sc, o)
 		if sign == 0 {
-			sign, at, label = f.metricCompare(toks, o)
+			sign, at, label = f.metricCompare(sc, oi)
 			w = metricCompareWeight
 		}
 		if sign == 0 {
@@ -670,13 +749,27 @@ func (f *finance) metricVerb(sc *scratch, o metricOcc) (sign, weight float64, at
 	return 0, 0, 0, 0
 }
 
-// metricCompare finds "<metric> ... X, compared to Y" or "X (Y)" and returns
-// the good-news sign of X against Y, the index of Y and the hit's label.
-func (f *finance) metricCompare(toks []ftok, o metricOcc) (float64, int, int) {
+// figure reports whether t is a figure: a number that is not a year.
+func figure(t *ftok) bool { return t.isNum && !t.year }
+
+// metricCompare reads a metric's direction from figures: "<metric> ... X,
+// compared to Y", "X (Y)", "X, while in the corresponding period it was Y",
+// "X, which is 15 % more than" or "X, an increase of 12 %". It returns the
+// good-news sign (0 if the figures say nothing), the index of the word that
+// decided it and the hit's label. Figures of a profit or loss are compared
+// on one scale, so that "a loss of EUR 0.8 mn, compared with a profit of
+// EUR 2.7 mn" is worse and "a profit of 1.3, compared with a loss of 0.6"
+// better.
+func (f *finance) metricCompare(sc *scratch, oi int) (float64, int, int) {
+	toks, o := sc.ft, sc.occ[oi]
 	n := len(toks)
+	limit := n // the current figure belongs to this metric, not the next one
+	if oi+1 < len(sc.occ) {
+		limit = sc.occ[oi+1].start
+	}
 	cur := -1
-	for j := o.end; j < n && j < o.end+numberWindow; j++ {
-		if toks[j].isNum && !toks[j].year {
+	for j := o.end; j < limit && j < o.end+numberWindow; j++ {
+		if figure(&toks[j]) {
 			cur = j
 			break
 		}
@@ -684,8 +777,27 @@ func (f *finance) metricCompare(toks []ftok, o metricOcc) (float64, int, int) {
 	if cur < 0 {
 		return 0, 0, 0
 	}
+	// A profit or loss metric: which side of zero each figure lies.
+	own := 0.0
+	for k := o.start; k < o.end; k++ {
+		if g := f.class(&toks[k]).figure; g != 0 {
+			own = g
+		}
+	}
+	curSign := f.figureSign(toks, cur, o.start, own)
 	var pos [maxSlots]int
-	for k := cur + 1; k < n && k < cur+compareWindow; k++ {
+	for k := cur + 1; k < limit && k < cur+compareWindow; k++ {
+		if sc.covered[k] {
+			continue
+		}
+		c := f.class(&toks[k])
+		// "15 % more than", "EUR 3 mn lower than a year ago", "EUR 5 mn,
+		// up from", "which is an increase of 12 %".
+		afterFigure := figure(&toks[k-1]) || (k > cur+1 && figure(&toks[k-2]) && f.class(&toks[k-1]).unit > 0)
+		beforeFigure := (k+1 < n && figure(&toks[k+1])) || (k+2 < n && figure(&toks[k+2]))
+		if d := c.dir + c.than; d != 0 && (afterFigure || (beforeFigure && c.dir != 0)) {
+			return math.Copysign(1, d) * o.polarity, k, dirLabel(d)
+		}
 		after := -1
 		if toks[k].paren {
 			after = k
@@ -701,17 +813,42 @@ func (f *finance) metricCompare(toks []ftok, o metricOcc) (float64, int, int) {
 			continue
 		}
 		for j := after; j < n && j < after+priorWindow; j++ {
-			if toks[j].isNum && !toks[j].year {
-				d := toks[cur].num - toks[j].num
-				if d == 0 {
-					return 0, 0, 0
-				}
-				return math.Copysign(1, d) * o.polarity, j, dirLabel(d)
+			if !figure(&toks[j]) {
+				continue
 			}
+			x1, x2 := toks[cur].num, toks[j].num
+			if own != 0 {
+				x1 *= curSign
+				x2 *= f.figureSign(toks, j, k, curSign)
+			}
+			d := x1 - x2
+			if math.Abs(d) < flatShare*max(math.Abs(x1), math.Abs(x2)) || d == 0 {
+				return 0, 0, 0
+			}
+			if own != 0 {
+				// On the profit scale, up is good news; the label names
+				// the metric's own move ("loss down").
+				return math.Copysign(1, d), j, dirLabel(d * own)
+			}
+			return math.Copysign(1, d) * o.polarity, j, dirLabel(d)
 		}
 		return 0, 0, 0
 	}
 	return 0, 0, 0
+}
+
+// figureSign is +1 or -1 when "a profit of" or "a loss of" stands in the
+// signWindow words before the figure at j (not before lo), else def.
+func (f *finance) figureSign(toks []ftok, j, lo int, def float64) float64 {
+	for k := j - 1; k >= lo && k >= j-signWindow; k-- {
+		if toks[k].isNum {
+			break
+		}
+		if g := f.class(&toks[k]).figure; g != 0 {
+			return g
+		}
+	}
+	return def
 }
 
 // negatedGap reports whether a negation sits before a phrase starting at k or

@@ -29,10 +29,13 @@ const (
 // Scorer computes prescores. Its tables are built once by New or NewPlain and
 // only read afterwards, so one Scorer is safe for concurrent use.
 type Scorer struct {
-	words   map[string]wordInfo // VADER lexicon (plain or finance-adjusted), boosters, negations
-	emoji   map[rune]string
-	fin     *finance // nil for the plain scorer
-	scratch sync.Pool
+	words map[string]wordInfo // VADER lexicon (plain or finance-adjusted), boosters, negations
+	emoji map[rune]string
+	fin   *finance // nil for the plain scorer
+	// medAfter lists, for a word marked medAfter, the words after which it
+	// is neutral in medical news.
+	medAfter map[string][]string
+	scratch  sync.Pool
 }
 
 // Prescore is the lexicon's judgement of one text.
@@ -174,7 +177,24 @@ func build(financeAware bool) (*Scorer, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.medAfter = map[string][]string{}
 		err = readTSV("finance_lexicon.tsv", adjTSV, 2, func(_ int, fl []string) error {
+			if rest, ok := strings.CutPrefix(fl[1], "medical"); ok {
+				w, ok := s.words[fl[0]]
+				if !ok || w.valence == 0 {
+					return fmt.Errorf("%q has no valence to drop in medical news", fl[0])
+				}
+				if after, ok := strings.CutPrefix(rest, " after "); ok {
+					w.medAfter = true
+					s.medAfter[fl[0]] = strings.Split(after, "|")
+				} else if rest == "" {
+					w.medical = true
+				} else {
+					return fmt.Errorf("%q: want \"medical\" or \"medical after a|b\"", fl[1])
+				}
+				s.words[fl[0]] = w
+				return nil
+			}
 			if fl[1] == "-" {
 				if _, ok := s.words[fl[0]]; !ok {
 					return fmt.Errorf("%q is not in the VADER lexicon", fl[0])
@@ -248,14 +268,19 @@ func (s *Scorer) Score(text string) Prescore {
 	defer s.scratch.Put(sc)
 
 	vtext := s.replaceEmoji(text)
-	s.tokenizeVADER(sc, strings.TrimSpace(vtext))
 	var p Prescore
-	p.Compound = vaderCompound(sc, vtext)
 	if s.fin == nil {
+		s.tokenizeVADER(sc, strings.TrimSpace(vtext))
+		p.Compound = vaderCompound(sc, vtext)
 		p.Score = p.Compound
 		return p
 	}
 	s.fin.tokenize(sc, text)
+	s.tokenizeVADER(sc, strings.TrimSpace(vtext))
+	if s.fin.medical(sc) {
+		s.neutralizeMedical(sc)
+	}
+	p.Compound = vaderCompound(sc, vtext)
 	sum := s.fin.score(sc)
 	if len(sc.hits) == 0 {
 		p.Score = compoundWeightNoHits * p.Compound
@@ -277,12 +302,32 @@ func (s *Scorer) Score(text string) Prescore {
 	return p
 }
 
+// neutralizeMedical drops the valence of the words that are the subject
+// matter of drug and trial news rather than sentiment about it: "cancer",
+// "tumor", "pain", "death" as a trial endpoint. Words of outcome ("failed",
+// "rejects", "halted", "died") keep theirs.
+func (s *Scorer) neutralizeMedical(sc *scratch) {
+	for k := range sc.vt {
+		t := &sc.vt[k]
+		drop := t.info.medical
+		if t.info.medAfter && k > 0 {
+			for _, w := range s.medAfter[string(t.lower)] {
+				drop = drop || string(sc.vt[k-1].lower) == w
+			}
+		}
+		if drop {
+			t.info.valence, t.info.inLex = 0, false
+		}
+	}
+}
+
 // Weighs reports whether word, lower case, carries sentiment to the
 // lexicon: a word of VADER's lexicon with a valence, a negation or a
 // booster, or a word of the finance rules (a direction, an evaluation, a
 // metric, a unit, a comparison, a word of a phrase) other than the
 // grammatical glue some phrases spell out ("to be acquired", "at the
-// market offering", "did not meet"). Two texts that differ only in words
+// market offering", "did not meet") and the words that only mark drug
+// news ("biotech", "oncology"). Two texts that differ only in words
 // that do not weigh read alike; the cache's meaning guard relies on it, so
 // glue that a wire may drop or add ("the", "to", "of") must not weigh.
 func (s *Scorer) Weighs(word string) bool {
@@ -292,12 +337,17 @@ func (s *Scorer) Weighs(word string) bool {
 	if s.fin == nil {
 		return false
 	}
-	if _, ok := s.fin.ids[word]; !ok {
+	if id, ok := s.fin.ids[word]; !ok || !s.fin.classes[id].rule {
+		// Not in the finance rules, or only a sign of drug news
+		// ("biotech", "patients"): that word changes no judgement by
+		// itself, and a wire that adds or drops it ("Nu Biotech's") says
+		// the same. Where it does change the reading of a medical word,
+		// the prescores differ and the guard sees that.
 		return false
 	}
 	switch word {
 	case "a", "an", "the", "of", "to", "on", "at", "by", "with", "as", "in", "for", "and", "or",
-		"be", "will", "did", "does", "didn", "doesn", "per", "co", "s", "p", "t":
+		"be", "will", "did", "does", "didn", "doesn", "per", "co", "s", "p", "t", "into", "upon":
 		return false
 	}
 	return true

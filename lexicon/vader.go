@@ -80,6 +80,12 @@ type wordInfo struct {
 	isBooster bool
 	booster   float64
 	negation  bool // in the NEGATE list
+	// medical is set by New only: the word's valence is dropped in drug
+	// and trial news ("cancer drug", "reduced the risk of death"); with
+	// medAfter only right after one of the words listed there ("heart
+	// failure").
+	medical  bool
+	medAfter bool
 }
 
 // vtok is one VADER token: a whitespace-separated word with surrounding ASCII

@@ -56,6 +56,12 @@ func TestWeighs(t *testing.T) {
 		{"announces", false, false},
 		{"company", false, false},
 		{"tuesday", false, false},
+		// Signs of drug news only: they change how "cancer" reads, not
+		// the judgement by themselves.
+		{"biotech", false, false},
+		{"oncology", false, false},
+		{"cancer", true, true}, // a VADER valence, dropped only in drug news
+		{"approval", true, true},
 		{"share", true, true},     // VADER's valence is removed, but it is a metric word
 		{"interest", false, true}, // a VADER valence the finance adjustments remove
 	} {
