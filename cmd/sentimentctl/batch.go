@@ -133,10 +133,17 @@ type batchRun struct {
 	now         func() time.Time
 }
 
+// maxResumes bounds how often one batch moves to another replica.
+const maxResumes = 5
+
 // run streams the input and writes the answers. With a nil summary the
 // stream never started (its error says why); otherwise the summary counts
 // what happened and the error, if any, is what stopped the batch: a bad
-// input line, a failed write or the stream's end.
+// input line, a failed write or the stream's end. A stream whose server
+// went away (UNAVAILABLE) resumes on a new one, which the channel's
+// round-robin sends to another replica: the items sent and not answered
+// are sent again, the input goes on where it was, and an item answered
+// twice is written once.
 func (b *batchRun) run(ctx context.Context) (*summary, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -149,47 +156,43 @@ func (b *batchRun) run(ctx context.Context) (*summary, error) {
 	sum := newSummary(b.in.total)
 	b.rep.Start(b.in.total)
 
-	pending := &pendingSet{ids: make(map[string]int)}
+	pending := &pendingSet{ids: make(map[string]int), items: make(map[string]*pb.NewsItem)}
 	slots := make(chan struct{}, b.concurrency)
-	sendDone := make(chan error, 1)
-	go func() { sendDone <- b.send(ctx, stream, slots, pending) }()
+	// One reader for the whole batch: a stream that ends never takes an
+	// input line with it.
+	next := make(chan nextItem)
+	go b.read(ctx, next)
 
-	var streamErr, writeErr error
+	var streamErr, writeErr, sendErr error
+	var resend []*pb.NewsItem
 	for {
-		resp, err := stream.Recv()
-		if err == io.EOF {
+		sctx, scancel := context.WithCancel(ctx)
+		sendDone := make(chan error, 1)
+		go func() { sendDone <- b.send(sctx, stream, slots, pending, next, resend) }()
+		streamErr, writeErr = b.receive(stream, slots, pending, sum)
+		if streamErr == nil && writeErr == nil {
+			// The server ended the stream after our side closed: the
+			// sender is done.
+			sendErr = <-sendDone
+			scancel()
 			break
 		}
+		scancel()
+		sendErr = <-sendDone // it stops at once: it waits on nothing but sctx
+		if sendErr != nil || writeErr != nil || ctx.Err() != nil || status.Code(streamErr) != codes.Unavailable || sum.Resumed >= maxResumes {
+			break
+		}
+		resend = pending.unanswered()
+		fresh, err := b.client.ClassifyBatch(ctx)
 		if err != nil {
-			streamErr = err
 			break
 		}
-		select {
-		case <-slots:
-		default:
-		}
-		pending.done(resp.GetId())
-		b.rep.Add(sum.add(resp))
-		if err := b.write(resp); err != nil {
-			writeErr = err
-			break
-		}
+		sum.Resumed++
+		sum.Resumes = append(sum.Resumes, fmt.Sprintf("%s (%d unanswered items sent again)", status.Convert(streamErr).Message(), len(resend)))
+		stream = fresh
 	}
 	stopped := ctx.Err() // the caller's cancellation or deadline, if any
 	cancel()
-	var sendErr error
-	if streamErr == nil && writeErr == nil {
-		// The server ended the stream after our side closed: the sender
-		// is done or returning.
-		sendErr = <-sendDone
-	} else {
-		// The sender may be blocked reading stdin, which nothing can
-		// interrupt; it ends when stdin does, or with the process.
-		select {
-		case sendErr = <-sendDone:
-		default:
-		}
-	}
 	b.rep.Finish()
 
 	sum.Sent = pending.sent
@@ -233,26 +236,93 @@ func (b *batchRun) run(ctx context.Context) (*summary, error) {
 	return sum, nil
 }
 
-// send sends every item, holding at most cap(slots) unanswered, and closes
-// its side of the stream. Its error is a bad input line; a stream that
-// ended is the receiver's to report.
-func (b *batchRun) send(ctx context.Context, stream grpc.BidiStreamingClient[pb.ClassifyBatchRequest, pb.ClassifyBatchResponse], slots chan<- struct{}, pending *pendingSet) error {
-	defer stream.CloseSend()
+// receive writes the stream's answers until it ends: a nil streamErr when
+// the server ended it after our side closed.
+func (b *batchRun) receive(stream grpc.BidiStreamingClient[pb.ClassifyBatchRequest, pb.ClassifyBatchResponse], slots <-chan struct{}, pending *pendingSet, sum *summary) (streamErr, writeErr error) {
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			return nil, nil
+		}
+		if err != nil {
+			return err, nil
+		}
+		if !pending.done(resp.GetId()) {
+			continue // answered before, by the replica that went away
+		}
+		select {
+		case <-slots:
+		default:
+		}
+		b.rep.Add(sum.add(resp))
+		if err := b.write(resp); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// nextItem is one input item, or the error that ends the input.
+type nextItem struct {
+	item *pb.NewsItem
+	err  error
+}
+
+// read hands the input's items to the senders, one at a time, and closes
+// next at the end of the input. It may stay blocked reading stdin, which
+// nothing can interrupt, until stdin ends or the process does.
+func (b *batchRun) read(ctx context.Context, next chan<- nextItem) {
 	for {
 		item, err := b.in.items.next()
 		if err == io.EOF {
-			return nil
+			close(next)
+			return
+		}
+		select {
+		case next <- nextItem{item, err}:
+		case <-ctx.Done():
+			return
 		}
 		if err != nil {
-			return err
+			return
 		}
+	}
+}
+
+// send sends the items to send again, then the input's, holding at most
+// cap(slots) unanswered, and closes its side of the stream. Its error is a
+// bad input line; a stream that ended is the receiver's to report.
+func (b *batchRun) send(ctx context.Context, stream grpc.BidiStreamingClient[pb.ClassifyBatchRequest, pb.ClassifyBatchResponse], slots chan struct{}, pending *pendingSet, next <-chan nextItem, resend []*pb.NewsItem) error {
+	defer stream.CloseSend()
+	for _, item := range resend { // their slots are still held
+		if err := stream.Send(&pb.ClassifyBatchRequest{Item: item}); err != nil {
+			return nil
+		}
+	}
+	for {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return nil
 		}
-		pending.add(item.GetId())
-		if err := stream.Send(&pb.ClassifyBatchRequest{Item: item}); err != nil {
+		var n nextItem
+		var ok bool
+		select {
+		case n, ok = <-next:
+		case <-ctx.Done():
+			<-slots
+			return nil
+		}
+		if !ok {
+			<-slots
+			return nil
+		}
+		if n.err != nil {
+			return n.err
+		}
+		// Pending before it is sent: a stream that ends now leaves it to
+		// the next.
+		pending.add(n.item)
+		if err := stream.Send(&pb.ClassifyBatchRequest{Item: n.item}); err != nil {
 			return nil
 		}
 	}
@@ -273,23 +343,46 @@ func (b *batchRun) write(r *pb.ClassifyBatchResponse) error {
 
 // pendingSet is the items sent and not yet answered, by id, with the
 // order they were sent in.
+// pendingSet is the items sent and not yet answered, by id, with the
+// order they were sent in.
 type pendingSet struct {
-	mu   sync.Mutex
-	ids  map[string]int
-	sent int
+	mu    sync.Mutex
+	ids   map[string]int
+	items map[string]*pb.NewsItem
+	sent  int
 }
 
-func (p *pendingSet) add(id string) {
+func (p *pendingSet) add(item *pb.NewsItem) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.ids[id] = p.sent
+	p.ids[item.GetId()] = p.sent
+	p.items[item.GetId()] = item
 	p.sent++
 }
 
-func (p *pendingSet) done(id string) {
+// done marks id answered; false when it was not waiting for an answer (an
+// answer already written).
+func (p *pendingSet) done(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if _, ok := p.ids[id]; !ok {
+		return false
+	}
 	delete(p.ids, id)
+	delete(p.items, id)
+	return true
+}
+
+// unanswered is the items still waiting, in the order they were sent.
+func (p *pendingSet) unanswered() []*pb.NewsItem {
+	ids := p.left()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*pb.NewsItem, len(ids))
+	for i, id := range ids {
+		out[i] = p.items[id]
+	}
+	return out
 }
 
 // left is the ids still unanswered, in the order they were sent.

@@ -424,14 +424,18 @@ func TestBatchOutputNotWritable(t *testing.T) {
 }
 
 func TestPendingSetKeepsSendOrder(t *testing.T) {
-	p := &pendingSet{ids: map[string]int{}}
+	p := &pendingSet{ids: map[string]int{}, items: map[string]*pb.NewsItem{}}
 	for _, id := range []string{"c", "a", "b", "d"} {
-		p.add(id)
+		p.add(&pb.NewsItem{Id: id, Title: "title " + id})
 	}
-	p.done("a")
-	p.done("unknown")
+	if !p.done("a") || p.done("a") || p.done("unknown") {
+		t.Error("done: want true once for a sent item, false after and for an unknown one")
+	}
 	if got := strings.Join(p.left(), ","); got != "c,b,d" || p.sent != 4 {
 		t.Errorf("left %s, sent %d; want c,b,d and 4", got, p.sent)
+	}
+	if items := p.unanswered(); len(items) != 3 || items[1].GetTitle() != "title b" {
+		t.Errorf("unanswered %v, want c, b, d's items", items)
 	}
 }
 

@@ -37,7 +37,7 @@ func (g *globals) dial() (*grpc.ClientConn, pb.SentimentServiceClient, error) {
 		}
 		creds = credentials.NewTLS(cfg)
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithDefaultServiceConfig(serviceConfig)}
 	if g.token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(g.token.reveal())))
 	}
@@ -78,3 +78,27 @@ func callErr(what, addr string, err error, p *peer.Peer) error {
 	}
 	return fmt.Errorf("%s: %s: %s", what, st.Code(), st.Message())
 }
+
+// serviceConfig balances calls round-robin over every address --addr
+// resolves to (dns:///sentimentd-headless...:50051 names every replica)
+// and retries UNAVAILABLE on another replica for the calls that are safe
+// to repeat; Alert and CleanupGPU are not retried. The same as the Python
+// client's.
+const serviceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "methodConfig": [{
+    "name": [
+      {"service": "catalyst.sentiment.v1.SentimentService", "method": "Classify"},
+      {"service": "catalyst.sentiment.v1.SentimentService", "method": "GPUStatus"},
+      {"service": "catalyst.sentiment.v1.SentimentService", "method": "Stats"},
+      {"service": "catalyst.sentiment.v1.SentimentService", "method": "ListAlertChannels"}
+    ],
+    "retryPolicy": {
+      "maxAttempts": 3,
+      "initialBackoff": "0.05s",
+      "maxBackoff": "0.5s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}`

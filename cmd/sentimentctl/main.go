@@ -45,7 +45,9 @@ Commands:
         refresh the dashboard every interval until Ctrl-C (or N times)
 
 Global flags (before or after the command; -flag and --flag are the same):
-  --addr host:port   the server [$SENTIMENT_ADDR, else localhost:50051]
+  --addr host:port   the server [$SENTIMENT_ADDR, else localhost:50051]; every
+                     replica with dns:///name:port: calls go round-robin, a
+                     batch whose replica goes away resumes on another
   --token T          bearer token, sent as "authorization: Bearer T" [$SENTIMENT_TOKEN]
   --tls              use TLS, trusting the system's roots
   --tls-ca FILE      use TLS, trusting the PEM certificates in FILE

@@ -39,6 +39,10 @@ type summary struct {
 	ItemsPerSecond float64        `json:"items_per_second"`
 	// Why the stream ended early, when it did.
 	StreamError string `json:"stream_error,omitempty"`
+	// Times the batch moved to a new stream (another replica) after its
+	// server went away, and why each time.
+	Resumed int      `json:"resumed"`
+	Resumes []string `json:"resumes,omitempty"`
 }
 
 func newSummary(total int) *summary {
@@ -122,6 +126,9 @@ func (s *summary) writeText(w io.Writer) {
 		s.Degraded, s.Prefiltered, s.CacheExact+s.CacheNear, s.CacheExact, s.CacheNear)
 	if len(s.ErrorCodes) > 0 {
 		fmt.Fprintf(w, "errors: %s\n", strings.TrimSpace(counts(s.ErrorCodes)))
+	}
+	for _, why := range s.Resumes {
+		fmt.Fprintf(w, "resumed on another replica: %s\n", why)
 	}
 	if s.StreamError != "" {
 		fmt.Fprintf(w, "the stream ended early: %s\n", s.StreamError)
