@@ -15,9 +15,17 @@
 // goroutines and memory do not grow from round to round; then it prints a
 // table.
 //
-// `go test ./chaos/` is the short round `make test` runs; `make chaos` is
-// the full one (10,000 requests over five rounds). The flags are
-// -chaos.requests, -chaos.rounds, -chaos.phase, -chaos.seed and
-// -chaos.concurrency. SENTIMENTD_BIN and LLMSIM_BIN name binaries already
-// built; without them the test builds both into a temporary directory.
+// `make chaos-short` (a dependency of `make test`) runs the short round:
+// two rounds of 600 requests each. `make chaos` runs the full one: 10,000
+// requests over five rounds. The flags are -chaos.requests,
+// -chaos.rounds, -chaos.phase, -chaos.seed (printed at the start; the
+// make targets take CHAOS_SEED) and -chaos.concurrency. SENTIMENTD_BIN
+// and LLMSIM_BIN name binaries already built (the make targets pass
+// bin/'s); without them the test builds both into a temporary directory.
+// CHAOS_KEEP=dir keeps the children's logs.
+//
+// Quotas are checked exactly in minutes clear of Redis outages and
+// against a looser bound in minutes that meet one (see checkQuotas): the
+// local shares a replica falls back to cannot know what the other
+// replica claimed since it last asked Redis.
 package chaos

@@ -49,9 +49,17 @@ type roundRow struct {
 	breakers                string
 	heldByQuota             []string
 	gpu                     phaseGPU
-	geminiMax, anthropicMax int
+	quota                   []quotaRow
 	goroutines, aGoroutines int
 	rss, aRSS               float64
+}
+
+// quotaRow is the most calls a provider got in any sliding minute:
+// clear of Redis outages (against the quota) and spanning one (against
+// the looser bound the local shares allow).
+type quotaRow struct {
+	provider               string
+	limit, clear, spanning int
 }
 
 // summarize counts a phase's outcomes; requests is how many were sent.
@@ -124,12 +132,16 @@ func (c *chaos) report() {
 
 	b.WriteString("\n")
 	w = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "round\tbreaker transitions l/g/a\tbreakers at the end\tGPU max in flight (slots %d)\tcalls beyond slots\tgemini max/min (quota %d)\tanthropic max/min (quota %d)\tb goroutines quiet\tb RSS MiB quiet\ta goroutines\ta RSS MiB\t\n",
+	fmt.Fprintf(w, "round\tbreaker transitions l/g/a\tbreakers at the end\tGPU max in flight (slots %d)\tcalls beyond slots\tgemini max/min clear|outage (quota %d)\tanthropic max/min clear|outage (quota %d)\tb goroutines quiet\tb RSS MiB quiet\ta goroutines\ta RSS MiB\t\n",
 		ollamaSlots, geminiRPM, anthropicRPM)
 	for _, r := range c.rounds {
-		fmt.Fprintf(w, "%d\t%d/%d/%d\t%s\t%d\t%d\t%d\t%d\t%d\t%.1f\t%d\t%.1f\t\n",
+		q := map[string]string{}
+		for _, x := range r.quota {
+			q[x.provider] = fmt.Sprintf("%d|%d", x.clear, x.spanning)
+		}
+		fmt.Fprintf(w, "%d\t%d/%d/%d\t%s\t%d\t%d\t%s\t%s\t%d\t%.1f\t%d\t%.1f\t\n",
 			r.round, r.transitions[pb.Tier_TIER_LOCAL], r.transitions[pb.Tier_TIER_GEMINI], r.transitions[pb.Tier_TIER_ANTHROPIC],
-			r.breakers, r.gpu.maxInFlight, r.gpu.crash, r.geminiMax, r.anthropicMax, r.goroutines, r.rss, r.aGoroutines, r.aRSS)
+			r.breakers, r.gpu.maxInFlight, r.gpu.crash, q["gemini"], q["anthropic"], r.goroutines, r.rss, r.aGoroutines, r.aRSS)
 	}
 	w.Flush()
 	var notes []string

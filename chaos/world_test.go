@@ -318,22 +318,6 @@ func (cp *cloudProxy) arrivals(provider string) []time.Time {
 	return append([]time.Time(nil), cp.at[provider]...)
 }
 
-// maxInWindow is the most arrivals inside any window of length w (from
-// an arrival, up to but not including w later), and where it starts.
-func maxInWindow(ts []time.Time, w time.Duration) (int, time.Time) {
-	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
-	best, at, i := 0, time.Time{}, 0
-	for j := range ts {
-		for ts[j].Sub(ts[i]) >= w {
-			i++
-		}
-		if n := j - i + 1; n > best {
-			best, at = n, ts[i]
-		}
-	}
-	return best, at
-}
-
 // --- sentimentd replicas ------------------------------------------------
 
 // Replica states: a replica is sent work only while up.
@@ -373,9 +357,12 @@ func minimalEnv(extra map[string]string) []string {
 	return env
 }
 
-// startReplica starts sentimentd and waits until it serves and its local
-// tier admits work (the model is warm).
-func startReplica(bin, dir, name string, gen int, env map[string]string) (*replica, error) {
+// startReplica starts sentimentd and waits until it serves; with
+// needLocal, also until its local tier admits work (the model is warm).
+// A replica started again in the middle of a failing phase may find the
+// model server being cleaned up by the other replica, its gate closed for
+// as long as that takes: it serves meanwhile, from the other tiers.
+func startReplica(bin, dir, name string, gen int, env map[string]string, needLocal bool) (*replica, error) {
 	metricsAddr := make(chan string, 1)
 	var once sync.Once
 	onLine := func(line string) {
@@ -418,6 +405,9 @@ func startReplica(bin, dir, name string, gen int, env map[string]string) (*repli
 	for {
 		h, herr := healthpb.NewHealthClient(r.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "catalyst.sentiment.v1.SentimentService"})
 		if herr == nil && h.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			if !needLocal {
+				return r, nil
+			}
 			if st, gerr := r.client.GPUStatus(ctx, &pb.GPUStatusRequest{}); gerr == nil && st.GetLocalAdmitting() {
 				return r, nil
 			}
