@@ -501,9 +501,12 @@ func (c *chaos) settleBreakers(bound time.Duration) (string, []string) {
 				resp, err := rep.client.Classify(ctx, req)
 				cancel()
 				// A probe the quota turned away (no slot within its
-				// deadline) could not test the tier: held, not open.
+				// deadline), or the GPU gate (the GPU manager is still
+				// backing off after its cleanups), could not test the
+				// tier: held, not open.
 				if err == nil && slices.ContainsFunc(resp.GetProvenance().GetTiers(), func(a *pb.TierAttempt) bool {
-					return a.GetTier() == ts.GetTier() && a.GetOutcome() == pb.Outcome_OUTCOME_RATE_LIMITED
+					return a.GetTier() == ts.GetTier() && (a.GetOutcome() == pb.Outcome_OUTCOME_RATE_LIMITED ||
+						a.GetOutcome() == pb.Outcome_OUTCOME_SKIPPED && strings.Contains(a.GetDetail(), "GPU gate closed"))
 				}) {
 					held = append(held, name)
 					continue
