@@ -159,3 +159,17 @@ func (m *Manager) coordinate(ctx context.Context) {
 		m.log.Info("GPU cleanup: the other replica's cleanup is over; the gate follows this replica's own state again")
 	}
 }
+
+// releaseLead gives the cleanup lease back when this replica holds it, as
+// Run ends. ctx has ended by then; the release is bounded on its own.
+func (m *Manager) releaseLead(ctx context.Context) {
+	if m.cfg.Coordinator == nil || !m.leading {
+		return
+	}
+	m.leading = false
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), coordTimeout)
+	defer cancel()
+	if err := m.cfg.Coordinator.Release(cctx); err != nil {
+		m.log.Warn("GPU cleanup: releasing the cleanup lease on the way out; it expires by itself", "err", err, "within", CleanupLeaseTTL)
+	}
+}

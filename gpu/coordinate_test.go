@@ -136,3 +136,38 @@ func TestRedisCoordinator(t *testing.T) {
 		t.Errorf("lease ttl %v (%v): a dead replica's lease must expire", ttl, err)
 	}
 }
+
+// TestStoppedMidCleanupGivesTheLeaseBack: a replica stopped (SIGTERM, a
+// rolling update) in the middle of its cleanup gives the lease back on its
+// way out, so the other replica opens its gate at once rather than when
+// the lease would have expired.
+func TestStoppedMidCleanupGivesTheLeaseBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lease := &memLease{}
+		a := newManagerEnv(t, func(c *ManagerConfig) { c.Coordinator = memCoord{lease, "a"} })
+		b := newManagerEnv(t, func(c *ManagerConfig) { c.Coordinator = memCoord{lease, "b"} })
+		ctx, stopA := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { a.m.Run(ctx); close(done) }()
+		b.start()
+		step(time.Second)
+		// a's reload takes a minute: it is still cleaning up when stopped.
+		a.ollama.PushLoad(upstreamtest.OllamaModelControl(), upstreamtest.Delay(time.Minute, upstreamtest.OllamaModelControl()))
+		if err := a.m.RequestCleanup("test a"); err != nil {
+			t.Fatal(err)
+		}
+		step(2 * time.Second)
+		if ok, why := b.m.Admit(); ok || why != peerCleanupGate {
+			t.Fatalf("replica b during a's cleanup: admit %v (%q); the test cannot see the lease held", ok, why)
+		}
+		stopA()
+		<-done
+		if lease.holder != "" {
+			t.Fatalf("replica a stopped mid-cleanup and the lease is still held by %q", lease.holder)
+		}
+		step(2 * time.Second) // b's next poll reads the lease
+		if ok, why := b.m.Admit(); !ok {
+			t.Errorf("replica b after a stopped: admit %v (%q); want its gate open", ok, why)
+		}
+	})
+}

@@ -572,6 +572,12 @@ func (m *Manager) Run(ctx context.Context) {
 	// after it.
 	var probe unloadProbe
 
+	// A replica stopped in the middle of its cleanup gives the lease back
+	// on its way out: otherwise every other replica would keep its gate
+	// closed until the lease expired (CleanupLeaseTTL), and so would this
+	// one's next incarnation.
+	defer m.releaseLead(ctx)
+
 	if m.cfg.Reader != nil {
 		m.poll(ctx)
 	}
