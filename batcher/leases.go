@@ -23,10 +23,13 @@ type Leases interface {
 	// TryAcquire takes one of limit slots when fewer are held, and says
 	// false when all are. An error means the store cannot be asked.
 	TryAcquire(ctx context.Context, limit int) (lease string, ok bool, err error)
-	// Renew keeps a lease alive for another TTL.
+	// Renew keeps a lease alive for another TTL, and holds it again when
+	// the store lost it: its call is still running.
 	Renew(ctx context.Context, lease string) error
 	// Release gives a lease back.
 	Release(ctx context.Context, lease string) error
+	// TTL is how long a lease lives unless renewed.
+	TTL() time.Duration
 }
 
 // Lease timing: a lease lives LeaseTTL unless renewed, and is renewed
@@ -70,26 +73,36 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
 end
 return 0`)
 
-// renewScript pushes a held lease's expiry on; a lease already expired
-// (and dropped) is not brought back.
+// renewScript pushes a held lease's expiry on, and puts it back when it
+// is missing: a Redis restarted empty, or a lease that expired while Redis
+// could not be reached, still has its call running on the GPU, and the
+// other replicas must count it.
 var renewScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[1]), ARGV[2])
+local n = redis.call('ZADD', KEYS[1], 'CH', now + tonumber(ARGV[1]), ARGV[2])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 3)
 return n`)
 
-// TryAcquire implements Leases.
-func (l *RedisLeases) TryAcquire(ctx context.Context, limit int) (string, bool, error) {
+// newLeaseID names one call's lease.
+func newLeaseID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// TryAcquire implements Leases.
+func (l *RedisLeases) TryAcquire(ctx context.Context, limit int) (string, bool, error) {
+	id := newLeaseID()
 	n, err := acquireScript.Run(ctx, l.rdb, []string{l.key}, limit, l.ttl.Milliseconds(), id).Int()
 	if err != nil {
 		return "", false, fmt.Errorf("taking a GPU lease: %w", err)
 	}
 	return id, n == 1, nil
 }
+
+// TTL implements Leases.
+func (l *RedisLeases) TTL() time.Duration { return l.ttl }
 
 // Renew implements Leases.
 func (l *RedisLeases) Renew(ctx context.Context, lease string) error {
@@ -124,21 +137,33 @@ type leasing struct {
 	share  float64
 	log    *slog.Logger
 
-	// fallback holds the slots taken on this replica's own while the
-	// store could not be asked; made on first use.
-	fallbackOnce sync.Once
-	fallback     chan struct{}
-	down         atomic.Bool
-	fallbacks    atomic.Uint64
-	waits        atomic.Uint64
-	lastErr      atomic.Value // string
+	// running counts this replica's calls on the GPU, leased in the store
+	// or taken from the local share: while the store is down the local
+	// share bounds them all, for the calls that started under a lease are
+	// still running too.
+	mu        sync.Mutex
+	running   int
+	down      atomic.Bool
+	fallbacks atomic.Uint64
+	waits     atomic.Uint64
+	lastErr   atomic.Value // string
 }
 
-func (l *leasing) local(slots int) chan struct{} {
-	l.fallbackOnce.Do(func() {
-		l.fallback = make(chan struct{}, max(1, int(float64(slots)*l.share)))
-	})
-	return l.fallback
+// tryLocal counts a call in the local share, when there is room.
+func (l *leasing) tryLocal(slots int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.running >= max(1, int(float64(slots)*l.share)) {
+		return false
+	}
+	l.running++
+	return true
+}
+
+func (l *leasing) add(n int) {
+	l.mu.Lock()
+	l.running += n
+	l.mu.Unlock()
 }
 
 // take waits for a shared slot until ctx ends or until: a lease, or a
@@ -158,7 +183,7 @@ func (q *Queue) take(ctx context.Context, until time.Time, limit int) (release f
 			if l.down.Swap(false) {
 				l.log.Info("GPU leases: Redis answers again; slots are shared again")
 			}
-			return q.renewing(lease), nil
+			return q.renewing(lease, true), nil
 		}
 		if !waited {
 			waited = true
@@ -179,7 +204,9 @@ func (q *Queue) take(ctx context.Context, until time.Time, limit int) (release f
 }
 
 // takeLocal takes a place in the replica's local share of the slots, the
-// store being down: said once, counted each time.
+// store being down: said once, counted each time. The call still gets a
+// lease id, renewed while it runs: once the store answers again the call
+// is held there too, and the other replicas count it.
 func (q *Queue) takeLocal(ctx context.Context, until time.Time, cause error) (func(), error) {
 	l := q.leases
 	l.fallbacks.Add(1)
@@ -187,27 +214,34 @@ func (q *Queue) takeLocal(ctx context.Context, until time.Time, cause error) (fu
 	if !l.down.Swap(true) {
 		l.log.Warn("GPU leases: Redis cannot be asked; this replica runs its local share of the GPU's slots", "share", l.share, "err", cause)
 	}
-	slots := l.local(q.cfg.MaxConcurrent)
-	t := time.NewTimer(max(0, time.Until(until)))
-	defer t.Stop()
-	select {
-	case slots <- struct{}{}:
-		return func() { <-slots }, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("batcher: waiting for a local GPU slot: %w", ctx.Err())
-	case <-t.C:
-		return nil, fmt.Errorf("%w: the replica's local share of the GPU's slots is taken (Redis down)", ErrNoTimeToStart)
+	for !l.tryLocal(q.cfg.MaxConcurrent) {
+		wait := min(leasePoll, time.Until(until))
+		if wait <= 0 {
+			return nil, fmt.Errorf("%w: the replica's local share of the GPU's slots is taken (Redis down)", ErrNoTimeToStart)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("batcher: waiting for a local GPU slot: %w", ctx.Err())
+		case <-t.C:
+		}
 	}
+	return q.renewing(newLeaseID(), false), nil
 }
 
-// renewing keeps lease alive until the returned release gives it back.
-func (q *Queue) renewing(lease string) func() {
+// renewing keeps lease alive until the returned release gives it back;
+// count is false when the call was counted in the local share already.
+func (q *Queue) renewing(lease string, count bool) func() {
 	l := q.leases
+	if count {
+		l.add(1)
+	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(LeaseTTL / 3)
+		t := time.NewTicker(l.leases.TTL() / 3)
 		defer t.Stop()
 		for {
 			select {
@@ -215,7 +249,7 @@ func (q *Queue) renewing(lease string) func() {
 				return
 			case <-t.C:
 				ctx, cancel := context.WithTimeout(context.Background(), leaseTimeout)
-				if err := l.leases.Renew(ctx, lease); err != nil {
+				if err := l.leases.Renew(ctx, lease); err != nil && !l.down.Load() {
 					l.log.Warn("GPU leases: renewing a lease", "err", err)
 				}
 				cancel()
@@ -225,12 +259,13 @@ func (q *Queue) renewing(lease string) func() {
 	return func() {
 		close(stop)
 		<-done
+		l.add(-1)
 		// Released apart from the call's context: a caller that left must
 		// not leave its slot held until it expires.
 		ctx, cancel := context.WithTimeout(context.Background(), leaseTimeout)
 		defer cancel()
-		if err := l.leases.Release(ctx, lease); err != nil && !errors.Is(err, context.Canceled) {
-			l.log.Warn("GPU leases: releasing a lease; it expires by itself", "err", err, "within", LeaseTTL)
+		if err := l.leases.Release(ctx, lease); err != nil && !errors.Is(err, context.Canceled) && !l.down.Load() {
+			l.log.Warn("GPU leases: releasing a lease; it expires by itself", "err", err, "within", l.leases.TTL())
 		}
 	}
 }

@@ -161,3 +161,57 @@ func TestLeasesFallBackToTheLocalShare(t *testing.T) {
 		t.Errorf("after Redis came back: %q, want redis", s.Shared)
 	}
 }
+
+// TestLeasesOutliveARedisRestart: calls running under leases when Redis
+// dies still count against the local share, and when Redis comes back
+// empty their leases are held there again, so another replica cannot take
+// their slots.
+func TestLeasesOutliveARedisRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redisClient(t, srv)
+	const key = "{gpu}:leases"
+	q := newQueue(t, batcher.Config{MaxConcurrent: 4, QueueSize: 8},
+		batcher.WithLeases(batcher.NewRedisLeases(rdb, key, 300*time.Millisecond), 0.5, quiet()))
+	var held []func(upstream.Signal)
+	for range 2 {
+		rel, err := q.AcquireRanked(t.Context(), time.Second, batcher.Rank{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, rel)
+	}
+	defer func() {
+		for _, rel := range held {
+			rel(upstream.SignalOK)
+		}
+	}()
+
+	srv.Stop()
+	if _, err := q.AcquireRanked(t.Context(), 50*time.Millisecond, batcher.Rank{}); err == nil {
+		t.Fatal("a third call ran with Redis down: the two running under leases fill the local share of 2")
+	}
+
+	srv.Start() // empty: it kept nothing
+	deadline := time.Now().Add(5 * time.Second)
+	for n := int64(0); n != 2; {
+		var err error
+		n, err = rdb.ZCard(context.Background(), key).Result()
+		if err == nil && n > 2 {
+			t.Fatalf("%d leases for 2 running calls", n)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the running calls' leases were not held again after the restart: %d (%v)", n, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the next renewal
+	}
+	other := batcher.NewRedisLeases(rdb, key, 300*time.Millisecond)
+	for i := range 3 {
+		_, ok, err := other.TryAcquire(t.Context(), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok != (i < 2) {
+			t.Fatalf("another replica's lease %d: %v; want only the 2 slots left free", i+1, ok)
+		}
+	}
+}
