@@ -40,6 +40,8 @@ const (
 	LeaseTTL     = 5 * time.Second
 	leasePoll    = 20 * time.Millisecond
 	leaseTimeout = 500 * time.Millisecond
+	// downRenewEvery paces renewals while the store is down.
+	downRenewEvery = 50 * time.Millisecond
 )
 
 // RedisLeases is a counting semaphore with expiring leases on Redis: a
@@ -241,13 +243,21 @@ func (q *Queue) renewing(lease string, count bool) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(l.leases.TTL() / 3)
+		t := time.NewTimer(l.leases.TTL() / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
+				// While Redis is away renewals are tried often: a Redis
+				// back empty must hold this call's lease before another
+				// replica leases its slot.
+				next := l.leases.TTL() / 3
+				if l.down.Load() {
+					next = min(next, downRenewEvery)
+				}
+				t.Reset(next)
 				ctx, cancel := context.WithTimeout(context.Background(), leaseTimeout)
 				if err := l.leases.Renew(ctx, lease); err != nil && !l.down.Load() {
 					l.log.Warn("GPU leases: renewing a lease", "err", err)

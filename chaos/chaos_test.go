@@ -34,11 +34,11 @@ var (
 // runs with no queue and crash_when_full, so one call more than the slots
 // is a crashed runner it counts. Each replica could instead be allowed
 // every slot, with the Redis leases keeping the two together under them:
-// that holds while Redis is up, but not across its death and restart
-// (calls in flight under leases are not counted by the local shares, nor
-// by a Redis restarted empty), where this run's load crashes the runner.
-// Until the leases handle that, half each is the configuration that keeps
-// the card safe.
+// calls running under leases count against the local share while Redis is
+// away, and renew their leases into a Redis back empty, but a replica that
+// never saw the outage can still lease a slot in the moment between
+// Redis's return and the other's first renewal (50 ms at most). This run
+// kills Redis every round, so it keeps the card safe by construction.
 const (
 	ollamaSlots  = 4
 	replicaSlots = ollamaSlots / 2
