@@ -167,6 +167,13 @@ type Stats struct {
 	// ErrNoTimeToStart, at once or after waiting; Canceled counts waits
 	// ended by the caller's context.
 	SpilledFull, SpilledNoTime, Canceled uint64
+	// Shared says where the slots are shared with other replicas: "" (not
+	// shared), "redis", or "memory (redis unreachable: <why>)" while this
+	// replica runs its local share. LeaseWaits counts items that waited
+	// for a slot the other replicas held; LeaseFallbacks the starts made
+	// on the local share.
+	Shared                     string
+	LeaseWaits, LeaseFallbacks uint64
 	// Displaced counts waiting items sent away (ErrQueueFull) to make
 	// room for a stronger one in a full line; Overtaken those sent away
 	// (ErrNoTimeToStart) because stronger items that came after them left
@@ -217,6 +224,8 @@ type Queue struct {
 	restUntil   time.Time
 	restTimer   *time.Timer
 	st          Stats
+	// leases, when set, share the slots with other replicas.
+	leases *leasing
 }
 
 // waiter is one item in line. granted and slot are written under Queue.mu
@@ -285,6 +294,49 @@ func (q *Queue) Acquire(ctx context.Context, maxWait time.Duration) (release fun
 //
 // After Close it fails at once with ErrNoTimeToStart.
 func (q *Queue) AcquireRanked(ctx context.Context, maxWait time.Duration, rank Rank) (release func(upstream.Signal), err error) {
+	if q.leases == nil {
+		return q.acquireLocal(ctx, maxWait, rank)
+	}
+	until := time.Now().Add(maxWait)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
+		until = dl
+	}
+	rel, err := q.acquireLocal(ctx, maxWait, rank)
+	if err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	limit := q.allowedLocked()
+	q.mu.Unlock()
+	give, err := q.take(ctx, until, max(1, limit))
+	if err != nil {
+		q.giveBack(err)
+		return nil, err
+	}
+	return func(sig upstream.Signal) {
+		give()
+		rel(sig)
+	}, nil
+}
+
+// giveBack returns a local slot granted to an item that then found no
+// shared slot: as if it had never started, so that the next in line gets
+// it.
+func (q *Queue) giveBack(cause error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.unstartLocked()
+	if errors.Is(cause, ErrNoTimeToStart) {
+		q.st.SpilledNoTime++
+	} else {
+		q.st.Canceled++
+	}
+	q.dispatchLocked()
+	q.markIdleLocked()
+}
+
+// acquireLocal waits for a slot of this replica's queue.
+func (q *Queue) acquireLocal(ctx context.Context, maxWait time.Duration, rank Rank) (release func(upstream.Signal), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("batcher: acquiring a GPU slot: %w", err)
 	}
@@ -468,6 +520,7 @@ func (q *Queue) Stats() Stats {
 	s.Limit, s.Ceiling = q.limit, q.ceiling
 	s.InFlight, s.Waiting = q.inFlight, q.waiters.Len()
 	s.ServiceTime = q.service
+	q.leaseStats(&s)
 	return s
 }
 

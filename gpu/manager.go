@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/catalystbot/sentiment/ollama"
@@ -137,6 +138,9 @@ type ManagerConfig struct {
 	// backoffs) uses the runtime's timers, which testing/synctest makes
 	// virtual, so tests run the manager inside a synctest bubble.
 	Now func() time.Time
+	// Coordinator, when set, lets one replica at a time clean up a model
+	// server several share; the others keep their gates closed meanwhile.
+	Coordinator Coordinator
 	// RunCommand runs Policy.RestartCmd; nil runs it with /bin/sh -c,
 	// keeping the first line of its output for the log.
 	RunCommand func(ctx context.Context, cmd string) error
@@ -284,6 +288,10 @@ type Manager struct {
 	// lastManual is when the last one was taken.
 	manual     chan string
 	lastManual time.Time
+	// peerBusy is set while another replica cleans up the shared model
+	// server (Coordinator); leading while this one does (Run's alone).
+	peerBusy atomic.Bool
+	leading  bool
 
 	mu sync.Mutex
 	st state
@@ -400,6 +408,9 @@ func (m *Manager) Admit() (ok bool, reason string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.st.phase == phaseOpen {
+		if m.peerBusy.Load() {
+			return false, peerCleanupGate
+		}
 		return true, ""
 	}
 	return false, "GPU gate closed: " + m.st.gate
@@ -506,11 +517,14 @@ func (m *Manager) Status() Status {
 		Restarts:            m.st.restarts,
 		VRAMNotFreed:        m.st.notFreed,
 		VRAMMessage:         m.st.vramMsg,
-		Admitting:           m.st.phase == phaseOpen,
+		Admitting:           m.st.phase == phaseOpen && !m.peerBusy.Load(),
 		GateReason:          m.st.gate,
 		Phase:               m.st.phase.String(),
 		ConsecutiveFailures: m.st.failures,
 		ObservedAt:          m.observedAt,
+	}
+	if m.st.phase == phaseOpen && m.peerBusy.Load() {
+		s.GateReason = peerCleanupGate
 	}
 	s.Model.Error = m.st.warmErr
 	if s.Model.Error == "" {
@@ -602,7 +616,8 @@ func (m *Manager) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if ev == nil {
+		m.coordinate(ctx)
+		if ev == nil || !m.mayBegin(ctx, ev) {
 			continue
 		}
 		if before, after := m.apply(ev); after.phase == phaseBackoff && before.phase != phaseBackoff {

@@ -188,6 +188,14 @@ func (s *snapshots) queue(ch chan<- prometheus.Metric) {
 	spills(float64(q.SpilledFull), "full")
 	spills(float64(q.SpilledNoTime), "no_time")
 	gauge(ch, "gpu_queue_service_time_seconds", "Moving average of a GPU call's duration.")(q.ServiceTime.Seconds())
+	sent := counter(ch, "gpu_queue_sent_away_total", "Waiting items sent away for stronger ones: displaced from a full line, overtaken past their deadline.", "reason")
+	sent(float64(q.Displaced), "displaced")
+	sent(float64(q.Overtaken), "overtaken")
+	if q.Shared != "" {
+		counter(ch, "gpu_lease_waits_total", "Items that waited for a GPU slot the other replicas held.")(float64(q.LeaseWaits))
+		counter(ch, "gpu_lease_fallbacks_total", "GPU calls started on this replica's local share while Redis could not be asked.")(float64(q.LeaseFallbacks))
+		gauge(ch, "gpu_lease_redis_fallback", "1 while the GPU's slots cannot be shared through Redis and this replica runs its local share.")(b2f(strings.Contains(q.Shared, "unreachable")))
+	}
 }
 
 var pressureLevel = map[gpu.Pressure]float64{gpu.PressureNormal: 0, gpu.PressureHigh: 1, gpu.PressureCritical: 2}

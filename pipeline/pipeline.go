@@ -183,13 +183,14 @@ func (p *Pipeline) Judge(ctx context.Context, req Request, also ...Listener) (An
 	}
 	start := p.now()
 	pre := p.scorer.Score(req.Item.Text())
+	decision := p.prefilter(pre, &req)
 	if len(p.listeners)+len(also) > 0 {
 		pa := lexiconAnswer(&req, pre, PhasePreliminary)
 		pa.Provenance.Latency = p.now().Sub(start)
-		p.emit(ctx, also, Event{Request: &req, Answer: pa})
+		p.emit(ctx, also, Event{Request: &req, Answer: pa, Prefilter: decision})
 	}
-	a, err := p.judge(ctx, &req, pre, start)
-	p.emit(ctx, also, Event{Request: &req, Answer: a, Err: err})
+	a, err := p.judge(ctx, &req, pre, decision, start)
+	p.emit(ctx, also, Event{Request: &req, Answer: a, Err: err, Prefilter: decision})
 	return a, err
 }
 
@@ -203,12 +204,11 @@ func (p *Pipeline) emit(ctx context.Context, also []Listener, ev Event) {
 }
 
 // judge runs the path after the prescore and returns the final answer.
-func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore, start time.Time) (Answer, error) {
+func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore, decision PrefilterDecision, start time.Time) (Answer, error) {
 	// kept is the answer handed to the cache, and keep whether it is worth
 	// storing: only a model's answer is.
 	var kept Answer
 	var keep bool
-	decision := p.prefilter(pre, req)
 	if decision == PrefilterSkipped {
 		p.stats.answered[router.TierLexicon].Add(1)
 		a := lexiconAnswer(req, pre, PhaseFinal)

@@ -162,6 +162,11 @@ const (
 // the call ended with).
 type Event struct {
 	Request *Request
+	// Prefilter is what the prefilter decided for the item, known from
+	// the preliminary event on: a batch stream lets an item sent on below
+	// the threshold wait for the GPU without holding a place the stream
+	// needs to read stronger ones.
+	Prefilter PrefilterDecision
 	// Answer is the preliminary or final answer; for a final event with
 	// Err set it is the zero Answer.
 	Answer Answer

@@ -24,17 +24,23 @@ import (
 // until one finishes, so a fast sender is held by gRPC flow control rather
 // than buffered here; a bad item is an error entry and the stream goes on;
 // when the client cancels, work in flight is cancelled with it.
+//
+// An item sent to the GPU below the prefilter's threshold (adaptive) gives
+// its place back while it waits, to a second, bounded budget of weak
+// items: the stream reads on, and the stronger items it reads go ahead of
+// the weak ones in the GPU's line instead of waiting to be read.
 func (s *Server) ClassifyBatch(stream grpc.BidiStreamingServer[pb.ClassifyBatchRequest, pb.ClassifyBatchResponse]) error {
 	s.stats.batchStreams.Add(1)
 	s.stats.openStreams.Add(1)
 	defer s.stats.openStreams.Add(-1)
 
 	b := &batch{
-		srv:      s,
-		stream:   stream,
-		slots:    make(chan struct{}, s.cfg.BatchConcurrency),
-		jobs:     make(chan job),
-		inFlight: make(map[string]struct{}),
+		srv:       s,
+		stream:    stream,
+		slots:     make(chan struct{}, s.cfg.BatchConcurrency),
+		weakSlots: make(chan struct{}, weakPerSlot*s.cfg.BatchConcurrency),
+		jobs:      make(chan job),
+		inFlight:  make(map[string]struct{}),
 	}
 	// Recv blocks and cannot be selected on, so one goroutine reads ahead
 	// by at most one message. It ends when Recv fails, which it does once
@@ -81,6 +87,9 @@ type batch struct {
 	srv    *Server
 	stream grpc.BidiStreamingServer[pb.ClassifyBatchRequest, pb.ClassifyBatchResponse]
 	slots  chan struct{}
+	// weakSlots holds the places of weak items waiting for the GPU, which
+	// gave theirs in slots back.
+	weakSlots chan struct{}
 	// jobs feeds the stream's workers: at most one per slot, started as
 	// items need them and reused for the stream's life, so an item costs
 	// no goroutine of its own (nor the growth of a fresh one's stack).
@@ -94,6 +103,10 @@ type batch struct {
 	sendMu  sync.Mutex // gRPC allows one sender at a time
 	sendErr error
 }
+
+// weakPerSlot bounds a stream's weak items waiting for the GPU, per slot
+// of BatchConcurrency: 4 × 16 is the GPU queue's default length.
+const weakPerSlot = 4
 
 // run reads and dispatches items until the client closes its side, the
 // stream ends or the server drains. It returns the status the stream ends
@@ -165,7 +178,7 @@ func (b *batch) accept(req *pb.ClassifyBatchRequest) (pipeline.Request, bool) {
 // j holds leaves at most the others busy, so one is, or is about to be,
 // idle. Only run calls it.
 func (b *batch) dispatch(j job) {
-	if b.workers < cap(b.slots) {
+	if b.workers < cap(b.slots)+cap(b.weakSlots) {
 		select {
 		case b.jobs <- j:
 		default:
@@ -196,6 +209,7 @@ func (b *batch) work(j job) {
 func (b *batch) judge(r pipeline.Request, preliminary bool) {
 	id := r.Item.ID
 	var final *pb.ClassifyBatchResponse
+	var weak bool // holds a place in weakSlots instead of slots
 	defer func() {
 		if p := recover(); p != nil {
 			b.srv.log.Error("panic judging batch item", "panic", fmt.Sprint(p), "request_id", requestID(b.stream.Context()), "stack", string(stack()))
@@ -208,18 +222,30 @@ func (b *batch) judge(r pipeline.Request, preliminary bool) {
 		delete(b.inFlight, id)
 		b.idMu.Unlock()
 		b.send(final)
-		<-b.slots
+		if weak {
+			<-b.weakSlots
+		} else {
+			<-b.slots
+		}
 	}()
 
-	var listen []pipeline.Listener
-	if preliminary {
-		listen = append(listen, func(_ context.Context, ev pipeline.Event) {
-			if ev.Err == nil && ev.Answer.Phase == pipeline.PhasePreliminary {
-				b.send(&pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Result{Result: answerPB(&ev.Answer)}})
+	a, err := b.srv.pipe.Judge(b.stream.Context(), r, func(_ context.Context, ev pipeline.Event) {
+		if ev.Err != nil || ev.Answer.Phase != pipeline.PhasePreliminary {
+			return
+		}
+		if ev.Prefilter == pipeline.PrefilterSentOnBelow {
+			// Wait for the GPU in the weak items' budget, when it has room.
+			select {
+			case b.weakSlots <- struct{}{}:
+				<-b.slots
+				weak = true
+			default:
 			}
-		})
-	}
-	a, err := b.srv.pipe.Judge(b.stream.Context(), r, listen...)
+		}
+		if preliminary {
+			b.send(&pb.ClassifyBatchResponse{Id: id, Outcome: &pb.ClassifyBatchResponse_Result{Result: answerPB(&ev.Answer)}})
+		}
+	})
 	if err != nil {
 		final = itemErr(id, status.Convert(statusOf(err)))
 		return

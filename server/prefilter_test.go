@@ -124,7 +124,26 @@ func TestBurstStrongestFirst(t *testing.T) {
 		b := startBubble(t, cfg)
 		defer b.stop(t)
 		gpu := upstreamtest.NewSlots(slots, 200*time.Millisecond)
-		b.local.SetDefault(gpu.Behavior())
+		// The GPU starts work once the whole burst has arrived, so that
+		// the order it judges in is the queue's, not the transport's.
+		open := make(chan struct{})
+		serve := gpu.Behavior()
+		// Calls granted at the same instant reach the fake in any order:
+		// the order to check is between instants.
+		type judged struct {
+			at    time.Duration
+			title string
+		}
+		var mu sync.Mutex
+		var log []judged
+		t0 := time.Now()
+		b.local.SetDefault(upstreamtest.Func(func(c *upstreamtest.Call) {
+			<-open
+			mu.Lock()
+			log = append(log, judged{time.Since(t0), string(c.Request.Raw)})
+			mu.Unlock()
+			serve(c)
+		}))
 		weakTitles, strongTitles, str := sortedTitles(t, cfg.MinPrescore)
 
 		type result struct {
@@ -153,6 +172,15 @@ func TestBurstStrongestFirst(t *testing.T) {
 				results[i].resp, results[i].err, results[i].elapsed = resp, err, time.Since(start)
 			})
 		}
+		synctest.Wait()
+		st, err := b.client.Stats(context.Background(), &pb.StatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := st.GetPrefilter().GetSeen(); n != items {
+			t.Fatalf("%d of %d items arrived before the GPU started", n, items)
+		}
+		close(open)
 		wg.Wait()
 
 		shedMax := 0.0
@@ -179,38 +207,51 @@ func TestBurstStrongestFirst(t *testing.T) {
 		if peak > slots || crashes != 0 {
 			t.Errorf("GPU: %d calls at once, %d 500s; want at most %d and none", peak, crashes, slots)
 		}
-		// The fake's log, in the order calls reached it. The first calls
-		// took the free slots as they came; after them the queue decides.
-		calls := b.local.Requests()
-		if len(calls) != served || served < 50 {
-			t.Fatalf("%d model calls logged, %d served; want the GPU busy for the whole burst", len(calls), served)
+		// The first calls took the free slots as the burst arrived; after
+		// them the queue decides, instant by instant: every call at one
+		// instant is at most as strong as every call at the instant before.
+		if len(log) != served || served < 50 {
+			t.Fatalf("%d model calls logged, %d served; want the GPU busy for the whole burst", len(log), served)
 		}
-		seenWeak, lastWeak := false, 1.0
-		for i, c := range calls[slots:] {
-			title := titleOf(c, str)
-			s := str[title]
-			if title == "" {
-				t.Fatalf("call %d judged no known title", i+slots)
-			}
-			strong := slices.Contains(strongTitles, title)
-			if strong && seenWeak {
-				t.Errorf("call %d: a strong item after weak ones", i+slots)
-			}
-			if !strong {
-				seenWeak = true
-				if s > lastWeak+1e-9 {
-					t.Errorf("call %d: |prescore| %.3f after %.3f: weak items out of strength order", i+slots, s, lastWeak)
+		var instants [][]float64
+		for i, j := range log {
+			title := ""
+			for cand := range str {
+				if strings.Contains(j.title, cand) {
+					title = cand
 				}
-				lastWeak = s
+			}
+			if title == "" {
+				t.Fatalf("call %d judged no known title", i)
+			}
+			if j.at == 0 {
+				continue
+			}
+			if len(instants) == 0 || j.at != log[i-1].at {
+				instants = append(instants, nil)
+			}
+			instants[len(instants)-1] = append(instants[len(instants)-1], str[title])
+		}
+		lastWeak := 1.0
+		for k := 1; k < len(instants); k++ {
+			if prev, cur := slices.Min(instants[k-1]), slices.Max(instants[k]); cur > prev+1e-9 {
+				t.Errorf("instant %d judged |prescore| up to %.3f after instant %d judged one of %.3f: not strongest first", k, cur, k-1, prev)
 			}
 		}
-		if !seenWeak {
-			t.Fatal("no weak item reached the model: the burst did not test the order")
+		for _, in := range instants {
+			for _, s := range in {
+				if s < cfg.MinPrescore {
+					lastWeak = min(lastWeak, s)
+				}
+			}
+		}
+		if lastWeak == 1.0 {
+			t.Fatal("no weak item reached the model from the queue: the burst did not test the order")
 		}
 		if shedMax > lastWeak+1e-9 {
 			t.Errorf("a shed item (|prescore| %.3f) was stronger than one the model judged from the queue (%.3f)", shedMax, lastWeak)
 		}
-		st, err := b.client.Stats(context.Background(), &pb.StatsRequest{})
+		st, err = b.client.Stats(context.Background(), &pb.StatsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,6 +259,66 @@ func TestBurstStrongestFirst(t *testing.T) {
 		t.Logf("prefilter %v; GPU peak %d, served %d", pf, peak, served)
 		if pf.GetShedUnderLoad() == 0 || pf.GetSentOnBelowThreshold() == 0 || pf.GetSeen() != items {
 			t.Errorf("prefilter stats %v; want some weak items sent on and some shed", pf)
+		}
+	})
+}
+
+// TestBatchStrongItemsOvertakeWeakOnes: on a stream judging two items at
+// once, weak items waiting for a one-slot GPU do not keep the stream from
+// reading the strong items behind them, which then reach the GPU first.
+func TestBatchStrongItemsOvertakeWeakOnes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Local.Enabled, cfg.Local.MaxConcurrent = true, 1
+		cfg.GPU.Warmup = false
+		cfg.BatchConcurrency = 2
+		b := startBubble(t, cfg)
+		defer b.stop(t)
+		gpu := upstreamtest.NewSlots(1, 200*time.Millisecond)
+		b.local.SetDefault(gpu.Behavior())
+		weak, strong, str := sortedTitles(t, cfg.MinPrescore)
+
+		stream, err := b.client.ClassifyBatch(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sent []string
+		for i := range 6 {
+			sent = append(sent, weak[0])
+			if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: fmt.Sprint("w", i), Title: weak[0]}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 2 {
+			sent = append(sent, strong[i])
+			if err := stream.Send(&pb.ClassifyBatchRequest{Item: &pb.NewsItem{Id: fmt.Sprint("s", i), Title: strong[i]}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := stream.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		answered := 0
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				break
+			}
+			if resp.GetResult().GetProvenance().GetTier() != pb.Tier_TIER_LOCAL {
+				t.Errorf("%s: %v; want the local model's answer (the GPU had time)", resp.GetId(), resp)
+			}
+			answered++
+		}
+		if answered != len(sent) {
+			t.Fatalf("%d answers for %d items", answered, len(sent))
+		}
+		var order []float64
+		for _, c := range b.local.Requests() {
+			order = append(order, str[titleOf(c, str)])
+		}
+		// The first weak item took the free slot; the strong ones are next.
+		if len(order) != len(sent) || order[1] < cfg.MinPrescore || order[2] < cfg.MinPrescore {
+			t.Errorf("strengths in the order the GPU judged them: %v; want both strong items right after the first", order)
 		}
 	})
 }

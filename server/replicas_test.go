@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/catalystbot/sentiment/config"
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
@@ -74,5 +77,44 @@ func TestReplicasShareTheDailyQuota(t *testing.T) {
 	}
 	if gemini.Calls() != rpd {
 		t.Errorf("gemini saw %d calls after Redis died; each replica's local share starts from what it used", gemini.Calls())
+	}
+}
+
+// TestReplicasShareTheGPU: three replicas, each allowed 4 calls at once,
+// in front of one model server with 4 slots (a fifth call crashes its
+// runner): a burst split across them never overloads it, and every item
+// gets the model's answer.
+func TestReplicasShareTheGPU(t *testing.T) {
+	const slots, perReplica = 4, 40
+	redis := redistest.Start(t)
+	local := upstreamtest.New(t, upstreamtest.Ollama)
+	gpu := upstreamtest.NewSlots(slots, 20*time.Millisecond)
+	local.SetDefault(gpu.Behavior())
+	cfg := testConfig()
+	cfg.RedisURL = secret.Secret(redis.URL())
+	cfg.Local.Enabled, cfg.Local.Endpoint, cfg.Local.MaxConcurrent = true, local.URL, slots
+	replicas := []*testServer{start(t, cfg), start(t, cfg), start(t, cfg)}
+	var wg sync.WaitGroup
+	for r, s := range replicas {
+		for i := range perReplica {
+			wg.Go(func() {
+				resp, err := s.client.Classify(ctxT(t), &pb.ClassifyRequest{
+					Item:    &pb.NewsItem{Id: fmt.Sprint(r, "-", i), Title: fmt.Sprintf("Acme wins order %d-%d and raises guidance", r, i)},
+					Options: &pb.ClassifyOptions{SkipCache: true},
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if p := resp.GetProvenance(); p.GetTier() != pb.Tier_TIER_LOCAL {
+					t.Errorf("replica %d item %d: %v; want the model's answer", r, i, p)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	peak, crashes, served := gpu.Counts()
+	if peak > slots || crashes != 0 || served != 3*perReplica {
+		t.Errorf("the model server saw %d calls at once, %d crashes, %d served; want at most %d, none, %d", peak, crashes, served, slots, 3*perReplica)
 	}
 }

@@ -108,17 +108,22 @@ func (s *Server) queueStats() *pb.GPUQueueStats {
 	}
 	q := s.queue.Stats()
 	return &pb.GPUQueueStats{
-		Limit:         int32(q.Limit),
-		Ceiling:       int32(q.Ceiling),
-		InFlight:      int32(q.InFlight),
-		Waiting:       int32(q.Waiting),
-		Started:       q.Started,
-		Halvings:      q.Halvings,
-		Grows:         q.Grows,
-		SpilledFull:   q.SpilledFull,
-		SpilledNoTime: q.SpilledNoTime,
-		Canceled:      q.Canceled,
-		ServiceTime:   durationpb.New(q.ServiceTime),
+		Limit:          int32(q.Limit),
+		Ceiling:        int32(q.Ceiling),
+		InFlight:       int32(q.InFlight),
+		Waiting:        int32(q.Waiting),
+		Started:        q.Started,
+		Halvings:       q.Halvings,
+		Grows:          q.Grows,
+		SpilledFull:    q.SpilledFull,
+		SpilledNoTime:  q.SpilledNoTime,
+		Canceled:       q.Canceled,
+		ServiceTime:    durationpb.New(q.ServiceTime),
+		Displaced:      q.Displaced,
+		Overtaken:      q.Overtaken,
+		Shared:         q.Shared,
+		LeaseWaits:     q.LeaseWaits,
+		LeaseFallbacks: q.LeaseFallbacks,
 	}
 }
 

@@ -164,7 +164,7 @@ func (a *App) build(ctx context.Context, o *options) (err error) {
 	if err := a.buildCost(o); err != nil {
 		return err
 	}
-	if a.queue, err = newQueue(cfg); err != nil {
+	if a.queue, err = a.newQueue(); err != nil {
 		return err
 	}
 	local, oc, err := a.localTier(o)
@@ -545,10 +545,16 @@ func (a *App) buildCache(scorer *lexicon.Scorer, tiers []router.TierConfig, oc *
 	return c, nil
 }
 
-func newQueue(cfg config.Config) (*batcher.Queue, error) {
+func (a *App) newQueue() (*batcher.Queue, error) {
+	cfg := a.cfg
 	pacing, err := batcher.ParsePacing(cfg.GPUPacing)
 	if err != nil {
 		return nil, config.Bad("SENTIMENT_GPU_PACING", cfg.GPUPacing, "must be adaptive or waves")
+	}
+	var opts []batcher.Option
+	if a.redis != nil && cfg.Local.Enabled {
+		// Replicas in front of the same model server share its slots.
+		opts = append(opts, batcher.WithLeases(batcher.NewRedisLeases(a.redis, gpuLeaseKey(cfg.Local.Endpoint), 0), cfg.RedisLocalShare, a.log))
 	}
 	q, err := batcher.New(batcher.Config{
 		MaxConcurrent: cfg.Local.MaxConcurrent,
@@ -556,11 +562,22 @@ func newQueue(cfg config.Config) (*batcher.Queue, error) {
 		Pacing:        pacing,
 		WaveSize:      cfg.BatchSize,
 		WaveDelay:     cfg.BatchDelay,
-	})
+	}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("building the GPU queue: %w", err)
 	}
 	return q, nil
+}
+
+// gpuLeaseKey names the shared slots of one model server: replicas in
+// front of the same endpoint share them, others do not. The braces are a
+// Redis Cluster hash tag.
+func gpuLeaseKey(endpoint string) string {
+	host := endpoint
+	if u, err := url.Parse(endpoint); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	return "catalyst-sentiment:gpu:{" + host + "}:leases"
 }
 
 // client is the HTTP client of one upstream.
@@ -612,7 +629,13 @@ func (a *App) buildGPU(oc *ollama.Client, o *options) (*gpu.Manager, error) {
 		}
 		reader = r
 	}
+	var coord gpu.Coordinator
+	if a.redis != nil {
+		// Replicas in front of one model server take turns cleaning it up.
+		coord = gpu.NewRedisCoordinator(a.redis, strings.TrimSuffix(gpuLeaseKey(cfg.Local.Endpoint), ":leases")+":cleanup")
+	}
 	m, err := gpu.NewManager(gpu.ManagerConfig{
+		Coordinator:   coord,
 		Reader:        reader,
 		Controller:    oc,
 		Queue:         a.queue,

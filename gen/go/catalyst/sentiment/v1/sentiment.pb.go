@@ -2078,9 +2078,21 @@ type GPUQueueStats struct {
 	// Waits the caller's context ended.
 	Canceled uint64 `protobuf:"varint,10,opt,name=canceled,proto3" json:"canceled,omitempty"`
 	// Moving average of a successful call's time on the GPU.
-	ServiceTime   *durationpb.Duration `protobuf:"bytes,11,opt,name=service_time,json=serviceTime,proto3" json:"service_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ServiceTime *durationpb.Duration `protobuf:"bytes,11,opt,name=service_time,json=serviceTime,proto3" json:"service_time,omitempty"`
+	// Of the spilled ones: displaced from a full line by a stronger item,
+	// and overtaken by stronger items past their deadline.
+	Displaced uint64 `protobuf:"varint,12,opt,name=displaced,proto3" json:"displaced,omitempty"`
+	Overtaken uint64 `protobuf:"varint,13,opt,name=overtaken,proto3" json:"overtaken,omitempty"`
+	// Where the model server's slots are shared with the other replicas:
+	// empty (not shared), "redis", or "memory (redis unreachable: ...)"
+	// while this replica runs its local share (SENTIMENT_REDIS_LOCAL_SHARE).
+	Shared string `protobuf:"bytes,14,opt,name=shared,proto3" json:"shared,omitempty"`
+	// Items that waited for a slot the other replicas held, and starts made
+	// on the local share while Redis was down.
+	LeaseWaits     uint64 `protobuf:"varint,15,opt,name=lease_waits,json=leaseWaits,proto3" json:"lease_waits,omitempty"`
+	LeaseFallbacks uint64 `protobuf:"varint,16,opt,name=lease_fallbacks,json=leaseFallbacks,proto3" json:"lease_fallbacks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GPUQueueStats) Reset() {
@@ -2188,6 +2200,41 @@ func (x *GPUQueueStats) GetServiceTime() *durationpb.Duration {
 		return x.ServiceTime
 	}
 	return nil
+}
+
+func (x *GPUQueueStats) GetDisplaced() uint64 {
+	if x != nil {
+		return x.Displaced
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetOvertaken() uint64 {
+	if x != nil {
+		return x.Overtaken
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetShared() string {
+	if x != nil {
+		return x.Shared
+	}
+	return ""
+}
+
+func (x *GPUQueueStats) GetLeaseWaits() uint64 {
+	if x != nil {
+		return x.LeaseWaits
+	}
+	return 0
+}
+
+func (x *GPUQueueStats) GetLeaseFallbacks() uint64 {
+	if x != nil {
+		return x.LeaseFallbacks
+	}
+	return 0
 }
 
 type StatsRequest struct {
@@ -3742,7 +3789,7 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x0fconcurrency_cut\x18\x12 \x01(\bR\x0econcurrencyCut\x121\n" +
 	"\x14consecutive_failures\x18\x13 \x01(\rR\x13consecutiveFailures\x12:\n" +
 	"\x05queue\x18\x14 \x01(\v2$.catalyst.sentiment.v1.GPUQueueStatsR\x05queue\x12%\n" +
-	"\x0erecovery_phase\x18\x15 \x01(\tR\rrecoveryPhase\"\xe7\x02\n" +
+	"\x0erecovery_phase\x18\x15 \x01(\tR\rrecoveryPhase\"\x85\x04\n" +
 	"\rGPUQueueStats\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x18\n" +
 	"\aceiling\x18\x02 \x01(\x05R\aceiling\x12\x1b\n" +
@@ -3755,7 +3802,13 @@ const file_catalyst_sentiment_v1_sentiment_proto_rawDesc = "" +
 	"\x0fspilled_no_time\x18\t \x01(\x04R\rspilledNoTime\x12\x1a\n" +
 	"\bcanceled\x18\n" +
 	" \x01(\x04R\bcanceled\x12<\n" +
-	"\fservice_time\x18\v \x01(\v2\x19.google.protobuf.DurationR\vserviceTime\"\x0e\n" +
+	"\fservice_time\x18\v \x01(\v2\x19.google.protobuf.DurationR\vserviceTime\x12\x1c\n" +
+	"\tdisplaced\x18\f \x01(\x04R\tdisplaced\x12\x1c\n" +
+	"\tovertaken\x18\r \x01(\x04R\tovertaken\x12\x16\n" +
+	"\x06shared\x18\x0e \x01(\tR\x06shared\x12\x1f\n" +
+	"\vlease_waits\x18\x0f \x01(\x04R\n" +
+	"leaseWaits\x12'\n" +
+	"\x0flease_fallbacks\x18\x10 \x01(\x04R\x0eleaseFallbacks\"\x0e\n" +
 	"\fStatsRequest\"\xa0\x01\n" +
 	"\vQuotaWindow\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\tR\x06window\x12\x12\n" +

@@ -391,7 +391,7 @@ class GPUStatusResponse(_message.Message):
     def __init__(self, devices: _Optional[_Iterable[_Union[GPUDevice, _Mapping]]] = ..., reader: _Optional[str] = ..., reader_error: _Optional[str] = ..., pressure: _Optional[_Union[PressureLevel, str]] = ..., model: _Optional[_Union[ModelState, _Mapping]] = ..., last_cleanup_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_cleanup_reason: _Optional[str] = ..., cleanups: _Optional[int] = ..., local_admitting: _Optional[bool] = ..., gate_reason: _Optional[str] = ..., observed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pressure_percent: _Optional[float] = ..., pressure_card: _Optional[str] = ..., vram_not_freed: _Optional[bool] = ..., vram_message: _Optional[str] = ..., restarts: _Optional[int] = ..., gpu_concurrency: _Optional[int] = ..., concurrency_cut: _Optional[bool] = ..., consecutive_failures: _Optional[int] = ..., queue: _Optional[_Union[GPUQueueStats, _Mapping]] = ..., recovery_phase: _Optional[str] = ...) -> None: ...
 
 class GPUQueueStats(_message.Message):
-    __slots__ = ("limit", "ceiling", "in_flight", "waiting", "started", "halvings", "grows", "spilled_full", "spilled_no_time", "canceled", "service_time")
+    __slots__ = ("limit", "ceiling", "in_flight", "waiting", "started", "halvings", "grows", "spilled_full", "spilled_no_time", "canceled", "service_time", "displaced", "overtaken", "shared", "lease_waits", "lease_fallbacks")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CEILING_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -403,6 +403,11 @@ class GPUQueueStats(_message.Message):
     SPILLED_NO_TIME_FIELD_NUMBER: _ClassVar[int]
     CANCELED_FIELD_NUMBER: _ClassVar[int]
     SERVICE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DISPLACED_FIELD_NUMBER: _ClassVar[int]
+    OVERTAKEN_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    LEASE_WAITS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FALLBACKS_FIELD_NUMBER: _ClassVar[int]
     limit: int
     ceiling: int
     in_flight: int
@@ -414,7 +419,12 @@ class GPUQueueStats(_message.Message):
     spilled_no_time: int
     canceled: int
     service_time: _duration_pb2.Duration
-    def __init__(self, limit: _Optional[int] = ..., ceiling: _Optional[int] = ..., in_flight: _Optional[int] = ..., waiting: _Optional[int] = ..., started: _Optional[int] = ..., halvings: _Optional[int] = ..., grows: _Optional[int] = ..., spilled_full: _Optional[int] = ..., spilled_no_time: _Optional[int] = ..., canceled: _Optional[int] = ..., service_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    displaced: int
+    overtaken: int
+    shared: str
+    lease_waits: int
+    lease_fallbacks: int
+    def __init__(self, limit: _Optional[int] = ..., ceiling: _Optional[int] = ..., in_flight: _Optional[int] = ..., waiting: _Optional[int] = ..., started: _Optional[int] = ..., halvings: _Optional[int] = ..., grows: _Optional[int] = ..., spilled_full: _Optional[int] = ..., spilled_no_time: _Optional[int] = ..., canceled: _Optional[int] = ..., service_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., displaced: _Optional[int] = ..., overtaken: _Optional[int] = ..., shared: _Optional[str] = ..., lease_waits: _Optional[int] = ..., lease_fallbacks: _Optional[int] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()
