@@ -10,6 +10,9 @@ trap cleanup EXIT
 # on stdout, and sets $addr and $pid.
 start() {
   local name=$1; shift
+  # Created here, not by the child's redirection, which may not have
+  # happened yet when the loop below first reads it.
+  : >"$tmp/$name.out"
   "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pid=$!
   pids+=($pid)
