@@ -4,6 +4,14 @@
 #   make test      everything CI checks: generated code, lint, Go tests with
 #                  -race, Python tests
 #   make generate  regenerate gen/ from proto/ (the only way gen/ changes)
+#   make demo      a narrated, self-checking tour against llmsim (about 90 s)
+#   make load      the ghz scenarios of bench/load/ beside their references
+#                  (about 2 minutes)
+#   make perf      make load plus the old bot's pacing, written into the
+#                  generated section of docs/PERFORMANCE.md (about 4 minutes)
+#
+# demo, load and perf measure or drive real processes on loopback; they are
+# not part of make test.
 #
 # Tools are pinned: Go generators in go.mod, buf/grpcurl/ghz/staticcheck in
 # tools/go.mod, Python packages in python/requirements-dev.txt (installed
@@ -19,7 +27,7 @@ PY      := $(VENV)/bin/python
 BIN     := bin
 PROTOS  := $(shell find proto -name '*.proto')
 
-.PHONY: all build run tools generate test check-generated lint redis go-test py-test bench bench-ghz venv clean
+.PHONY: all build run tools generate test check-generated lint redis go-test py-test bench bench-ghz demo load perf venv clean
 
 all: build
 
@@ -86,6 +94,15 @@ bench:
 
 bench-ghz:
 	scripts/bench-ghz.sh
+
+demo:
+	scripts/demo.sh
+
+load: tools
+	scripts/load.sh
+
+perf: tools
+	scripts/perf.sh
 
 clean:
 	rm -rf $(BIN) $(VENV)

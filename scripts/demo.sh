@@ -82,6 +82,8 @@ start sentimentd env \
   LLM_MIN_INTERVAL_SEC=0 LLM_GEMINI_RPM=600 LLM_RETRY_DELAY=0.1 \
   "$tmp/sentimentd"
 svc=$addr
+# The tour takes about 75 s; past this a step hangs.
+watchdog "${DEMO_WATCHDOG:-115}"
 metrics=$(sed -n 's/.*msg=serving .*metrics=\([^ ]*\).*/\1/p' "$tmp/sentimentd.err" | head -1)
 echo "llmsim     $sim_url (Ollama, OpenAI, Gemini, Anthropic, Discord; a simulated RX 6800 in $sysfs)"
 echo "sentimentd $svc (gRPC), metrics http://${metrics:-off}/metrics"

@@ -26,11 +26,12 @@ rounds=${LOAD_ROUNDS:-2}
 dur=${LOAD_DURATION:-4s}
 source scripts/lib.sh
 
-echo "building sentimentd, llmsim, proxyd and ghz (pinned in tools/go.mod) ..."
+echo "building sentimentd, llmsim, proxyd, and ghz into bin/ (make tools: the pin in tools/go.mod) ..."
+make -s tools
+ghz_bin=bin/ghz
 go build -o "$tmp/sentimentd" ./cmd/sentimentd
 go build -o "$tmp/llmsim" ./cmd/llmsim
 go build -o "$tmp/proxyd" ./bench/proxyd
-go build -o "$tmp/ghz" -modfile=tools/go.mod github.com/bojand/ghz/cmd/ghz
 
 sim() { python3 scripts/simctl.py "$@"; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
@@ -67,6 +68,8 @@ for name in sentimentd-cache sentimentd-gpu; do
 done
 sleep 1
 rest_kb=$(rss_kb "$lex_pid")
+# The runs below take about two minutes; past this something hangs.
+watchdog "${LOAD_WATCHDOG:-420}"
 
 # cpu_ticks PID: the process's user and system CPU time in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -77,7 +80,7 @@ CLK_TCK=$(getconf CLK_TCK)
 ghz() {
   local name=$1 cfg=$2 target=$3 server=$4 before; shift 4
   before=$(cpu_ticks "$server")
-  "$tmp/ghz" --config "bench/load/$cfg.json" --format json -o "$tmp/$name.json" "$@" "$target" >/dev/null 2>"$tmp/$name.ghz.err" ||
+  "$ghz_bin" --config "bench/load/$cfg.json" --format json -o "$tmp/$name.json" "$@" "$target" >/dev/null 2>"$tmp/$name.ghz.err" ||
     { echo "ghz $name failed:" >&2; cat "$tmp/$name.ghz.err" >&2; exit 1; }
   echo $(($(cpu_ticks "$server") - before)) >"$tmp/$name.cpu"
 }
@@ -170,7 +173,7 @@ targets+=("model path at c=50 >= 0.6 of proxyd's req/s|$m_ratio ($sub_rps vs $re
 
 # --- cache hits
 # The first call stores the answer; every later one is an exact hit.
-"$tmp/ghz" --config bench/load/cache.json -n 1 -c 1 --connections 1 -z 0s "$cache" >/dev/null
+"$ghz_bin" --config bench/load/cache.json -n 1 -c 1 --connections 1 -z 0s "$cache" >/dev/null
 header "Classify answered from the cache vs a gRPC health check, same server, concurrency 50"
 compare cache "health check" health "$cache" "$cache_pid" "Classify, cache hit" cache "$cache" "$cache_pid" -c 50
 c_ratio=$(calc "$sub_rps / $ref_rps")
