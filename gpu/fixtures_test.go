@@ -35,16 +35,16 @@ type fakeGPU struct {
 	root string
 	path string // mem_info_vram_used
 
-	mu      sync.Mutex
-	base    uint64
-	loaded  bool
-	leak    uint64
-	stuck   bool
+	mu     sync.Mutex
+	base   uint64
+	loaded bool
+	leak   uint64
+	stuck  bool
 	// keepLeak makes an unload free the model but keep what the runner
 	// leaked (llmsim's free_on_unload false).
 	keepLeak bool
 	loads    int
-	unloads int
+	unloads  int
 }
 
 // newFakeGPU writes the tree under a temporary directory, with no model

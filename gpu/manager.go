@@ -309,8 +309,8 @@ type Manager struct {
 	// modelVRAM is the most VRAM the model was last seen holding: what a
 	// reload needs, also after a crashed runner that holds nothing.
 	modelVRAM uint64
-	lastUsed   uint64
-	haveLast   bool
+	lastUsed  uint64
+	haveLast  bool
 
 	model ModelStatus
 	// psErr is the last failure of /api/ps, cleared by the next success.
