@@ -29,7 +29,7 @@ LOAD_MD="$tmp/load.md" scripts/load.sh
 printf '\n== 136 headlines on a GPU with 4 slots at 200 ms: the old pacing against the service\n'
 for b in sentimentd sentimentctl llmsim; do go build -o "$tmp/$b" "./cmd/$b"; done
 n=136
-awk -F'\t' 'NR > 1 && NF == 2 { print $2 }' lexicon/testdata/financial_holdout.tsv | head -"$n" >"$tmp/headlines.txt"
+awk -F'\t' -v n="$n" 'NR > 1 && NF == 2 && c < n { print $2; c++ }' lexicon/testdata/financial_holdout.tsv >"$tmp/headlines.txt"
 python3 - "$tmp/headlines.txt" "$tmp/headlines.jsonl" <<'PY'
 import json, sys
 with open(sys.argv[1]) as f, open(sys.argv[2], "w") as out:
