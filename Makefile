@@ -7,6 +7,14 @@
 #   make chaos     the full chaos run (10,000 requests against llmsim, Redis
 #                  killed and restarted, a replica stopped mid-stream); make
 #                  test runs a short round of it (chaos-short)
+#   make demo      a narrated, self-checking tour against llmsim (about 90 s)
+#   make load      the ghz scenarios of bench/load/ beside their references
+#                  (about 2 minutes)
+#   make perf      make load plus the old bot's pacing, written into the
+#                  generated section of docs/PERFORMANCE.md (about 4 minutes)
+#
+# demo, load and perf measure or drive real processes on loopback; they are
+# not part of make test.
 #
 # Tools are pinned: Go generators in go.mod, buf/grpcurl/ghz/staticcheck in
 # tools/go.mod, Python packages in python/requirements-dev.txt (installed
@@ -22,7 +30,7 @@ PY      := $(VENV)/bin/python
 BIN     := bin
 PROTOS  := $(shell find proto -name '*.proto')
 
-.PHONY: all build run tools generate test check-generated lint redis go-test chaos-short chaos py-test bench bench-ghz venv clean
+.PHONY: all build run tools generate test check-generated lint redis go-test chaos-short chaos py-test bench bench-ghz demo load perf venv clean
 
 all: build
 
@@ -104,6 +112,15 @@ bench:
 
 bench-ghz:
 	scripts/bench-ghz.sh
+
+demo:
+	scripts/demo.sh
+
+load: tools
+	scripts/load.sh
+
+perf: tools
+	scripts/perf.sh
 
 clean:
 	rm -rf $(BIN) $(VENV)

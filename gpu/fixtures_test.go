@@ -35,13 +35,16 @@ type fakeGPU struct {
 	root string
 	path string // mem_info_vram_used
 
-	mu      sync.Mutex
-	base    uint64
-	loaded  bool
-	leak    uint64
-	stuck   bool
-	loads   int
-	unloads int
+	mu     sync.Mutex
+	base   uint64
+	loaded bool
+	leak   uint64
+	stuck  bool
+	// keepLeak makes an unload free the model but keep what the runner
+	// leaked (llmsim's free_on_unload false).
+	keepLeak bool
+	loads    int
+	unloads  int
 }
 
 // newFakeGPU writes the tree under a temporary directory, with no model
@@ -89,7 +92,7 @@ func (g *fakeGPU) attach(f *upstreamtest.Fake) {
 		if g.stuck {
 			// The runner is gone but its memory is not.
 			g.leak += modelVRAM
-		} else {
+		} else if !g.keepLeak {
 			g.leak = 0
 		}
 		g.writeLocked()
@@ -142,11 +145,17 @@ func (g *fakeGPU) setStuck(v bool) {
 	g.stuck = v
 }
 
+func (g *fakeGPU) setKeepLeak(v bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.keepLeak = v
+}
+
 // release frees every byte the model server held, as a restart does.
 func (g *fakeGPU) release() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.leak, g.loaded, g.stuck = 0, false, false
+	g.leak, g.loaded, g.stuck, g.keepLeak = 0, false, false, false
 	g.writeLocked()
 }
 

@@ -306,8 +306,11 @@ type Manager struct {
 	cut        bool
 	ceiling    int
 	rising     int
-	lastUsed   uint64
-	haveLast   bool
+	// modelVRAM is the most VRAM the model was last seen holding: what a
+	// reload needs, also after a crashed runner that holds nothing.
+	modelVRAM uint64
+	lastUsed  uint64
+	haveLast  bool
 
 	model ModelStatus
 	// psErr is the last failure of /api/ps, cleared by the next success.
@@ -872,6 +875,9 @@ func (m *Manager) refreshModel(ctx context.Context) {
 	m.psErr = ""
 	m.model.Loaded = ok
 	m.model.Size, m.model.SizeVRAM, m.model.ExpiresAt, m.model.ContextLength = lm.Size, lm.SizeVRAM, lm.ExpiresAt, lm.ContextLength
+	if ok && lm.SizeVRAM > 0 {
+		m.modelVRAM = lm.SizeVRAM
+	}
 	if !ok {
 		m.model.Warm = false
 	}
@@ -917,6 +923,9 @@ type unloadProbe struct {
 	before   uint64
 	beforeOK bool
 	expected uint64
+	// reload is the VRAM the model needs to load again: its size_vram,
+	// or the last one seen when the runner holds nothing (it crashed).
+	reload uint64
 }
 
 // unload is phaseUnloading's action: it reads VRAM and the model's size
@@ -932,6 +941,9 @@ func (m *Manager) unload(ctx context.Context, p *unloadProbe) event {
 		p.expected = lm.SizeVRAM
 	}
 	cancel()
+	m.mu.Lock()
+	p.reload = max(p.expected, m.modelVRAM)
+	m.mu.Unlock()
 
 	uctx, ucancel := context.WithTimeout(ctx, unloadTimeout)
 	err := m.cfg.Controller.Unload(uctx)
@@ -960,8 +972,9 @@ func (m *Manager) verify(ctx context.Context, p *unloadProbe, c check) event {
 }
 
 // waitFreed reads VRAM every RecoveryPoll, for at most wait (0: once),
-// until the unload shows: the card below critical and, when the model
-// held VRAM before, at least 80 % of it back. Without a reader, or with
+// until the unload shows: the card below critical, room to load the
+// model again below critical and, when the model held VRAM before, at
+// least 80 % of it back. Without a reader, or with
 // readings failing, it cannot tell and lets the reload go ahead. msg says
 // what was seen.
 func (m *Manager) waitFreed(ctx context.Context, p *unloadProbe, wait time.Duration) (freed bool, msg string) {
@@ -1017,6 +1030,15 @@ func (m *Manager) judgeFreed(p *unloadProbe, after Device) (bool, string) {
 	if pct >= m.cfg.Policy.Critical {
 		enough = false
 		msg += fmt.Sprintf("; still at or above critical (%g%%)", m.cfg.Policy.Critical)
+	} else if p.reload > 0 && after.VRAMTotal > 0 {
+		// Memory the model server keeps after the unload (a leak) leaves
+		// no room to load the model again: the reload would be back at
+		// critical at once, or fail out of memory.
+		if next := float64(after.VRAMUsed+p.reload) * 100 / float64(after.VRAMTotal); next >= m.cfg.Policy.Critical {
+			enough = false
+			msg += fmt.Sprintf("; loading the model again (%d MiB) would take the card to %.1f%%, at or above critical (%g%%)",
+				p.reload/mib, next, m.cfg.Policy.Critical)
+		}
 	}
 	if !enough {
 		msg += "; Ollama on ROCm can keep VRAM after an unload (ollama#7606, #10597)"

@@ -159,6 +159,62 @@ func TestVRAMNotFreed(t *testing.T) {
 	})
 }
 
+// TestLeakKeptAfterUnload: the unload gives back the model's memory but
+// the runner's leak stays, so loading the model again would put the card
+// back at critical: that is not freed either. The manager backs off, runs
+// the restart command, and only then warms the model and reopens.
+func TestLeakKeptAfterUnload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newManagerEnv(t, func(c *ManagerConfig) { c.Policy.RestartCmd = "systemctl restart ollama" })
+		e.start()
+		step(500 * time.Millisecond)
+		e.gpu.setKeepLeak(true)
+		e.gpu.setPercent(92)
+		step(time.Second) // the poll that sees critical; the unload
+		step(10 * time.Second)
+		st := e.m.Status()
+		if e.gpu.percent() >= 90 || st.Admitting || !st.VRAMNotFreed || !strings.Contains(st.VRAMMessage, "loading the model again") {
+			t.Fatalf("after the unload (card at %.1f%%): %+v", e.gpu.percent(), st)
+		}
+		if n := len(e.commands()); n != 0 {
+			t.Fatalf("restart ran %d times before the backoff", n)
+		}
+		step(5 * time.Second)
+		st = e.m.Status()
+		if got := e.commands(); len(got) != 1 {
+			t.Fatalf("restart commands %q, want one", got)
+		}
+		if !st.Admitting || st.VRAMNotFreed || !st.Model.Warm || st.Restarts != 1 || e.gpu.percent() >= 80 {
+			t.Errorf("after restart and reload (card at %.1f%%): %+v", e.gpu.percent(), st)
+		}
+	})
+}
+
+// TestCrashedRunnerLeakKept: a runner that crashed holds nothing in
+// /api/ps, but the size it was last seen with still tells whether the
+// model fits again.
+func TestCrashedRunnerLeakKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newManagerEnv(t, nil)
+		e.start()
+		step(500 * time.Millisecond)
+		// The runner died out of memory: its model is gone, its leak is
+		// not, and the card is below critical.
+		e.gpu.setKeepLeak(true)
+		ctl := ollama.New(ollama.Config{BaseURL: e.ollama.URL, Model: "mistral"}, e.ollama.Client())
+		if err := ctl.Unload(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		e.gpu.setPercent(70)
+		e.m.Report(upstream.SignalCrash, "http 500: llama runner process has terminated: error: out of memory")
+		step(10 * time.Second)
+		st := e.m.Status()
+		if !st.VRAMNotFreed || !strings.Contains(st.VRAMMessage, "loading the model again") || st.Admitting {
+			t.Errorf("card at %.1f%%, status %+v", e.gpu.percent(), st)
+		}
+	})
+}
+
 // TestVRAMNotFreedWithoutRestart: with no restart command the model is
 // warmed after the backoff anyway, and the status keeps saying the memory
 // was not freed.

@@ -7,14 +7,16 @@ import (
 
 // Explain says in words why the lexicon scored as it did; it is the
 // rationale of every answer the lexicon gives (preliminary, prefiltered or
-// degraded).
+// degraded). It runs on every such answer, so it allocates once: the
+// builder's buffer, which becomes the string.
 func (p Prescore) Explain() string {
 	var b strings.Builder
 	b.Grow(64 + 32*len(p.Hits))
+	var num [24]byte // one formatted number at a time, on the stack
 	b.WriteString("lexicon: score ")
-	b.WriteString(signed(p.Score))
+	b.Write(appendSigned(num[:0], p.Score))
 	b.WriteString(" (sentiment words ")
-	b.WriteString(signed(p.Compound))
+	b.Write(appendSigned(num[:0], p.Compound))
 	if len(p.Hits) == 0 {
 		b.WriteString(", no financial keywords)")
 		return b.String()
@@ -27,17 +29,29 @@ func (p Prescore) Explain() string {
 		b.WriteString(" \"")
 		b.WriteString(h.Phrase)
 		b.WriteString("\" ")
-		b.WriteString(signed(h.Weight))
+		b.Write(appendSigned(num[:0], h.Weight))
 	}
 	b.WriteByte(')')
 	return b.String()
 }
 
-// signed formats v as "+0.42" or "-0.42".
-func signed(v float64) string {
-	s := strconv.FormatFloat(v, 'f', 2, 64)
-	if v >= 0 || s == "-0.00" {
-		return "+" + strings.TrimPrefix(s, "-")
+// appendSigned appends v as "+0.42" or "-0.42"; a value that rounds to
+// zero is "+0.00", whatever its sign.
+func appendSigned(b []byte, v float64) []byte {
+	start := len(b)
+	b = strconv.AppendFloat(b, v, 'f', 2, 64)
+	if b[start] != '-' {
+		// Room for the sign: shift the digits right by one.
+		b = append(b, 0)
+		copy(b[start+1:], b[start:len(b)-1])
+		b[start] = '+'
+		return b
 	}
-	return s
+	for _, c := range b[start+1:] {
+		if c != '0' && c != '.' {
+			return b
+		}
+	}
+	b[start] = '+' // "-0.00"
+	return b
 }

@@ -251,3 +251,25 @@ func TestExplain(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendSigned(t *testing.T) {
+	for _, tt := range []struct {
+		v    float64
+		want string
+	}{
+		{0, "+0.00"}, {-0.001, "+0.00"}, {0.004, "+0.00"}, {-0.005, "-0.01"}, {0.4185, "+0.42"},
+		{-0.3182, "-0.32"}, {1, "+1.00"}, {-1, "-1.00"}, {12.5, "+12.50"}, {math.Copysign(0, -1), "+0.00"},
+	} {
+		if got := string(appendSigned([]byte("x"), tt.v)); got != "x"+tt.want {
+			t.Errorf("appendSigned(%v) = %q, want %q", tt.v, got, "x"+tt.want)
+		}
+	}
+}
+
+func BenchmarkExplain(b *testing.B) {
+	p := Prescore{Score: -0.6, Compound: 0.1, Hits: []Hit{{"cuts guidance", -0.7}, {"misses estimates", -0.6}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = p.Explain()
+	}
+}

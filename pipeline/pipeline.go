@@ -421,8 +421,9 @@ func lexiconAnswer(req *Request, pre lexicon.Prescore, phase Phase) Answer {
 
 // answerOf turns the router's result into the final answer.
 func answerOf(req *Request, pre lexicon.Prescore, res router.Result) Answer {
-	tiers := make([]router.Attempt, 0, len(res.Tried)+1)
-	tiers = append(tiers, res.Tried...)
+	// The result is ours: its attempts are used as they are (the router
+	// leaves room for the lexicon's), not copied.
+	tiers := res.Tried
 	if res.Degraded {
 		tiers = append(tiers, lexiconTier)
 	}

@@ -339,7 +339,9 @@ type Result struct {
 // answer is found, every tier has failed or been skipped, or ctx ends; in
 // the last two cases the answer is the lexicon's, degraded.
 func (r *Router) Judge(ctx context.Context, req Request) Result {
-	res := Result{PromptVersion: r.prompter.version}
+	// Room for an attempt per tier and the lexicon's, which the pipeline
+	// appends to a degraded answer without copying.
+	res := Result{PromptVersion: r.prompter.version, Tried: make([]Attempt, 0, len(r.tiers)+1)}
 	// The prompt is rendered when the first tier is about to be called:
 	// an item no tier will take costs no template work.
 	var prompt Prompt
@@ -347,28 +349,26 @@ func (r *Router) Judge(ctx context.Context, req Request) Result {
 	chars := utf8.RuneCountInString(req.Item.Title) + utf8.RuneCountInString(req.Item.Summary)
 	for i, t := range r.tiers {
 		start := r.now()
-		skip := func(outcome Outcome, detail string) {
-			res.Tried = append(res.Tried, Attempt{Tier: t.Tier, Model: t.Model, Outcome: outcome, Detail: detail})
-		}
+		// Why the tier is skipped, if it is; a plain value, not a closure
+		// per tier: this loop runs on every call.
+		outcome, detail := OutcomeOK, ""
 		switch left, ok := r.remaining(ctx); {
 		case t.Provider == nil:
-			skip(OutcomeSkipped, t.DisabledReason)
-			continue
+			outcome, detail = OutcomeSkipped, t.DisabledReason
 		case !allowed(t.Tier, req.Allowed):
-			skip(OutcomeSkipped, "not in allowed_tiers")
-			continue
+			outcome, detail = OutcomeSkipped, "not in allowed_tiers"
 		case t.MaxChars > 0 && chars > t.MaxChars:
-			skip(OutcomeSkipped, fmt.Sprintf("text of %d characters is over its limit of %d", chars, t.MaxChars))
-			continue
+			outcome, detail = OutcomeSkipped, fmt.Sprintf("text of %d characters is over its limit of %d", chars, t.MaxChars)
 		case ctx.Err() != nil:
-			skip(OutcomeSkipped, "the call ended: "+ctx.Err().Error())
-			continue
+			outcome, detail = OutcomeSkipped, "the call ended: "+ctx.Err().Error()
 		case r.isPaused(t):
 			until, _ := r.paused(t)
-			skip(OutcomeRateLimited, "the provider asked for no calls until "+until.UTC().Format(time.RFC3339))
-			continue
+			outcome, detail = OutcomeRateLimited, "the provider asked for no calls until "+until.UTC().Format(time.RFC3339)
 		case ok && left < r.cfg.MinTierTime:
-			skip(OutcomeSkipped, fmt.Sprintf("only %s left before the deadline", left.Round(time.Millisecond)))
+			outcome, detail = OutcomeSkipped, fmt.Sprintf("only %s left before the deadline", left.Round(time.Millisecond))
+		}
+		if outcome != OutcomeOK {
+			res.Tried = append(res.Tried, Attempt{Tier: t.Tier, Model: t.Model, Outcome: outcome, Detail: detail})
 			continue
 		}
 		if !rendered {
@@ -401,18 +401,34 @@ func (r *Router) degrade(res Result, req Request, why string) Result {
 	res.Answer = Answer{Label: p.Label(), Score: p.Score, Confidence: p.Confidence(), Rationale: p.Explain()}
 	res.Tier, res.Model, res.Degraded = TierLexicon, "lexicon", true
 	if why == "" {
-		parts := make([]string, 0, len(res.Tried))
+		// One builder for the whole reason: it is written on every
+		// degraded answer, the lexicon path's hot path.
+		const head = "no language model could judge the item: "
+		n := len(head)
 		for _, a := range res.Tried {
-			s := a.Tier.String() + ": " + a.Outcome.String()
-			if a.Detail != "" && a.Detail != a.Outcome.String() {
-				s += " (" + a.Detail + ")"
+			n += 16 + len(a.Detail)
+		}
+		var b strings.Builder
+		b.Grow(n)
+		b.WriteString(head)
+		for i, a := range res.Tried {
+			if i > 0 {
+				b.WriteString("; ")
 			}
-			parts = append(parts, s)
+			b.WriteString(a.Tier.String())
+			b.WriteString(": ")
+			outcome := a.Outcome.String()
+			b.WriteString(outcome)
+			if a.Detail != "" && a.Detail != outcome {
+				b.WriteString(" (")
+				b.WriteString(a.Detail)
+				b.WriteByte(')')
+			}
 		}
-		if len(parts) == 0 {
-			parts = append(parts, "no model tier is configured")
+		if len(res.Tried) == 0 {
+			b.WriteString("no model tier is configured")
 		}
-		why = "no language model could judge the item: " + strings.Join(parts, "; ")
+		why = b.String()
 	}
 	res.Reason = why
 	return res

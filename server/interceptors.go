@@ -40,17 +40,18 @@ type callInfo struct {
 // and echoes it in the response header.
 func withRequestID(ctx context.Context) context.Context {
 	id := ""
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(requestIDHeader); len(v) > 0 && len(v[0]) <= 128 && pipeline.CheckText("", v[0], 128, true) == nil {
-			id = v[0]
-		}
+	// ValueFromIncomingContext reads the one key; FromIncomingContext
+	// would copy every header of every call.
+	if v := metadata.ValueFromIncomingContext(ctx, requestIDHeader); len(v) > 0 && len(v[0]) <= 128 && pipeline.CheckText("", v[0], 128, true) == nil {
+		id = v[0]
 	}
 	if id == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
+	// requestIDHeader is lower case already: no need for Pairs' copy.
+	_ = grpc.SetHeader(ctx, metadata.MD{requestIDHeader: {id}})
 	return context.WithValue(ctx, callInfoKey{}, &callInfo{id: id})
 }
 

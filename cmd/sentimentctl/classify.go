@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -13,12 +14,14 @@ import (
 	pb "github.com/catalystbot/sentiment/gen/go/catalyst/sentiment/v1"
 )
 
-const classifySynopsis = `sentimentctl classify "headline" [--ticker T] [--summary S] [--id ID] [--require-llm] [--skip-cache]
+const classifySynopsis = `sentimentctl classify "headline" [--ticker T] [--summary S] [--id ID] [--require-llm] [--skip-cache] [--tiers local,gemini,...]
 
 Judges one news item and prints the label, score, confidence, tier, model,
 latency, whether the answer is degraded and why, whether it was prefiltered
 and whether it came from the cache. Words after the command that are not
-flags are joined into the headline.`
+flags are joined into the headline. --tiers names the tiers that may answer
+(lexicon, local, gemini, anthropic), comma-separated, in policy order; the
+lexicon always may: --tiers lexicon asks for its answer alone.`
 
 func (c *cli) classify(ctx context.Context, g *globals, args []string) error {
 	fs := commandFlags("classify", g)
@@ -27,6 +30,7 @@ func (c *cli) classify(ctx context.Context, g *globals, args []string) error {
 	id := fs.String("id", "", "the item's `id`, echoed in the answer")
 	requireLLM := fs.Bool("require-llm", false, "fail (UNAVAILABLE) rather than answer from the lexicon when no model can judge")
 	skipCache := fs.Bool("skip-cache", false, "judge again even when the cache holds an answer")
+	tierList := fs.String("tiers", "", "the tiers that may answer, comma-separated (lexicon, local, gemini, anthropic); empty: every enabled tier")
 	pos, err := c.parseCommand(fs, g, args, classifySynopsis)
 	if err != nil {
 		return err
@@ -34,6 +38,10 @@ func (c *cli) classify(ctx context.Context, g *globals, args []string) error {
 	title := strings.TrimSpace(strings.Join(pos, " "))
 	if title == "" {
 		return usageErr("classify: a headline is required")
+	}
+	tiers, err := parseTiers(*tierList)
+	if err != nil {
+		return usageErr("classify: --tiers %q: %v", *tierList, err)
 	}
 
 	conn, client, err := g.dial()
@@ -45,7 +53,7 @@ func (c *cli) classify(ctx context.Context, g *globals, args []string) error {
 	defer cancel()
 	req := &pb.ClassifyRequest{
 		Item:    &pb.NewsItem{Id: *id, Ticker: *ticker, Title: title, Summary: *summary},
-		Options: &pb.ClassifyOptions{RequireLlm: *requireLLM, SkipCache: *skipCache},
+		Options: &pb.ClassifyOptions{RequireLlm: *requireLLM, SkipCache: *skipCache, AllowedTiers: tiers},
 	}
 	var p peer.Peer
 	resp, err := client.Classify(ctx, req, grpc.Peer(&p))
@@ -56,6 +64,30 @@ func (c *cli) classify(ctx context.Context, g *globals, args []string) error {
 		return writeJSONLine(c.stdout, resp)
 	}
 	return writeAnswer(c.stdout, resp)
+}
+
+// tierNames are the words --tiers takes, in policy order.
+var tierNames = []string{"lexicon", "local", "gemini", "anthropic"}
+
+// parseTiers reads --tiers: tier names, comma-separated, each once. An
+// empty list allows every tier.
+func parseTiers(s string) ([]pb.Tier, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []pb.Tier
+	for part := range strings.SplitSeq(s, ",") {
+		name := strings.ToLower(strings.TrimSpace(part))
+		v, ok := pb.Tier_value["TIER_"+strings.ToUpper(name)]
+		if !ok || v == int32(pb.Tier_TIER_UNSPECIFIED) {
+			return nil, fmt.Errorf("%q is not a tier (%s)", part, strings.Join(tierNames, ", "))
+		}
+		if slices.Contains(out, pb.Tier(v)) {
+			return nil, fmt.Errorf("%s is named twice", name)
+		}
+		out = append(out, pb.Tier(v))
+	}
+	return out, nil
 }
 
 // writeAnswer prints an answer as aligned "field value" lines.

@@ -34,7 +34,12 @@ Usage:
 
 Commands:
   classify "headline" [--ticker T] [--summary S] [--id ID] [--require-llm] [--skip-cache]
-        judge one news item and print the answer
+           [--tiers local,gemini,...]
+        judge one news item and print the answer; --tiers names the tiers
+        that may answer (lexicon, local, gemini, anthropic)
+  alert "headline" [--ticker T] [--price P] [--change PCT] [--channel C] [--id ID]
+        post a progressive Discord alert: the preliminary post at once, the
+        model's answer as an edit; prints the channel and message id
   batch FILE|- [-o FILE] [--concurrency 64] [--progress auto|bar|plain|none]
         judge every item of a JSON-lines or CSV file (- reads stdin) over one
         ClassifyBatch stream; results as JSON lines, a summary on stderr
@@ -104,6 +109,8 @@ func command(name string) (func(*cli, context.Context, *globals, []string) error
 	switch name {
 	case "classify":
 		return (*cli).classify, true
+	case "alert":
+		return (*cli).alert, true
 	case "batch":
 		return (*cli).batch, true
 	case "gpu":
@@ -139,7 +146,7 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	}
 	cmd, ok := command(rest[0])
 	if !ok {
-		return c.fail(usageErr("unknown command %q (commands: classify, batch, gpu, stats, watch)", rest[0]))
+		return c.fail(usageErr("unknown command %q (commands: classify, alert, batch, gpu, stats, watch)", rest[0]))
 	}
 	return c.fail(cmd(c, ctx, g, rest[1:]))
 }

@@ -156,6 +156,8 @@ func TestUsage(t *testing.T) {
 		{name: "unknown flag", args: []string{"--colour", "stats"}, code: 2, stderr: "flag provided but not defined: -colour"},
 		{name: "classify help", args: []string{"classify", "-help"}, code: 0, stdout: "-ticker", noStderr: true},
 		{name: "classify without headline", args: []string{"classify", "--ticker", "ACME"}, code: 2, stderr: "a headline is required"},
+		{name: "alert help", args: []string{"alert", "-help"}, code: 0, stdout: "-price", noStderr: true},
+		{name: "classify tiers help", args: []string{"classify", "-help"}, code: 0, stdout: "-tiers", noStderr: true},
 		{name: "classify bad flag", args: []string{"classify", "x", "--tickr", "ACME"}, code: 2, stderr: "-tickr"},
 		{name: "batch without file", args: []string{"batch"}, code: 2, stderr: "one input file"},
 		{name: "batch two files", args: []string{"batch", "a", "b"}, code: 2, stderr: "got 2 arguments"},
@@ -192,6 +194,7 @@ func TestUnreachable(t *testing.T) {
 	file := writeJSONL(t, 3)
 	for _, args := range [][]string{
 		{"classify", "Acme beats estimates"},
+		{"alert", "Acme beats estimates"},
 		{"batch", file},
 		{"gpu"},
 		{"stats"},
