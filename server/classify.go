@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -140,31 +141,56 @@ func enumNames(m map[int32]string) string {
 	return strings.Join(names, ", ")
 }
 
+// answerMsgs are the messages of one answer that every answer has,
+// allocated together: the lexicon path answers in tens of microseconds,
+// and an allocation apiece was a good part of converting its answer.
+type answerMsgs struct {
+	resp     pb.ClassifyResponse
+	prov     pb.Provenance
+	prescore pb.Prescore
+	latency  durationpb.Duration
+}
+
 // answerPB converts an answer for the wire.
 func answerPB(a *pipeline.Answer) *pb.ClassifyResponse {
 	p := &a.Provenance
-	prov := &pb.Provenance{
-		Tier:            tierPB(p.Tier),
-		Model:           p.Model,
-		CacheHit:        cacheHitPB(p.CacheHit),
-		CacheSimilarity: p.CacheSimilarity,
-		CacheSourceId:   p.CacheSourceID,
-		Attempts:        int32(p.Attempts),
-		Degraded:        p.Degraded,
-		Reason:          p.Reason,
-		Prefiltered:     p.Prefiltered,
-		Prefilter:       pb.PrefilterDecision(p.Prefilter),
-		Latency:         durationpb.New(p.Latency),
-		TokensIn:        p.TokensIn,
-		TokensOut:       p.TokensOut,
-		CostUsd:         p.CostUSD,
-		PromptVersion:   p.PromptVersion,
-		Tiers:           make([]*pb.TierAttempt, len(p.Tiers)),
-	}
-	for i, t := range p.Tiers {
-		ta := &pb.TierAttempt{Tier: tierPB(t.Tier), Model: t.Model, Outcome: outcomePB(t.Outcome), Attempts: int32(t.Calls), Detail: t.Detail}
+	m := new(answerMsgs)
+	m.latency.Seconds, m.latency.Nanos = durationParts(p.Latency)
+	prov := &m.prov
+	prov.Tier = tierPB(p.Tier)
+	prov.Model = p.Model
+	prov.CacheHit = cacheHitPB(p.CacheHit)
+	prov.CacheSimilarity = p.CacheSimilarity
+	prov.CacheSourceId = p.CacheSourceID
+	prov.Attempts = int32(p.Attempts)
+	prov.Degraded = p.Degraded
+	prov.Reason = p.Reason
+	prov.Prefiltered = p.Prefiltered
+	prov.Prefilter = pb.PrefilterDecision(p.Prefilter)
+	prov.Latency = &m.latency
+	prov.TokensIn = p.TokensIn
+	prov.TokensOut = p.TokensOut
+	prov.CostUsd = p.CostUSD
+	prov.PromptVersion = p.PromptVersion
+	// The tiers tried, and the latencies of the model tiers among them,
+	// in one allocation each rather than one per message.
+	prov.Tiers = make([]*pb.TierAttempt, len(p.Tiers))
+	attempts := make([]pb.TierAttempt, len(p.Tiers))
+	models := 0
+	for _, t := range p.Tiers {
 		if t.Tier != router.TierLexicon {
-			ta.Latency = durationpb.New(t.Latency)
+			models++
+		}
+	}
+	latencies := make([]durationpb.Duration, models)
+	for i, t := range p.Tiers {
+		ta := &attempts[i]
+		ta.Tier, ta.Model, ta.Outcome, ta.Attempts, ta.Detail = tierPB(t.Tier), t.Model, outcomePB(t.Outcome), int32(t.Calls), t.Detail
+		if t.Tier != router.TierLexicon {
+			d := &latencies[0]
+			latencies = latencies[1:]
+			d.Seconds, d.Nanos = durationParts(t.Latency)
+			ta.Latency = d
 		}
 		prov.Tiers[i] = ta
 	}
@@ -172,16 +198,26 @@ func answerPB(a *pipeline.Answer) *pb.ClassifyResponse {
 	if a.Phase == pipeline.PhasePreliminary {
 		phase = pb.Phase_PHASE_PRELIMINARY
 	}
-	return &pb.ClassifyResponse{
-		Id:         a.ID,
-		Label:      labelPB(a.Label),
-		Score:      a.Score,
-		Confidence: a.Confidence,
-		Rationale:  a.Rationale,
-		Prescore:   prescorePB(a.Prescore),
-		Phase:      phase,
-		Provenance: prov,
-	}
+	prescoreInto(&m.prescore, a.Prescore)
+	r := &m.resp
+	r.Id = a.ID
+	r.Label = labelPB(a.Label)
+	r.Score = a.Score
+	r.Confidence = a.Confidence
+	r.Rationale = a.Rationale
+	r.Prescore = &m.prescore
+	r.Phase = phase
+	r.Provenance = prov
+	return r
+}
+
+// durationParts splits d as durationpb.New does, without allocating the
+// message.
+func durationParts(d time.Duration) (seconds int64, nanos int32) {
+	nanosTotal := d.Nanoseconds()
+	seconds = nanosTotal / 1e9
+	nanos = int32(nanosTotal - seconds*1e9)
+	return seconds, nanos
 }
 
 func labelPB(l lexicon.Label) pb.Label {
@@ -242,13 +278,15 @@ func outcomePB(o router.Outcome) pb.Outcome {
 	}
 }
 
-func prescorePB(p lexicon.Prescore) *pb.Prescore {
-	out := &pb.Prescore{Compound: p.Compound, KeywordScore: p.Keyword, Score: p.Score}
+// prescoreInto fills out, its keyword hits allocated together.
+func prescoreInto(out *pb.Prescore, p lexicon.Prescore) {
+	out.Compound, out.KeywordScore, out.Score = p.Compound, p.Keyword, p.Score
 	if len(p.Hits) > 0 {
 		out.Hits = make([]*pb.KeywordHit, len(p.Hits))
+		hits := make([]pb.KeywordHit, len(p.Hits))
 		for i, h := range p.Hits {
-			out.Hits[i] = &pb.KeywordHit{Phrase: h.Phrase, Weight: h.Weight}
+			hits[i].Phrase, hits[i].Weight = h.Phrase, h.Weight
+			out.Hits[i] = &hits[i]
 		}
 	}
-	return out
 }
