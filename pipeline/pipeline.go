@@ -217,8 +217,9 @@ func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore
 		a.Provenance.Latency = p.now().Sub(start)
 		return a, nil
 	}
-	work, cancel := p.workContext(ctx)
-	defer cancel()
+	w := p.startWork(ctx)
+	defer w.end()
+	work := w.ctx
 	var finish func(context.Context, Answer, bool)
 	if p.cache != nil {
 		a, hit, fin := p.cache.Claim(work, req, pre, !req.Options.SkipCache)
@@ -243,7 +244,7 @@ func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore
 		Priority: req.Options.Priority,
 		Allowed:  allowed,
 	})
-	shutdown := errors.Is(context.Cause(work), ErrShuttingDown)
+	shutdown := w.aborted.Load()
 	if finish != nil {
 		// Whatever happens next, the calls waiting on this one must hear.
 		defer func() { finish(ctx, kept, keep) }()
@@ -291,25 +292,49 @@ func (p *Pipeline) judge(ctx context.Context, req *Request, pre lexicon.Prescore
 	return a, nil
 }
 
-// workContext is the context the router runs under: the caller's
-// deadline, or the default one, less the margin the answer needs to
-// reach the caller, and cut short by Abort. Every upstream attempt is
-// cut from it, so the answer, degraded or not, leaves before the caller
-// stops waiting for it.
-func (p *Pipeline) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+// workCall is the context the router runs under: the caller's deadline,
+// or the default one, less the margin the answer needs to reach the
+// caller, and cut short by Abort. Every upstream attempt is cut from it,
+// so the answer, degraded or not, leaves before the caller stops waiting
+// for it.
+//
+// One context serves both the margin and the shutdown hook: a context
+// with a cancel cause under the deadline one cost a second context, its
+// registration with the caller's and a closure on every call, and the
+// cause was read only here, to tell a shutdown from the caller leaving.
+// aborted says it instead.
+type workCall struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	stop   func() bool
+	// aborted is set when Abort ended the work while it was live: not
+	// when the caller had left or the deadline had passed first.
+	aborted atomic.Bool
+}
+
+func (p *Pipeline) startWork(ctx context.Context) *workCall {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(p.cfg.DefaultDeadline)
 	}
 	margin := max(0, min(p.cfg.AnswerMargin, time.Until(deadline)/5))
-	cctx, cancelCause := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(p.abort, func() { cancelCause(ErrShuttingDown) })
-	dctx, cancel := context.WithDeadline(cctx, deadline.Add(-margin))
-	return dctx, func() {
-		cancel()
-		stop()
-		cancelCause(context.Canceled)
+	w := new(workCall)
+	w.ctx, w.cancel = context.WithDeadline(ctx, deadline.Add(-margin))
+	w.stop = context.AfterFunc(p.abort, w.abort)
+	return w
+}
+
+func (w *workCall) abort() {
+	if w.ctx.Err() == nil {
+		w.aborted.Store(true)
 	}
+	w.cancel()
+}
+
+// end releases the work's context and its shutdown hook.
+func (w *workCall) end() {
+	w.stop()
+	w.cancel()
 }
 
 // ended counts a call whose caller left (cancelled, or past its deadline)
