@@ -246,6 +246,10 @@ type Router struct {
 	log      *slog.Logger
 	now      func() time.Time
 	jitter   func() float64
+	// noModel is the reason of every degraded answer when no tier is
+	// enabled (the lexicon-only service): every call skips the same tiers
+	// for the same reasons, so it is written once, here, not per call.
+	noModel string
 }
 
 type tier struct {
@@ -297,6 +301,17 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Router, error) {
 			},
 		})
 		r.tiers = append(r.tiers, t)
+	}
+	disabled := make([]Attempt, 0, len(r.tiers))
+	for _, t := range r.tiers {
+		if t.Provider != nil {
+			disabled = nil
+			break
+		}
+		disabled = append(disabled, Attempt{Tier: t.Tier, Model: t.Model, Outcome: OutcomeSkipped, Detail: t.DisabledReason})
+	}
+	if disabled != nil {
+		r.noModel = degradedReason(disabled)
 	}
 	return r, nil
 }
@@ -401,37 +416,45 @@ func (r *Router) degrade(res Result, req Request, why string) Result {
 	res.Answer = Answer{Label: p.Label(), Score: p.Score, Confidence: p.Confidence(), Rationale: p.Explain()}
 	res.Tier, res.Model, res.Degraded = TierLexicon, "lexicon", true
 	if why == "" {
-		// One builder for the whole reason: it is written on every
-		// degraded answer, the lexicon path's hot path.
-		const head = "no language model could judge the item: "
-		n := len(head)
-		for _, a := range res.Tried {
-			n += 16 + len(a.Detail)
-		}
-		var b strings.Builder
-		b.Grow(n)
-		b.WriteString(head)
-		for i, a := range res.Tried {
-			if i > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(a.Tier.String())
-			b.WriteString(": ")
-			outcome := a.Outcome.String()
-			b.WriteString(outcome)
-			if a.Detail != "" && a.Detail != outcome {
-				b.WriteString(" (")
-				b.WriteString(a.Detail)
-				b.WriteByte(')')
-			}
-		}
-		if len(res.Tried) == 0 {
-			b.WriteString("no model tier is configured")
-		}
-		why = b.String()
+		why = r.noModel
+	}
+	if why == "" {
+		why = degradedReason(res.Tried)
 	}
 	res.Reason = why
 	return res
+}
+
+// degradedReason says why no tier answered.
+func degradedReason(tried []Attempt) string {
+	// One builder for the whole reason: it is written on every degraded
+	// answer, the lexicon path's hot path.
+	const head = "no language model could judge the item: "
+	n := len(head)
+	for _, a := range tried {
+		n += 16 + len(a.Detail)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(head)
+	for i, a := range tried {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(a.Tier.String())
+		b.WriteString(": ")
+		outcome := a.Outcome.String()
+		b.WriteString(outcome)
+		if a.Detail != "" && a.Detail != outcome {
+			b.WriteString(" (")
+			b.WriteString(a.Detail)
+			b.WriteByte(')')
+		}
+	}
+	if len(tried) == 0 {
+		b.WriteString("no model tier is configured")
+	}
+	return b.String()
 }
 
 // try runs one tier's attempts: retries with backoff on retryable
