@@ -179,7 +179,7 @@ func (b *batchRun) run(ctx context.Context) (*summary, error) {
 		}
 		scancel()
 		sendErr = <-sendDone // it stops at once: it waits on nothing but sctx
-		if sendErr != nil || writeErr != nil || ctx.Err() != nil || status.Code(streamErr) != codes.Unavailable || sum.Resumed >= maxResumes {
+		if sendErr != nil || writeErr != nil || ctx.Err() != nil || status.Code(streamErr) != codes.Unavailable || len(sum.Resumes) >= maxResumes {
 			break
 		}
 		resend = pending.unanswered()
@@ -187,7 +187,6 @@ func (b *batchRun) run(ctx context.Context) (*summary, error) {
 		if err != nil {
 			break
 		}
-		sum.Resumed++
 		sum.Resumes = append(sum.Resumes, fmt.Sprintf("%s (%d unanswered items sent again)", status.Convert(streamErr).Message(), len(resend)))
 		stream = fresh
 	}

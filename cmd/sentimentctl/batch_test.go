@@ -243,10 +243,7 @@ func TestBatchCSVToFileWithJSONSummary(t *testing.T) {
 func TestBatchProgressBarOnTerminal(t *testing.T) {
 	addr := startServer(t, testConfig())
 	file := writeJSONL(t, 1000)
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
+	ptmx, tty := openPTY(t)
 	defer ptmx.Close()
 	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 160}); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -327,10 +326,7 @@ func TestWatchSnapshots(t *testing.T) {
 // screen first.
 func TestWatchRedrawsOnTerminal(t *testing.T) {
 	addr := startServer(t, testConfig())
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
+	ptmx, tty := openPTY(t)
 	defer ptmx.Close()
 	screen := make(chan string, 1)
 	go func() {

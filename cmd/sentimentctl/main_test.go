@@ -6,11 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"go.uber.org/goleak"
 
 	"github.com/catalystbot/sentiment/config"
@@ -59,6 +61,21 @@ func startServer(t *testing.T, cfg config.Config) string {
 		a.Close()
 	})
 	return lis.Addr().String()
+}
+
+// openPTY opens a pseudo-terminal for the tests of what a terminal shows.
+// Without one they are skipped, except under CI, where a missing terminal
+// must fail them rather than hide them.
+func openPTY(t *testing.T) (ptmx, tty *os.File) {
+	t.Helper()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no pseudo-terminal (CI is set, so the terminal tests must run): %v", err)
+		}
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	return ptmx, tty
 }
 
 // closedAddr is a loopback address nothing listens on.

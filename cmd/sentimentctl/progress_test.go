@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/creack/pty"
 )
 
 // TestPlainReporterTenths: with a known total, a line at every tenth; the
@@ -86,10 +84,7 @@ func TestBarReporterUnknownTotal(t *testing.T) {
 // TestNewReporter: auto is the bar only on a terminal that draws, outside
 // CI; --json turns auto's plain lines off; the other modes are as named.
 func TestNewReporter(t *testing.T) {
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
+	ptmx, tty := openPTY(t)
 	defer ptmx.Close()
 	defer tty.Close()
 	file, err := os.Create(t.TempDir() + "/stderr")

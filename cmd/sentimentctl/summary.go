@@ -39,9 +39,8 @@ type summary struct {
 	ItemsPerSecond float64        `json:"items_per_second"`
 	// Why the stream ended early, when it did.
 	StreamError string `json:"stream_error,omitempty"`
-	// Times the batch moved to a new stream (another replica) after its
-	// server went away, and why each time.
-	Resumed int      `json:"resumed"`
+	// Why the batch moved to a new stream (another replica), once for
+	// each time its server went away.
 	Resumes []string `json:"resumes,omitempty"`
 }
 

@@ -124,7 +124,8 @@ class _BatchLedger:
     that has ended draws no more, so no item is taken from the iterable
     and then lost with the stream that took it."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
+        self.end = time.monotonic() + deadline
         self.pending: Dict[str, pb.ClassifyBatchRequest] = {}
         self.final: Set[str] = set()
         self.preliminary: Set[str] = set()
@@ -152,12 +153,16 @@ class _BatchLedger:
         self.pending.pop(rid, None)
         return True
 
-    def may_resume(self, err: grpc.RpcError, end: float) -> bool:
+    def timeout(self) -> float:
+        """What is left of the whole call's deadline, for the next stream."""
+        return max(self.end - time.monotonic(), 0.001)
+
+    def may_resume(self, err: grpc.RpcError) -> bool:
         """Whether the call goes on on another stream: the replica went away
         (UNAVAILABLE), resumes are left, and so is time."""
         if err.code() != grpc.StatusCode.UNAVAILABLE or self.resumes >= MAX_BATCH_RESUMES:
             return False
-        if end - time.monotonic() <= 0:
+        if self.end - time.monotonic() <= 0:
             return False
         self.resumes += 1
         _log.warning(
@@ -482,10 +487,9 @@ class Client(_Base):
         deadline: float,
     ) -> Iterator[pb.ClassifyBatchResponse]:
         failure: List[BaseException] = []
-        ledger = _BatchLedger()
+        ledger = _BatchLedger(deadline)
         source = iter(items)
         lock = threading.Lock()  # gRPC reads the requests on its own thread
-        end = time.monotonic() + deadline
 
         def requests(generation: int, resend: List[pb.ClassifyBatchRequest]) -> Iterator[pb.ClassifyBatchRequest]:
             yield from resend
@@ -511,7 +515,7 @@ class Client(_Base):
         while True:
             call = self._stub.ClassifyBatch(
                 requests(ledger.generation, resend),
-                timeout=max(end - time.monotonic(), 0.001),
+                timeout=ledger.timeout(),
                 metadata=self._metadata,
             )
             try:
@@ -522,7 +526,7 @@ class Client(_Base):
             except grpc.RpcError as err:
                 if failure:
                     raise failure[0] from None
-                if not ledger.may_resume(err, end):
+                if not ledger.may_resume(err):
                     raise
             finally:
                 call.cancel()  # a no-op once the stream has ended
@@ -706,12 +710,11 @@ class AsyncClient(_Base):
         deadline: float,
     ) -> AsyncIterator[pb.ClassifyBatchResponse]:
         failure: List[BaseException] = []
-        ledger = _BatchLedger()
+        ledger = _BatchLedger(deadline)
         aiter_ = items.__aiter__() if isinstance(items, AsyncIterable) else None
         iter_ = None if aiter_ is not None else iter(items)  # type: ignore[arg-type]
         lock = asyncio.Lock()
         pulls: List["asyncio.Future[Any]"] = []  # the caller's item being awaited
-        end = time.monotonic() + deadline
 
         async def requests(generation: int, resend: List[pb.ClassifyBatchRequest]) -> AsyncIterator[pb.ClassifyBatchRequest]:
             for request in resend:
@@ -747,7 +750,7 @@ class AsyncClient(_Base):
         while True:
             call = self._stub.ClassifyBatch(
                 requests(ledger.generation, resend),
-                timeout=max(end - time.monotonic(), 0.001),
+                timeout=ledger.timeout(),
                 metadata=self._metadata,
             )
             try:
@@ -758,7 +761,7 @@ class AsyncClient(_Base):
             except grpc.RpcError as err:
                 if failure:
                     raise failure[0] from None
-                if not ledger.may_resume(err, end):
+                if not ledger.may_resume(err):
                     raise
             except asyncio.CancelledError:
                 if failure:
